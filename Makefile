@@ -1,0 +1,46 @@
+# Every target installs what it needs: `make test` and `make demo` work on a fresh clone.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+NPM_STAMP := node_modules/.npm-ci-stamp
+DIST_STAMP := dist/.build-stamp
+SOURCES := $(shell find src -name '*.ts' 2>/dev/null) tsconfig.json
+
+.PHONY: help deps build test lint demo bench clean
+
+help:
+	@echo "make demo   run the example ML pipeline: sign, run, verify, and catch three attacks"
+	@echo "make test   run every test (unit, property, interop with the reference, end-to-end)"
+	@echo "make bench  time intoto-run and intoto-verify against the Python reference"
+	@echo "make lint   type-check sources and tests, check the architecture's import direction"
+	@echo "make build  compile TypeScript to dist/"
+
+# npm ci when node_modules is missing or older than the manifest or lock file.
+$(NPM_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+deps: $(NPM_STAMP)
+
+$(DIST_STAMP): $(NPM_STAMP) $(SOURCES)
+	rm -rf dist
+	npx tsc -p tsconfig.json
+	chmod +x dist/bin/*.js 2>/dev/null || true
+	@touch $@
+
+build: $(DIST_STAMP)
+
+test: build
+	npx vitest run
+
+lint: deps
+	npx tsc -p tsconfig.test.json --noEmit
+	npx vitest run test/architecture.test.ts
+
+demo: build
+	./scripts/demo.sh
+
+bench: build
+	node dist/bench/main.js
+
+clean:
+	rm -rf dist node_modules

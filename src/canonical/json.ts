@@ -1,0 +1,47 @@
+/**
+ * The JSON value types used everywhere a document is read. Objects produced by our parsers
+ * have a null prototype, so keys such as `__proto__` or `constructor` are plain data.
+ */
+export type JsonValue = null | boolean | number | string | JsonArray | JsonObject;
+export type JsonArray = readonly JsonValue[];
+export interface JsonObject {
+  readonly [key: string]: JsonValue;
+}
+
+/** True for a JSON object (not an array, not null). */
+export function isJsonObject(value: JsonValue | undefined): value is JsonObject {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Own enumerable property lookup that never reaches a prototype. */
+export function getOwn(object: JsonObject, key: string): JsonValue | undefined {
+  return Object.prototype.hasOwnProperty.call(object, key) ? object[key] : undefined;
+}
+
+/** A fresh object with a null prototype, for maps keyed by untrusted names. */
+export function nullObject<T>(): Record<string, T> {
+  return Object.create(null) as Record<string, T>;
+}
+
+/**
+ * Compares two strings by Unicode code point (the order Python's `sorted` and securesystemslib
+ * use), not by UTF-16 code unit as JavaScript's default `<` does. Surrogates are shifted above
+ * U+E000..U+FFFF so that astral characters sort after every BMP character.
+ */
+export function compareCodePoints(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    let x = a.charCodeAt(i);
+    let y = b.charCodeAt(i);
+    if (x === y) continue;
+    if (x >= 0xd800) x += x <= 0xdfff ? 0x2000 : -0x800;
+    if (y >= 0xd800) y += y <= 0xdfff ? 0x2000 : -0x800;
+    return x - y;
+  }
+  return a.length - b.length;
+}
+
+/** The keys of an object sorted by code point. */
+export function sortedKeys(object: JsonObject): string[] {
+  return Object.keys(object).sort(compareCodePoints);
+}

@@ -1,0 +1,191 @@
+/**
+ * One error base for the whole project. Every failure that leaves the library is an
+ * {@link InTotoError} with a stable `code`; tests assert codes, never message text, and the
+ * CLI maps codes to exit statuses ({@link exitStatusFor}).
+ *
+ * Codes are grouped by domain; each domain has a subclass whose `code` type is narrowed to
+ * that domain's union, so a function's signature says which failures it can produce.
+ */
+
+/** Bad command-line usage (exit status 2). */
+export type UsageCode = 'E_USAGE';
+
+/** Reading files and bounded work. */
+export type IoCode =
+  | 'E_IO' // a file or directory cannot be read or written
+  | 'E_NOT_REGULAR_FILE' // a FIFO, device, socket or directory where a file was expected
+  | 'E_FILE_TOO_LARGE' // a file exceeds its size cap (checked before reading)
+  | 'E_LIMIT'; // a count, depth or length cap was exceeded
+
+/** Parsing: JSON, canonical JSON, YAML, base64. */
+export type ParseCode =
+  | 'E_JSON_SYNTAX'
+  | 'E_JSON_DUPLICATE_KEY'
+  | 'E_JSON_DEPTH'
+  | 'E_JSON_NUMBER' // fraction, exponent or outside the safe-integer range
+  | 'E_JSON_UTF8' // invalid UTF-8, a BOM, or a lone surrogate
+  | 'E_CANONICAL' // a value canonical JSON cannot encode, or bytes that are not canonical
+  | 'E_YAML'
+  | 'E_BASE64';
+
+/** Metadata shape: schemas, rules, names. */
+export type FormatCode =
+  | 'E_SCHEMA' // a JSON Schema violation; the message names the JSON path
+  | 'E_METADATA_TYPE' // a link where a layout was expected, or the reverse, or an unknown _type
+  | 'E_RULE_SYNTAX' // an artifact rule that does not parse
+  | 'E_RULE_UNKNOWN_STEP' // MATCH ... FROM a step the layout does not define
+  | 'E_DUPLICATE_NAME' // two steps or inspections with one name
+  | 'E_EXPIRES_FORMAT' // expires not in YYYY-MM-DDTHH:MM:SSZ
+  | 'E_ARTIFACT_NAME' // an artifact name with .., a leading / or ./, control characters, or not NFC
+  | 'E_PARAM'; // a parameter substitution that is missing or malformed
+
+/** Keys and signatures. */
+export type CryptoCode =
+  | 'E_KEY_FORMAT' // a key file or key object we cannot read
+  | 'E_KEY_UNSUPPORTED' // a keytype/scheme pair we do not implement, or that do not fit together
+  | 'E_KEY_WEAK' // a small-order ed25519 point, or an RSA key under 2048 bits
+  | 'E_KEYID_MISMATCH' // a declared keyid that is not the hash of its key
+  | 'E_KEY_PRIVATE_EXPECTED' // a public key where a signing key is needed
+  | 'E_KEY_PUBLIC_EXPECTED' // private material where only a public key belongs
+  | 'E_KEY_PASSWORD' // an encrypted key without, or with a wrong, password
+  | 'E_ENVELOPE' // a Metablock or DSSE envelope that is malformed
+  | 'E_SIGNATURE' // a signature that does not verify
+  | 'E_SIGNATURE_MISSING'; // no signature by the required key
+
+/** Verification verdicts. */
+export type VerifyCode =
+  | 'E_LAYOUT_SIG'
+  | 'E_LAYOUT_EXPIRED'
+  | 'E_LAYOUT_KEYS' // the layout's own key table is inconsistent (same key twice, unknown keyid, ...)
+  | 'E_LINK_MISSING'
+  | 'E_LINK_SIG'
+  | 'E_LINK_NAME_MISMATCH'
+  | 'E_LINK_UNAUTHORIZED'
+  | 'E_THRESHOLD'
+  | 'E_LINKS_DISAGREE'
+  | 'E_SUBLAYOUT'
+  | 'E_SUBLAYOUT_NAME'
+  | 'E_RULE_DISALLOW'
+  | 'E_RULE_REQUIRE'
+  | 'E_HASH_UNCHECKABLE' // a comparison with no strong algorithm present on both sides
+  | 'E_INSPECTION_FAILED'
+  | 'E_INSPECTION_REFUSED';
+
+/** Running steps. */
+export type RunCode =
+  | 'E_COMMAND_FAILED' // the wrapped command exited non-zero (the link is still written)
+  | 'E_COMMAND_NOT_FOUND'
+  | 'E_TIMEOUT'
+  | 'E_SANDBOX_UNAVAILABLE'
+  | 'E_PATH_OUTSIDE_BASE'
+  | 'E_LSTRIP' // overlapping --lstrip-paths prefixes, or a prefix that makes two names collide
+  | 'E_UNFINISHED_LINK' // intoto-record stop without a matching start
+  | 'E_ARTIFACTS_DIFFER'; // intoto-match-products found differences
+
+/** Pipelines and their YAML layouts. */
+export type PipelineCode = 'E_PIPELINE_CYCLE' | 'E_STEP_FAILED' | 'E_LAYOUT_SOURCE';
+
+/** ML artifacts. */
+export type PickleCode = 'E_PICKLE_UNSAFE' | 'E_PICKLE_MALFORMED';
+
+/** A bug or an unexpected condition; never a verdict. */
+export type InternalCode = 'E_INTERNAL';
+
+export type ErrorCode =
+  | UsageCode
+  | IoCode
+  | ParseCode
+  | FormatCode
+  | CryptoCode
+  | VerifyCode
+  | RunCode
+  | PipelineCode
+  | PickleCode
+  | InternalCode;
+
+/** The names a message is about; also carried into the machine-readable report. */
+export interface ErrorContext {
+  readonly file?: string;
+  readonly step?: string;
+  readonly inspection?: string;
+  readonly rule?: string;
+  readonly artifact?: string;
+  readonly keyid?: string;
+  readonly path?: string; // a JSON path such as /signed/steps/0/pubkeys
+}
+
+export interface ErrorOptions {
+  readonly cause?: unknown;
+  /** Further lines shown with `-v` (a rule trace, every schema violation, ...). */
+  readonly details?: readonly string[];
+  readonly context?: ErrorContext;
+}
+
+/** The base of every error this project throws on purpose. */
+export class InTotoError<C extends ErrorCode = ErrorCode> extends Error {
+  readonly code: C;
+  readonly details: readonly string[];
+  readonly context: ErrorContext;
+
+  constructor(code: C, message: string, options: ErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.details = options.details ?? [];
+    this.context = options.context ?? {};
+  }
+
+  override get name(): string {
+    return this.constructor.name;
+  }
+
+  /** A copy whose message is prefixed and whose context gains `extra` (used to add a file name). */
+  withContext(prefix: string, extra: ErrorContext): InTotoError<C> {
+    const copy = new (this.constructor as new (c: C, m: string, o: ErrorOptions) => InTotoError<C>)(
+      this.code,
+      prefix ? `${prefix}: ${this.message}` : this.message,
+      { cause: this.cause, details: this.details, context: { ...this.context, ...extra } },
+    );
+    return copy;
+  }
+}
+
+export class UsageError extends InTotoError<UsageCode> {}
+export class IoError extends InTotoError<IoCode> {}
+export class ParseError extends InTotoError<ParseCode> {}
+export class FormatError extends InTotoError<FormatCode> {}
+export class CryptoError extends InTotoError<CryptoCode> {}
+export class VerificationError extends InTotoError<VerifyCode> {}
+export class RunError extends InTotoError<RunCode> {}
+export class PipelineError extends InTotoError<PipelineCode> {}
+export class PickleError extends InTotoError<PickleCode> {}
+export class InternalError extends InTotoError<InternalCode> {}
+
+/** Exit status for a code: 2 for bad usage, 1 for every other failure (as `in-toto-verify`). */
+export function exitStatusFor(code: ErrorCode): 1 | 2 {
+  return code === 'E_USAGE' ? 2 : 1;
+}
+
+/**
+ * Turns anything thrown into an {@link InTotoError}: ours pass through, Node's file errors
+ * become `E_IO`, everything else `E_INTERNAL` (a bug to report, never a verdict that passes).
+ */
+export function asInTotoError(error: unknown): InTotoError {
+  if (error instanceof InTotoError) return error;
+  if (isNodeError(error) && typeof error.code === 'string' && /^E[A-Z]+$/.test(error.code)) {
+    return new IoError('E_IO', error.message, { cause: error });
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  return new InternalError('E_INTERNAL', `internal error: ${message}`, { cause: error });
+}
+
+/** True for errors raised by Node's fs and child_process modules (they carry a string `code`). */
+export function isNodeError(error: unknown): error is NodeJS.ErrnoException {
+  return error instanceof Error && 'code' in error;
+}
+
+/** A one-line description of an I/O failure on `file`, with the errno name when there is one. */
+export function ioError(file: string, error: unknown, doing = 'cannot read'): IoError {
+  const errno = isNodeError(error) && typeof error.code === 'string' ? ` (${error.code})` : '';
+  const reason = isNodeError(error) && error.code === 'ENOENT' ? 'no such file' : doing;
+  return new IoError('E_IO', `${file}: ${reason}${errno}`, { cause: error, context: { file } });
+}

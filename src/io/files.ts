@@ -1,0 +1,95 @@
+import { constants, openSync, fstatSync, readSync, closeSync, writeFileSync, renameSync, rmSync } from 'node:fs';
+import { dirname, basename, join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { IoError, ioError } from '../errors.js';
+
+/** Caps on what we read into memory (THREATS.md invariant 3: bounded work). */
+export const LIMITS = {
+  /** A layout or link file. A link with 1,000,000 artifacts is about 100 MB. */
+  metadataBytes: 256 * 1024 * 1024,
+  /** A key file. */
+  keyBytes: 64 * 1024,
+  /** A YAML layout source. */
+  yamlBytes: 4 * 1024 * 1024,
+} as const;
+
+export interface ReadOptions {
+  readonly maxBytes: number;
+  /** Refuse a symlink at the final path component (O_NOFOLLOW). */
+  readonly noFollow?: boolean;
+  /** What the file is, for messages ("layout", "link", "key"). */
+  readonly what?: string;
+}
+
+/**
+ * Reads a regular file whole, checking its type and size before reading. Opened with
+ * O_NONBLOCK so that a FIFO in place of the file cannot hang us, and optionally O_NOFOLLOW.
+ * @throws IoError E_IO, E_NOT_REGULAR_FILE, E_FILE_TOO_LARGE
+ */
+export function readRegularFileSync(path: string, options: ReadOptions): Buffer {
+  const what = options.what ?? 'file';
+  let flags = constants.O_RDONLY | constants.O_NONBLOCK;
+  if (options.noFollow) flags |= constants.O_NOFOLLOW;
+  let fd: number;
+  try {
+    fd = openSync(path, flags);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ELOOP') {
+      throw new IoError('E_NOT_REGULAR_FILE', `${path}: ${what} is a symbolic link, which is not followed here`, {
+        context: { file: path },
+      });
+    }
+    throw ioError(path, error);
+  }
+  try {
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) {
+      throw new IoError('E_NOT_REGULAR_FILE', `${path}: ${what} is not a regular file`, { context: { file: path } });
+    }
+    if (stat.size > options.maxBytes) {
+      throw new IoError(
+        'E_FILE_TOO_LARGE',
+        `${path}: ${what} is ${stat.size} bytes, over the limit of ${options.maxBytes}`,
+        { context: { file: path } },
+      );
+    }
+    // Read at most maxBytes + 1 so that a file growing while we read is still caught.
+    const buffer = Buffer.allocUnsafe(Math.min(stat.size, options.maxBytes) + 1);
+    let total = 0;
+    for (;;) {
+      const n = readSync(fd, buffer, total, buffer.length - total, null);
+      if (n === 0) break;
+      total += n;
+      if (total === buffer.length) {
+        if (total > options.maxBytes) {
+          throw new IoError('E_FILE_TOO_LARGE', `${path}: ${what} grew past the limit of ${options.maxBytes} bytes`, {
+            context: { file: path },
+          });
+        }
+        break;
+      }
+    }
+    return buffer.subarray(0, total);
+  } catch (error) {
+    if (error instanceof IoError) throw error;
+    throw ioError(path, error);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Writes a file atomically: a temporary file in the same directory, then a rename, so that a
+ * crash never leaves a half-written link or layout and an existing file is replaced whole.
+ * @throws IoError E_IO
+ */
+export function writeFileAtomicSync(path: string, data: string | Uint8Array, mode = 0o644): void {
+  const temp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+  try {
+    writeFileSync(temp, data, { mode, flag: 'wx' });
+    renameSync(temp, path);
+  } catch (error) {
+    rmSync(temp, { force: true });
+    throw ioError(path, error, 'cannot write');
+  }
+}
