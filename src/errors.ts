@@ -35,6 +35,7 @@ export type FormatCode =
   | 'E_RULE_SYNTAX' // an artifact rule that does not parse
   | 'E_RULE_UNKNOWN_STEP' // MATCH ... FROM a step the layout does not define
   | 'E_DUPLICATE_NAME' // two steps or inspections with one name
+  | 'E_STEP_NAME' // a step, inspection or sublayout name that is not one safe path segment
   | 'E_EXPIRES_FORMAT' // expires not in YYYY-MM-DDTHH:MM:SSZ
   | 'E_ARTIFACT_NAME' // an artifact name with .., a leading / or ./, control characters, or not NFC
   | 'E_PARAM'; // a parameter substitution that is missing or malformed
