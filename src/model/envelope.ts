@@ -1,0 +1,187 @@
+import { CryptoError, InTotoError } from '../errors.js';
+import { canonicalBytes, pythonJsonDumps } from '../canonical/encode.js';
+import { getOwn, isJsonObject, type JsonObject, type JsonValue } from '../canonical/json.js';
+import { parseJson } from '../canonical/parse.js';
+import { bytesToHex, decodeBase64Strict, encodeBase64, hexToBytes } from '../crypto/encoding.js';
+import type { PublicKey } from '../crypto/keys.js';
+import { verifySignature, type SigningKey } from '../crypto/signatures.js';
+import { checkSchema, DSSE_SCHEMA, METABLOCK_SCHEMA } from './schemas.js';
+
+/**
+ * The two signature envelopes, auto-detected on load:
+ * - Metablock (in-toto 1.3.1): `{"signatures": [{keyid, sig: hex}], "signed": {...}}`, each
+ *   signature over the canonical JSON of `signed`;
+ * - DSSE (ITE-5): `{"payload": b64, "payloadType", "signatures": [{keyid?, sig: b64}]}`, each
+ *   signature over PAE(payloadType, payload).
+ *
+ * An envelope keeps the exact bytes its signatures cover. Verification ({@link verifiedPayload})
+ * checks a signature over those bytes and only then decodes the payload from those same bytes
+ * (THREATS.md invariant 4): nothing outside the signed part is ever read, and nothing is
+ * re-serialised between the check and the use.
+ */
+
+export const DSSE_PAYLOAD_TYPE = 'application/vnd.in-toto+json';
+
+export interface EnvelopeSignature {
+  /** The keyid the signature claims; DSSE allows it to be absent. */
+  readonly keyid: string | undefined;
+  readonly sig: Uint8Array;
+}
+
+export interface Envelope {
+  readonly kind: 'metablock' | 'dsse';
+  readonly signatures: readonly EnvelopeSignature[];
+  /** The bytes every signature covers: canonical JSON of `signed`, or the DSSE PAE. */
+  readonly signedBytes: Uint8Array;
+  /** Where the payload sits inside signedBytes, and how it is encoded. */
+  readonly payloadOffset: number;
+  readonly payloadEncoding: 'canonical-json' | 'json';
+  readonly source: string;
+}
+
+/**
+ * DSSE v1 pre-authentication encoding: "DSSEv1" SP len(type) SP type SP len(body) SP body,
+ * lengths in UTF-8 bytes as ASCII decimal.
+ */
+export function pae(payloadType: string, payload: Uint8Array): Uint8Array {
+  const type = Buffer.from(payloadType, 'utf8');
+  const head = Buffer.from(`DSSEv1 ${type.length} `, 'ascii');
+  const mid = Buffer.from(` ${payload.length} `, 'ascii');
+  return new Uint8Array(Buffer.concat([head, type, mid, payload]));
+}
+
+/**
+ * Parses metadata bytes (strict JSON) and recognises the envelope.
+ * @throws ParseError (JSON); FormatError E_SCHEMA; CryptoError E_ENVELOPE (neither envelope);
+ *   ParseError E_BASE64 (DSSE)
+ */
+export function parseEnvelope(bytes: Uint8Array, source: string): Envelope {
+  const document = parseJson(bytes, { source });
+  if (!isJsonObject(document)) throw new CryptoError('E_ENVELOPE', `${source}: metadata must be a JSON object`);
+  if (getOwn(document, 'signed') !== undefined) return metablockFrom(document, source);
+  if (getOwn(document, 'payload') !== undefined) return dsseFrom(document, source);
+  throw new CryptoError('E_ENVELOPE', `${source}: neither a Metablock ("signed") nor a DSSE envelope ("payload")`, {
+    context: { file: source },
+  });
+}
+
+function metablockFrom(document: JsonObject, source: string): Envelope {
+  checkSchema(METABLOCK_SCHEMA, document, source);
+  const signed = document['signed'] as JsonValue;
+  const signatures = (document['signatures'] as readonly JsonObject[]).map((s) => ({
+    keyid: s['keyid'] as string,
+    sig: hexToBytes(s['sig'] as string) ?? new Uint8Array(),
+  }));
+  return { kind: 'metablock', signatures, signedBytes: canonicalBytes(signed), payloadOffset: 0, payloadEncoding: 'canonical-json', source };
+}
+
+function dsseFrom(document: JsonObject, source: string): Envelope {
+  checkSchema(DSSE_SCHEMA, document, source);
+  const payloadType = document['payloadType'] as string;
+  if (payloadType !== DSSE_PAYLOAD_TYPE) {
+    throw new CryptoError('E_ENVELOPE', `${source}: DSSE payloadType ${JSON.stringify(payloadType)} is not ${DSSE_PAYLOAD_TYPE}`);
+  }
+  const payload = decodeBase64Strict(document['payload'] as string, `${source}: payload`);
+  const signatures = (document['signatures'] as readonly JsonObject[]).map((s, i) => {
+    const keyid = s['keyid'];
+    return {
+      keyid: typeof keyid === 'string' && keyid !== '' ? keyid : undefined,
+      sig: decodeBase64Strict(s['sig'] as string, `${source}: signatures[${i}].sig`),
+    };
+  });
+  const signedBytes = pae(payloadType, payload);
+  return { kind: 'dsse', signatures, signedBytes, payloadOffset: signedBytes.length - payload.length, payloadEncoding: 'json', source };
+}
+
+/**
+ * True when some signature in the envelope, claiming `key`'s keyid (or, in DSSE, no keyid),
+ * verifies under `key` over the signed bytes.
+ */
+export function isSignedBy(envelope: Envelope, key: PublicKey): boolean {
+  return envelope.signatures.some(
+    (s) => (s.keyid === key.keyid || (envelope.kind === 'dsse' && s.keyid === undefined)) && verifySignature(key, s.sig, envelope.signedBytes),
+  );
+}
+
+/**
+ * The keys, among `candidates`, that signed the envelope. Attribution is by the key that
+ * verified, never by a file name or a claimed keyid alone.
+ */
+export function signersOf(envelope: Envelope, candidates: Iterable<PublicKey>): PublicKey[] {
+  const signers: PublicKey[] = [];
+  for (const key of candidates) if (isSignedBy(envelope, key)) signers.push(key);
+  return signers;
+}
+
+/**
+ * The payload, decoded from the verified bytes, when `key` signed the envelope; undefined
+ * otherwise.
+ * @throws ParseError when the signed bytes do not decode (a signer signed garbage)
+ */
+export function verifiedPayload(envelope: Envelope, key: PublicKey): JsonValue | undefined {
+  return isSignedBy(envelope, key) ? decodePayload(envelope) : undefined;
+}
+
+/**
+ * The payload WITHOUT any signature check. Only for tools that must read unsigned or
+ * untrusted metadata on purpose (re-signing, `match-products`, showing a file): never for a
+ * verdict.
+ * @throws ParseError
+ */
+export function unverifiedPayload(envelope: Envelope): JsonValue {
+  return decodePayload(envelope);
+}
+
+function decodePayload(envelope: Envelope): JsonValue {
+  const bytes = envelope.signedBytes.subarray(envelope.payloadOffset);
+  const source = envelope.source;
+  try {
+    if (envelope.payloadEncoding === 'canonical-json') return parseJson(bytes, { source, canonical: true });
+    // A DSSE payload is JSON; some producers write it as canonical JSON, whose raw control
+    // characters plain JSON forbids. Both readings are exact, so accept either.
+    try {
+      return parseJson(bytes, { source });
+    } catch (error) {
+      if (error instanceof InTotoError && error.code === 'E_JSON_SYNTAX') return parseJson(bytes, { source, canonical: true });
+      throw error;
+    }
+  } catch (error) {
+    if (error instanceof InTotoError) throw error.withContext('', { file: envelope.source });
+    throw error;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writing
+
+/**
+ * A Metablock file's text, laid out as the reference writes it (Python json.dumps with
+ * indent=1, sorted keys, ASCII escapes), signatures over the canonical bytes of `signed`.
+ * Existing signatures (with `append`) are kept before the new ones; a key that already signed
+ * is not added twice.
+ */
+export function metablockText(signed: JsonValue, keys: readonly SigningKey[], existing: readonly EnvelopeSignature[] = []): string {
+  const bytes = canonicalBytes(signed);
+  const signatures: JsonObject[] = existing.map((s) => ({ keyid: s.keyid ?? '', sig: bytesToHex(s.sig) }));
+  for (const key of keys) {
+    if (signatures.some((s) => s['keyid'] === key.keyid)) continue;
+    signatures.push({ keyid: key.keyid, sig: bytesToHex(key.sign(bytes)) });
+  }
+  return pythonJsonDumps({ signatures, signed });
+}
+
+/**
+ * A DSSE envelope's text. The payload is `signed` as compact JSON with sorted keys and
+ * escaped control characters (deterministic, and plain JSON for every reader); signatures
+ * cover its PAE.
+ */
+export function dsseText(signed: JsonValue, keys: readonly SigningKey[], existing: readonly EnvelopeSignature[] = []): string {
+  const payload = new Uint8Array(Buffer.from(pythonJsonDumps(signed, null), 'utf8'));
+  const bytes = pae(DSSE_PAYLOAD_TYPE, payload);
+  const signatures: JsonObject[] = existing.map((s) => ({ keyid: s.keyid ?? '', sig: encodeBase64(s.sig) }));
+  for (const key of keys) {
+    if (signatures.some((s) => s['keyid'] === key.keyid)) continue;
+    signatures.push({ keyid: key.keyid, sig: encodeBase64(key.sign(bytes)) });
+  }
+  return pythonJsonDumps({ payload: encodeBase64(payload), payloadType: DSSE_PAYLOAD_TYPE, signatures });
+}

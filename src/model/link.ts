@@ -1,0 +1,116 @@
+import { FormatError } from '../errors.js';
+import { getOwn, isJsonObject, nullObject, type JsonObject, type JsonValue } from '../canonical/json.js';
+import type { ArtifactMap, HashDict } from './artifacts.js';
+import { artifactNameProblem } from './names.js';
+import { checkSchema, LINK_SCHEMA } from './schemas.js';
+
+/**
+ * Link metadata: evidence that a step ran, signed by the functionary who ran it
+ * (in-toto v0.9 §4.3; fields as in-toto 1.3.1 writes them).
+ */
+export interface Link {
+  readonly type: 'link';
+  readonly name: string;
+  readonly command: readonly string[];
+  readonly materials: ArtifactMap;
+  readonly products: ArtifactMap;
+  /** Opaque, but `return-value`, `stdout` and `stderr` are typed when present. */
+  readonly byproducts: JsonObject;
+  readonly environment: JsonObject;
+}
+
+/** The exit code recorded in a link, when there is one. */
+export function returnValueOf(link: Link): number | undefined {
+  const value = getOwn(link.byproducts, 'return-value');
+  return typeof value === 'number' ? value : undefined;
+}
+
+/**
+ * Reads a link's `signed` object: schema (all problems, with JSON paths), artifact names and
+ * digests.
+ * @throws FormatError E_SCHEMA, E_ARTIFACT_NAME
+ */
+export function linkFromJson(value: JsonValue, where: string): Link {
+  checkSchema(LINK_SCHEMA, value, where);
+  const object = value as JsonObject;
+  return Object.freeze({
+    type: 'link',
+    name: object['name'] as string,
+    command: Object.freeze([...(object['command'] as readonly string[])]),
+    materials: artifactsFromJson(object['materials'] as JsonObject, `${where}: materials`),
+    products: artifactsFromJson(object['products'] as JsonObject, `${where}: products`),
+    byproducts: object['byproducts'] as JsonObject,
+    environment: object['environment'] as JsonObject,
+  });
+}
+
+function artifactsFromJson(object: JsonObject, where: string): ArtifactMap {
+  const artifacts = new Map<string, HashDict>();
+  for (const name of Object.keys(object)) {
+    const problem = artifactNameProblem(name);
+    if (problem !== undefined) {
+      throw new FormatError('E_ARTIFACT_NAME', `${where}: artifact name ${JSON.stringify(name)} ${problem}`, {
+        context: { artifact: name },
+      });
+    }
+    const digests = object[name];
+    if (!isJsonObject(digests)) continue; // unreachable after the schema check
+    artifacts.set(name, new Map(Object.entries(digests) as [string, string][]));
+  }
+  return artifacts;
+}
+
+export interface NewLink {
+  readonly name: string;
+  readonly command: readonly string[];
+  readonly materials: ArtifactMap;
+  readonly products: ArtifactMap;
+  readonly byproducts: JsonObject;
+  readonly environment?: JsonObject;
+}
+
+/** Builds a frozen Link value (from the runner). */
+export function makeLink(fields: NewLink): Link {
+  return Object.freeze({
+    type: 'link',
+    name: fields.name,
+    command: Object.freeze([...fields.command]),
+    materials: fields.materials,
+    products: fields.products,
+    byproducts: fields.byproducts,
+    environment: fields.environment ?? {},
+  });
+}
+
+/** The link's `signed` object as in-toto 1.3.1 writes it. */
+export function linkToJson(link: Link): JsonObject {
+  return {
+    _type: 'link',
+    byproducts: link.byproducts,
+    command: [...link.command],
+    environment: link.environment,
+    materials: artifactsToJson(link.materials),
+    name: link.name,
+    products: artifactsToJson(link.products),
+  };
+}
+
+function artifactsToJson(artifacts: ArtifactMap): JsonObject {
+  const object = nullObject<JsonValue>();
+  for (const [name, digests] of artifacts) {
+    const dict = nullObject<JsonValue>();
+    for (const [algorithm, hex] of digests) dict[algorithm] = hex;
+    object[name] = dict;
+  }
+  return object;
+}
+
+/** `<step>.<keyid[:8]>.link`, the name the reference and verifiers look for. */
+export function linkFileName(step: string, keyid: string): string {
+  return `${step}.${keyid.slice(0, 8)}.link`;
+}
+
+/** `.<step>.<keyid[:8]>.link-unfinished`, written by `record start`. */
+export function unfinishedLinkFileName(step: string, keyid: string): string {
+  return `.${step}.${keyid.slice(0, 8)}.link-unfinished`;
+}

@@ -1,0 +1,48 @@
+import { FormatError } from '../errors.js';
+import { getOwn, isJsonObject, type JsonValue } from '../canonical/json.js';
+import { LIMITS, readRegularFileSync } from '../io/files.js';
+import { parseEnvelope, type Envelope } from './envelope.js';
+import { layoutFromJson, type Layout, type LayoutReadOptions } from './layout.js';
+import { linkFromJson, type Link } from './link.js';
+
+/** Link or layout, told apart by `_type` (a sublayout stands where a link is expected). */
+export type Metadata = { readonly type: 'link'; readonly link: Link } | { readonly type: 'layout'; readonly layout: Layout };
+
+export interface ReadEnvelopeOptions {
+  /** Refuse a symlink as the file itself (link directories). */
+  readonly noFollow?: boolean;
+  readonly maxBytes?: number;
+  readonly what?: string;
+}
+
+/**
+ * Reads and parses a metadata file into its envelope (nothing verified yet).
+ * @throws IoError E_IO, E_NOT_REGULAR_FILE, E_FILE_TOO_LARGE; ParseError; FormatError E_SCHEMA;
+ *   CryptoError E_ENVELOPE
+ */
+export function readEnvelopeFile(path: string, options: ReadEnvelopeOptions = {}): Envelope {
+  const bytes = readRegularFileSync(path, {
+    maxBytes: options.maxBytes ?? LIMITS.metadataBytes,
+    what: options.what ?? 'metadata file',
+    ...(options.noFollow === undefined ? {} : { noFollow: options.noFollow }),
+  });
+  return parseEnvelope(bytes, path);
+}
+
+/** The `_type` of a payload, or undefined. */
+export function metadataType(value: JsonValue): string | undefined {
+  const type = isJsonObject(value) ? getOwn(value, '_type') : undefined;
+  return typeof type === 'string' ? type : undefined;
+}
+
+/**
+ * Reads a payload as a link or a layout.
+ * @throws FormatError E_METADATA_TYPE for any other `_type`; whatever the link or layout
+ *   readers throw
+ */
+export function metadataFromJson(value: JsonValue, where: string, options: LayoutReadOptions = {}): Metadata {
+  const type = metadataType(value);
+  if (type === 'link') return { type: 'link', link: linkFromJson(value, where) };
+  if (type === 'layout') return { type: 'layout', layout: layoutFromJson(value, where, options) };
+  throw new FormatError('E_METADATA_TYPE', `${where}: _type must be "link" or "layout", got ${JSON.stringify(type ?? null)}`);
+}
