@@ -24,7 +24,7 @@ deps: $(NPM_STAMP)
 $(DIST_STAMP): $(NPM_STAMP) $(SOURCES)
 	rm -rf dist
 	npx tsc -p tsconfig.json
-	chmod +x dist/bin/*.js 2>/dev/null || true
+	chmod +x dist/bin/*.js
 	@touch $@
 
 build: $(DIST_STAMP)
