@@ -1,0 +1,211 @@
+import { accessSync, constants, statSync } from 'node:fs';
+import { delimiter, isAbsolute, join, resolve } from 'node:path';
+import type { Readable } from 'node:stream';
+import { execa } from 'execa';
+import { RunError } from '../errors.js';
+import { allowedEnvironment, bwrapArgs, resolveSandbox, type SandboxMode } from './sandbox.js';
+
+/**
+ * Runs a step's command: an argv (never a shell), stdin closed, stdout and stderr passed
+ * through to the user and, with `recordStreams`, recorded up to a cap. The command's whole
+ * process group is killed once it exits or times out, before any product is hashed, so a
+ * child left behind cannot rewrite a product after the fact (under bwrap, the PID namespace
+ * guarantees this even for children that leave the group).
+ */
+
+export interface ExecOptions {
+  readonly argv: readonly string[];
+  /** The command's working directory. */
+  readonly cwd: string;
+  /** Directories the command may write (the workspace); only enforced under the sandbox. */
+  readonly writable: readonly string[];
+  /** Files the command must not read (signing keys); only enforced under the sandbox. */
+  readonly hidden?: readonly string[];
+  readonly sandbox: SandboxMode;
+  /** Extra environment variable names passed through (`--env NAME`). */
+  readonly passEnv?: readonly string[];
+  readonly shareNet?: boolean;
+  /** No limit when undefined (the reference's hidden 10 s limit is gone). */
+  readonly timeoutSeconds?: number;
+  readonly recordStreams: boolean;
+  /** Show the command's output on our stdout/stderr (default true). */
+  readonly echo?: boolean;
+  readonly maxRecordedBytes?: number;
+  readonly warn: (message: string) => void;
+  /** The environment to filter (default process.env); for tests. */
+  readonly sourceEnv?: NodeJS.ProcessEnv;
+}
+
+export interface ExecResult {
+  /** The exit code, or minus the signal number when a signal ended it (as Python reports). */
+  readonly returnValue: number;
+  readonly stdout: string;
+  readonly stderr: string;
+  readonly timedOut: boolean;
+  readonly sandboxed: boolean;
+  /** True when a recorded stream was cut at the cap. */
+  readonly truncated: boolean;
+}
+
+export const DEFAULT_MAX_RECORDED_BYTES = 16 * 1024 * 1024;
+const KILL_GRACE_MS = 3000;
+const STREAM_GRACE_MS = 1000;
+
+const SIGNAL_NUMBERS: Readonly<Record<string, number>> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGABRT: 6, SIGKILL: 9, SIGSEGV: 11, SIGPIPE: 13, SIGALRM: 14, SIGTERM: 15 };
+
+/**
+ * Finds the executable the way execvp would, so that a missing command is reported the same
+ * way with or without the sandbox, before anything runs.
+ * @throws RunError E_COMMAND_NOT_FOUND
+ */
+export function resolveExecutable(command: string, cwd: string, path: string | undefined): string {
+  const candidates = command.includes('/')
+    ? [isAbsolute(command) ? command : resolve(cwd, command)]
+    : (path ?? '').split(delimiter).filter((dir) => dir !== '').map((dir) => join(dir, command));
+  for (const candidate of candidates) {
+    try {
+      if (statSync(candidate).isFile()) {
+        accessSync(candidate, constants.X_OK);
+        return candidate;
+      }
+    } catch {
+      // not this one
+    }
+  }
+  throw new RunError('E_COMMAND_NOT_FOUND', `command not found or not executable: ${command}`);
+}
+
+/**
+ * Runs the command and waits for it (and kills what it leaves behind).
+ * @throws RunError E_COMMAND_NOT_FOUND, E_SANDBOX_UNAVAILABLE; a non-zero exit or a timeout is
+ *   not thrown: it is in the result, so the caller can still write the link.
+ */
+export async function executeCommand(options: ExecOptions): Promise<ExecResult> {
+  const [command, ...args] = options.argv;
+  if (command === undefined) throw new RunError('E_COMMAND_NOT_FOUND', 'no command given');
+  const env = allowedEnvironment(options.sourceEnv ?? process.env, options.passEnv ?? []);
+  resolveExecutable(command, options.cwd, env['PATH']);
+  const sandboxed = resolveSandbox(options.sandbox, options.warn);
+  const [file, fileArgs] = sandboxed
+    ? [
+        'bwrap',
+        [
+          ...bwrapArgs({
+            writable: options.writable,
+            cwd: options.cwd,
+            hidden: options.hidden ?? [],
+            env,
+            shareNet: options.shareNet ?? false,
+          }),
+          '--',
+          command,
+          ...args,
+        ],
+      ]
+    : [command, args];
+
+  const child = execa(file, fileArgs, {
+    cwd: options.cwd,
+    env,
+    extendEnv: false,
+    stdin: 'ignore',
+    stdout: 'pipe',
+    stderr: 'pipe',
+    buffer: false,
+    detached: true, // its own process group, so the whole group can be killed
+    reject: false,
+    cleanup: true,
+    windowsHide: true,
+  });
+  const cap = options.maxRecordedBytes ?? DEFAULT_MAX_RECORDED_BYTES;
+  const echo = options.echo ?? true;
+  const stdout = collect(child.stdout, options.recordStreams, cap, echo ? process.stdout : undefined);
+  const stderr = collect(child.stderr, options.recordStreams, cap, echo ? process.stderr : undefined);
+
+  let timedOut = false;
+  let timer: NodeJS.Timeout | undefined;
+  if (options.timeoutSeconds !== undefined) {
+    timer = setTimeout(() => {
+      timedOut = true;
+      killGroup(child.pid, 'SIGTERM');
+      setTimeout(() => killGroup(child.pid, 'SIGKILL'), KILL_GRACE_MS).unref();
+    }, options.timeoutSeconds * 1000);
+  }
+  // Wait for the process itself, not for its pipes: a child that left the group may hold
+  // them open for ever (execa's own promise waits for the pipes to close).
+  type Outcome = { kind: 'exit'; code: number | null; signal: NodeJS.Signals | null } | { kind: 'spawn-error'; message: string };
+  const exited = new Promise<Outcome>((resolveExit) => child.once('exit', (code, signal) => resolveExit({ kind: 'exit', code, signal })));
+  const notStarted = child.then((r): Promise<Outcome> =>
+    r.failed && r.exitCode === undefined && r.signal === undefined
+      ? Promise.resolve({ kind: 'spawn-error', message: r.shortMessage ?? 'spawn failed' })
+      : new Promise<Outcome>(() => undefined),
+  );
+  const outcome = await Promise.race([exited, notStarted]);
+  if (timer) clearTimeout(timer);
+  if (outcome.kind === 'spawn-error') throw new RunError('E_COMMAND_NOT_FOUND', `cannot start ${command}: ${outcome.message}`);
+  const { code, signal } = outcome;
+  // The command is done: nothing it started may outlive it and touch the products.
+  killGroup(child.pid, 'SIGKILL');
+  const [out, err] = await Promise.all([stdout.done(STREAM_GRACE_MS), stderr.done(STREAM_GRACE_MS)]);
+  await child;
+
+  const returnValue = signal ? -(SIGNAL_NUMBERS[signal] ?? 1) : (code ?? 1);
+  return {
+    returnValue,
+    stdout: out.text,
+    stderr: err.text,
+    timedOut,
+    sandboxed,
+    truncated: out.truncated || err.truncated,
+  };
+}
+
+function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
+  if (pid === undefined) return;
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    // ESRCH: the group is already gone.
+  }
+}
+
+interface Collector {
+  done(graceMs: number): Promise<{ text: string; truncated: boolean }>;
+}
+
+/** Tees a stream to `echo` and keeps at most `cap` bytes of it when recording. */
+function collect(stream: Readable | null, record: boolean, cap: number, echo: NodeJS.WritableStream | undefined): Collector {
+  const chunks: Buffer[] = [];
+  let kept = 0;
+  let truncated = false;
+  const ended = new Promise<void>((resolveEnd) => {
+    if (!stream) return resolveEnd();
+    stream.on('data', (chunk: Buffer) => {
+      echo?.write(chunk);
+      if (!record) return;
+      if (kept + chunk.length <= cap) {
+        chunks.push(chunk);
+        kept += chunk.length;
+      } else {
+        if (kept < cap) chunks.push(chunk.subarray(0, cap - kept));
+        kept = cap;
+        truncated = true;
+      }
+    });
+    stream.on('end', () => resolveEnd());
+    stream.on('close', () => resolveEnd());
+    stream.on('error', () => resolveEnd());
+  });
+  return {
+    async done(graceMs) {
+      // A pipe held open by a process outside the group must not hang us.
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([ended, new Promise<void>((r) => (timer = setTimeout(r, graceMs)))]);
+      if (timer) clearTimeout(timer);
+      stream?.destroy();
+      let text = new TextDecoder('utf-8').decode(Buffer.concat(chunks));
+      if (truncated) text += `\n[intoto-run: output truncated after ${cap} bytes]\n`;
+      return { text, truncated };
+    },
+  };
+}

@@ -1,0 +1,120 @@
+import { spawnSync } from 'node:child_process';
+import { realpathSync } from 'node:fs';
+import { dirname, isAbsolute, relative, resolve } from 'node:path';
+import { RunError } from '../errors.js';
+
+/**
+ * Isolation of a wrapped command with bubblewrap (bwrap):
+ * - the host file system read-only; the workspace (the base path) writable; a private /tmp;
+ *   a minimal /dev and a fresh /proc;
+ * - every namespace unshared (user, ipc, pid, net, uts, cgroup), so no network (unless
+ *   `shareNet`), no view of our process, and every process the command leaves behind dies
+ *   with the PID namespace when the command ends;
+ * - all capabilities dropped (as root, a remount could otherwise make the host writable) and
+ *   a new session (no TIOCSTI into the user's terminal);
+ * - the signing key's directory hidden under an empty tmpfs (or, when that directory holds
+ *   the workspace, the key file itself replaced by /dev/null);
+ * - an environment reduced to an allow-list (see {@link allowedEnvironment}).
+ *
+ * What it does not promise: protection from kernel exploits, from a command reading world-
+ * readable host files, or from resource exhaustion (no CPU or memory limits).
+ */
+
+export type SandboxMode = 'auto' | 'bwrap' | 'none';
+
+/** Variables a step always receives (when set); others only by name with `--env`. */
+export const BASE_ENV_ALLOWLIST: readonly string[] = ['PATH', 'HOME', 'LANG', 'TERM'];
+
+/**
+ * The environment a step runs with: the allow-list plus the names passed with `--env`.
+ * Secrets such as `*_TOKEN`, `AWS_*` or `IN_TOTO_*` never reach the step unless named.
+ */
+export function allowedEnvironment(source: NodeJS.ProcessEnv, extra: readonly string[]): Record<string, string> {
+  const env: Record<string, string> = Object.create(null) as Record<string, string>;
+  for (const name of [...BASE_ENV_ALLOWLIST, ...extra]) {
+    const value = source[name];
+    if (value !== undefined) env[name] = value;
+  }
+  return env;
+}
+
+let probed: { ok: true } | { ok: false; reason: string } | undefined;
+
+/** Whether bwrap exists and can create its namespaces here (probed once per process). */
+export function probeBwrap(): { ok: true } | { ok: false; reason: string } {
+  if (probed) return probed;
+  const result = spawnSync('bwrap', ['--unshare-all', '--die-with-parent', '--ro-bind', '/', '/', '--cap-drop', 'ALL', '--', 'true'], {
+    encoding: 'utf8',
+    timeout: 10_000,
+    env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin' },
+  });
+  if (result.error) probed = { ok: false, reason: `bwrap not found (${(result.error as NodeJS.ErrnoException).code ?? result.error.message})` };
+  else if (result.status !== 0) probed = { ok: false, reason: `bwrap cannot create a sandbox here: ${result.stderr.trim() || `exit ${result.status}`}` };
+  else probed = { ok: true };
+  return probed;
+}
+
+/**
+ * Decides whether to sandbox: `bwrap` requires it, `auto` uses it when it works (warning
+ * otherwise), `none` never.
+ * @throws RunError E_SANDBOX_UNAVAILABLE for `bwrap` when bubblewrap cannot run
+ */
+export function resolveSandbox(mode: SandboxMode, warn: (message: string) => void): boolean {
+  if (mode === 'none') return false;
+  const probe = probeBwrap();
+  if (probe.ok) return true;
+  if (mode === 'bwrap') {
+    throw new RunError('E_SANDBOX_UNAVAILABLE', `--sandbox bwrap: ${probe.reason}; install bubblewrap or choose --sandbox none`);
+  }
+  warn(`${probe.reason}; the command runs WITHOUT isolation (environment still reduced to an allow-list)`);
+  return false;
+}
+
+export interface BwrapOptions {
+  /** Writable directories (the workspace). */
+  readonly writable: readonly string[];
+  /** The command's working directory. */
+  readonly cwd: string;
+  /** Files to make unreadable (signing keys): their directories are hidden when possible. */
+  readonly hidden: readonly string[];
+  readonly env: Readonly<Record<string, string>>;
+  readonly shareNet: boolean;
+}
+
+function canonical(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return resolve(path);
+  }
+}
+
+function contains(parent: string, child: string): boolean {
+  const rel = relative(parent, child);
+  return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel));
+}
+
+/** The bwrap arguments (before `--` and the command) for these options. */
+export function bwrapArgs(options: BwrapOptions): string[] {
+  const args = ['--die-with-parent', '--unshare-all'];
+  if (options.shareNet) args.push('--share-net');
+  args.push('--new-session', '--cap-drop', 'ALL', '--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc', '--tmpfs', '/tmp');
+  const writable = options.writable.map(canonical);
+  for (const dir of writable) args.push('--bind', dir, dir);
+  for (const file of options.hidden.map(canonical)) {
+    const dir = dirname(file);
+    // Hide the whole key directory (other keys often sit beside it), unless the workspace is
+    // inside it: then only the key file itself can be covered.
+    if (!writable.some((w) => contains(dir, w)) && dir !== '/') args.push('--tmpfs', dir);
+    else args.push('--ro-bind', '/dev/null', file);
+  }
+  args.push('--chdir', canonical(options.cwd), '--clearenv');
+  for (const [name, value] of Object.entries(options.env)) args.push('--setenv', name, value);
+  return args;
+}
+
+/** Whether the key's directory will be hidden whole (for warnings). */
+export function hidesWholeDirectory(keyFile: string, writable: readonly string[]): boolean {
+  const dir = dirname(canonical(keyFile));
+  return dir !== '/' && !writable.map(canonical).some((w) => contains(dir, w));
+}

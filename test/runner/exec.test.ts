@@ -1,0 +1,126 @@
+import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { InTotoError } from '../../src/errors.js';
+import { executeCommand, resolveExecutable, type ExecOptions } from '../../src/runner/exec.js';
+import { allowedEnvironment, bwrapArgs } from '../../src/runner/sandbox.js';
+import { bwrapAvailable, tempDir } from '../helpers/reference.js';
+
+const haveBwrap = bwrapAvailable();
+const warnings: string[] = [];
+const base = (dir: string, overrides: Partial<ExecOptions>): ExecOptions => ({
+  argv: ['true'],
+  cwd: dir,
+  writable: [dir],
+  sandbox: 'none',
+  recordStreams: true,
+  echo: false,
+  warn: (m) => warnings.push(m),
+  ...overrides,
+});
+
+describe('environment allow-list', () => {
+  it('keeps PATH, HOME, LANG, TERM and named variables only', () => {
+    const env = allowedEnvironment({ PATH: '/bin', HOME: '/h', GITHUB_TOKEN: 't', AWS_SECRET_ACCESS_KEY: 's', IN_TOTO_ARTIFACT_EXCLUDE_PATTERNS: 'x', KEEP: 'k' }, ['KEEP']);
+    expect({ ...env }).toEqual({ PATH: '/bin', HOME: '/h', KEEP: 'k' });
+  });
+});
+
+describe('bwrap arguments', () => {
+  it('hide the key directory, or only the key file when the directory holds the workspace', () => {
+    const separate = bwrapArgs({ writable: ['/work/ws'], cwd: '/work/ws', hidden: ['/keys/alice'], env: {}, shareNet: false });
+    expect(separate.join(' ')).toContain('--tmpfs /keys');
+    const inside = bwrapArgs({ writable: ['/work/ws'], cwd: '/work/ws', hidden: ['/work/alice'], env: {}, shareNet: false });
+    expect(inside.join(' ')).toContain('--ro-bind /dev/null /work/alice');
+    expect(inside.join(' ')).not.toContain('--tmpfs /work ');
+  });
+  it('drop capabilities and unshare the network unless asked', () => {
+    const args = bwrapArgs({ writable: ['/w'], cwd: '/w', hidden: [], env: {}, shareNet: false }).join(' ');
+    expect(args).toContain('--cap-drop ALL');
+    expect(args).toContain('--unshare-all');
+    expect(args).not.toContain('--share-net');
+  });
+});
+
+describe('executeCommand without a sandbox', () => {
+  const dir = tempDir();
+  it('records the exit code and both streams', async () => {
+    const result = await executeCommand(base(dir, { argv: ['sh', '-c', 'echo out; echo err >&2; exit 3'] }));
+    expect(result).toMatchObject({ returnValue: 3, stdout: 'out\n', stderr: 'err\n', timedOut: false, sandboxed: false });
+  });
+  it('reports a missing command before running anything', async () => {
+    await expect(executeCommand(base(dir, { argv: ['no-such-command-xyz'] }))).rejects.toMatchObject({ code: 'E_COMMAND_NOT_FOUND' });
+    expect(() => resolveExecutable('./nope', dir, '/bin')).toThrow(InTotoError);
+  });
+  it('attack: a secret variable does not reach the step', async () => {
+    const result = await executeCommand(base(dir, { argv: ['sh', '-c', 'env'], sourceEnv: { PATH: process.env['PATH'] ?? '', MY_TOKEN: 'hunter2' } }));
+    expect(result.stdout).not.toContain('hunter2');
+    expect(result.stdout).toContain('PATH=');
+  });
+  it('attack: a step that never ends is killed at the timeout, with its group', async () => {
+    const marker = join(dir, 'late');
+    const result = await executeCommand(base(dir, { argv: ['sh', '-c', `(sleep 2; touch ${marker}) & sleep 60`], timeoutSeconds: 1 }));
+    expect(result.timedOut).toBe(true);
+    expect(result.returnValue).toBeLessThan(0);
+    await new Promise((r) => setTimeout(r, 2500));
+    expect(existsSync(marker)).toBe(false);
+  });
+  it('attack: a background child in the group is killed when the step ends', async () => {
+    const product = join(dir, 'product.txt');
+    writeFileSync(product, 'good\n');
+    const result = await executeCommand(base(dir, { argv: ['sh', '-c', `(sleep 1; echo evil > ${product}) & exit 0`] }));
+    expect(result.returnValue).toBe(0);
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(readFileSync(product, 'utf8')).toBe('good\n');
+  });
+  it('caps recorded output and says so', async () => {
+    const result = await executeCommand(base(dir, { argv: ['sh', '-c', 'head -c 100000 /dev/zero | tr "\\0" a'], maxRecordedBytes: 1000 }));
+    expect(result.truncated).toBe(true);
+    expect(result.stdout.startsWith('a'.repeat(1000))).toBe(true);
+    expect(result.stdout).toContain('truncated after 1000 bytes');
+  });
+});
+
+describe.skipIf(!haveBwrap)('executeCommand under bwrap', () => {
+  const dir = tempDir();
+  const ws = join(dir, 'ws');
+  const keys = join(dir, 'keys');
+  mkdirSync(ws);
+  mkdirSync(keys);
+  writeFileSync(join(keys, 'alice'), 'PRIVATE KEY MATERIAL');
+  const sandboxed = (argv: string[], extra: Partial<ExecOptions> = {}): Promise<Awaited<ReturnType<typeof executeCommand>>> =>
+    executeCommand(base(ws, { argv, cwd: ws, writable: [ws], hidden: [join(keys, 'alice')], sandbox: 'bwrap', ...extra }));
+
+  it('attack: the step cannot read the signing key', async () => {
+    const result = await sandboxed(['sh', '-c', `cat ${join(keys, 'alice')}; ls ${keys}`]);
+    expect(result.sandboxed).toBe(true);
+    expect(result.stdout).not.toContain('PRIVATE');
+  });
+  it('attack: a write outside the workspace fails; inside succeeds', async () => {
+    const result = await sandboxed(['sh', '-c', `echo x > ${join(dir, 'outside')}; echo y > inside; echo done`]);
+    expect(existsSync(join(dir, 'outside'))).toBe(false);
+    expect(readFileSync(join(ws, 'inside'), 'utf8')).toBe('y\n');
+  });
+  it('attack: a network connection fails (while the same connection works unsandboxed)', async () => {
+    const server = createServer((socket) => socket.end()).listen(0, '127.0.0.1');
+    await new Promise((r) => server.once('listening', r));
+    const port = (server.address() as AddressInfo).port;
+    const probe = ['python3', '-c', `import socket\ntry:\n socket.create_connection(("127.0.0.1", ${port}), 2)\n print("connected")\nexcept OSError as e:\n print("failed", e)`];
+    try {
+      const control = await executeCommand(base(ws, { argv: probe, sandbox: 'none' }));
+      expect(control.stdout).toContain('connected');
+      const result = await sandboxed(probe);
+      expect(result.stdout).toContain('failed');
+    } finally {
+      server.close();
+    }
+  });
+  it('attack: a child that leaves the session is killed with the PID namespace', async () => {
+    const product = join(ws, 'model.pkl');
+    writeFileSync(product, 'honest\n');
+    await sandboxed(['sh', '-c', `(setsid sh -c 'sleep 1; echo evil > ${product}' &) ; exit 0`]);
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(readFileSync(product, 'utf8')).toBe('honest\n');
+  });
+});
