@@ -42,6 +42,11 @@ export function workersAvailable(): boolean {
   return !FROM_SOURCES;
 }
 
+/** Worker threads currently alive (started by an earlier run and kept for the next). */
+export function workerCount(): number {
+  return workers.length;
+}
+
 interface Run {
   readonly id: number;
   readonly outcomes: (HashOutcome | undefined)[];

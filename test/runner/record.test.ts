@@ -1,10 +1,13 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { InTotoError } from '../../src/errors.js';
-import { recordArtifacts, type RecordOptions } from '../../src/runner/record.js';
+import { compileExcludePatterns } from '../../src/runner/exclude.js';
+import { hashFiles } from '../../src/runner/hash-pool.js';
+import { DEFAULT_EXCLUDE_PATTERNS, recordArtifacts, type RecordOptions } from '../../src/runner/record.js';
+import { collectFiles } from '../../src/runner/walk.js';
 import { buildTree, makeTemp, removeTemp, sha256Of, type TreeSpec } from './helpers/trees.js';
 
 const sha = (text: string): string => createHash('sha256').update(text).digest('hex');
@@ -158,6 +161,26 @@ describe('attacks on recording', () => {
     const { map, warnings } = await recordWithWarnings(['.', 'pipe']);
     expect([...map.keys()]).toEqual(['a.txt']);
     expect(warnings.filter((w) => w.includes('pipe') && w.includes('FIFO'))).toHaveLength(2);
+  });
+
+  it('FIFO swapped in after the walk does not hang hashing (O_NONBLOCK, fstat after open)', async () => {
+    buildTree(base, { 'a.txt': 'a', 'b.txt': 'b' });
+    const jobs = collectFiles(['.'], {
+      basePath: base,
+      realBase: realpathSync(base),
+      filter: compileExcludePatterns(DEFAULT_EXCLUDE_PATTERNS),
+      lstripPaths: [],
+      followSymlinkDirs: true,
+      maxArtifacts: 10,
+      maxDepth: 10,
+      warn: () => {},
+    });
+    expect(jobs.map((job) => job.name)).toEqual(['a.txt', 'b.txt']);
+    rmSync(join(base, 'b.txt'));
+    execFileSync('mkfifo', [join(base, 'b.txt')]);
+    const outcomes = await hashFiles(jobs.map((job) => job.openPath), ['sha256'], { threads: 1 });
+    expect(outcomes[0]).toEqual({ kind: 'ok', digests: [sha('a')] });
+    expect(outcomes[1]).toEqual({ kind: 'not-regular', what: 'a FIFO' });
   });
 
   it('a socket is skipped with a warning', async () => {

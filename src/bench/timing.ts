@@ -1,0 +1,106 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/**
+ * Timing helpers for benchmarks that compare a command of ours with the reference's: wall time
+ * of a whole process (start-up included, as a user sees it) and its peak resident memory, taken
+ * alternately over several rounds so that drift in the machine's load hits both sides alike.
+ */
+
+/** One timed process run. */
+export interface Measurement {
+  readonly seconds: number;
+  /** Peak resident set size in KiB, from GNU time; undefined when /usr/bin/time is missing. */
+  readonly maxRssKiB: number | undefined;
+}
+
+export interface CommandSpec {
+  readonly argv: readonly [string, ...string[]];
+  readonly cwd?: string;
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+const GNU_TIME = '/usr/bin/time';
+
+/**
+ * Runs a command once and measures it. A non-zero exit is an error: a benchmark of a run that
+ * failed would time the failure.
+ */
+export function timeCommand(spec: CommandSpec): Measurement {
+  const haveTime = existsSync(GNU_TIME);
+  const dir = mkdtempSync(join(tmpdir(), 'bench-time-'));
+  const rssFile = join(dir, 'rss');
+  const argv = haveTime ? [GNU_TIME, '-f', '%M', '-o', rssFile, ...spec.argv] : [...spec.argv];
+  try {
+    const start = process.hrtime.bigint();
+    const result = spawnSync(argv[0]!, argv.slice(1), {
+      cwd: spec.cwd,
+      env: spec.env ?? process.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      maxBuffer: 64 * 1024 * 1024,
+    });
+    const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+    if (result.error !== undefined || result.status !== 0) {
+      const why = result.error?.message ?? `exit status ${String(result.status)}: ${result.stderr.toString().slice(-2000)}`;
+      throw new Error(`${spec.argv.join(' ')} failed: ${why}`);
+    }
+    const rss = haveTime ? Number.parseInt(readFileSync(rssFile, 'utf8').trim().split('\n').pop() ?? '', 10) : Number.NaN;
+    return { seconds, maxRssKiB: Number.isFinite(rss) ? rss : undefined };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The median of a non-empty list. */
+export function median(values: readonly number[]): number {
+  if (values.length === 0) throw new Error('median of nothing');
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+export interface Comparison {
+  readonly ours: readonly Measurement[];
+  readonly reference: readonly Measurement[];
+  readonly oursMedian: number;
+  readonly referenceMedian: number;
+  /** oursMedian / referenceMedian. */
+  readonly ratio: number;
+  readonly oursPeakRssKiB: number | undefined;
+  readonly referencePeakRssKiB: number | undefined;
+}
+
+/**
+ * Times `ours` and `reference` alternately for `rounds` rounds (the order flips every round),
+ * after one untimed warm-up run of each so both read the files from the page cache.
+ */
+export function compareAlternating(ours: () => Measurement, reference: () => Measurement, rounds: number): Comparison {
+  ours();
+  reference();
+  const a: Measurement[] = [];
+  const b: Measurement[] = [];
+  for (let round = 0; round < rounds; round++) {
+    if (round % 2 === 0) {
+      a.push(ours());
+      b.push(reference());
+    } else {
+      b.push(reference());
+      a.push(ours());
+    }
+  }
+  const peak = (ms: readonly Measurement[]): number | undefined =>
+    ms.some((m) => m.maxRssKiB === undefined) ? undefined : Math.max(...ms.map((m) => m.maxRssKiB!));
+  const oursMedian = median(a.map((m) => m.seconds));
+  const referenceMedian = median(b.map((m) => m.seconds));
+  return {
+    ours: a,
+    reference: b,
+    oursMedian,
+    referenceMedian,
+    ratio: oursMedian / referenceMedian,
+    oursPeakRssKiB: peak(a),
+    referencePeakRssKiB: peak(b),
+  };
+}
