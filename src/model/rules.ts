@@ -257,17 +257,17 @@ export function ruleToTokens(rule: ArtifactRule): string[] {
 }
 
 /**
- * The canonical tokens joined by spaces, each quoted as Python's `shlex.quote` would when it
- * holds anything but `[A-Za-z0-9_@%+=:,./-]`, so the text parses back with
- * {@link parseRuleString} to the same rule.
+ * The canonical tokens joined by spaces, for messages and traces ("MATCH *.py WITH PRODUCTS
+ * FROM build"). A token is single-quoted, as Python's `shlex.quote` would, only when it is
+ * empty or holds whitespace, a quote or a backslash (the only characters `shlex.split` treats
+ * specially), so the text parses back with {@link parseRuleString} to the same rule.
  */
 export function ruleText(rule: ArtifactRule): string {
   return ruleToTokens(rule).map(shellQuote).join(' ');
 }
 
 function shellQuote(token: string): string {
-  if (token === '') return "''";
-  if (/^[A-Za-z0-9_@%+=:,./-]+$/.test(token)) return token;
+  if (token !== '' && !/[\s'"\\]/.test(token)) return token;
   return `'${token.replace(/'/g, `'"'"'`)}'`;
 }
 

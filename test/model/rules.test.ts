@@ -113,7 +113,7 @@ describe('ruleToTokens and text', () => {
   it('writes keywords upper-case and omits empty prefixes', () => {
     const rule = parseRule(['match', '*', 'in', '', 'with', 'products', 'from', 's'], W);
     expect(ruleToTokens(rule)).toEqual(['MATCH', '*', 'WITH', 'PRODUCTS', 'FROM', 's']);
-    expect(rule.text).toBe("MATCH '*' WITH PRODUCTS FROM s");
+    expect(rule.text).toBe('MATCH * WITH PRODUCTS FROM s');
   });
 });
 
