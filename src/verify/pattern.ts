@@ -52,6 +52,10 @@ const RANGE_OP = -1;
  */
 export function compilePattern(pattern: string): Pattern {
   const cps = Array.from(pattern, (c) => c.codePointAt(0) ?? 0);
+  // nextClose[j]: the first `]` at or after j. Looking it up, rather than scanning, keeps a
+  // pattern full of unclosed `[` linear (Python's translate is quadratic there).
+  const nextClose = new Int32Array(cps.length + 1).fill(cps.length);
+  for (let j = cps.length - 1; j >= 0; j--) nextClose[j] = cps[j] === CLOSE ? j : (nextClose[j + 1] ?? cps.length);
   const pieces: (Element | typeof STAR)[] = [];
   let i = 0;
   while (i < cps.length) {
@@ -61,7 +65,7 @@ export function compilePattern(pattern: string): Pattern {
     } else if (c === QUESTION) {
       pieces.push({ t: 'any' });
     } else if (c === OPEN) {
-      const parsed = parseBracket(cps, i);
+      const parsed = parseBracket(cps, i, nextClose);
       if (parsed === undefined) pieces.push({ t: 'lit', cp: OPEN });
       else {
         pieces.push(parsed.element);
@@ -79,12 +83,16 @@ export function compilePattern(pattern: string): Pattern {
  * after `[` or `[!` is a member, the class ends at the next `]`, and with no such `]` the `[`
  * is a literal (undefined is returned).
  */
-function parseBracket(p: readonly number[], start: number): { element: Element; next: number } | undefined {
+function parseBracket(
+  p: readonly number[],
+  start: number,
+  nextClose: Int32Array,
+): { element: Element; next: number } | undefined {
   const n = p.length;
   let j = start;
   if (j < n && p[j] === BANG) j++;
   if (j < n && p[j] === CLOSE) j++;
-  while (j < n && p[j] !== CLOSE) j++;
+  j = nextClose[j] ?? n;
   if (j >= n) return undefined;
   const stuff = p.slice(start, j);
   let tokens: number[];
@@ -153,7 +161,8 @@ function indexOf(p: readonly number[], value: number, from: number, to: number):
 
 function toSegment(elements: Element[]): Segment {
   if (!elements.every((e) => e.t === 'lit')) return { elements, literal: undefined };
-  const literal = String.fromCodePoint(...elements.map((e) => (e.t === 'lit' ? e.cp : 0)));
+  // join, not String.fromCodePoint(...spread): a spread of a huge pattern overflows the stack.
+  const literal = elements.map((e) => String.fromCodePoint(e.t === 'lit' ? e.cp : 0)).join('');
   // String search agrees with code-point matching only for well-formed text: a lone surrogate
   // in the pattern could otherwise match half of a pair in the name.
   return { elements, literal: LONE_SURROGATE.test(literal) ? undefined : literal };

@@ -127,3 +127,18 @@ describe.runIf(hasReference)('differential: ours vs Python fnmatch.fnmatchcase',
     expect(expected.filter(Boolean).length).toBeGreaterThan(1000);
   });
 });
+
+describe('robustness', () => {
+  it('compiles and matches a pattern far over the rule-length cap without overflowing', () => {
+    const long = 'a'.repeat(1_000_000);
+    expect(compilePattern(long).matches(long)).toBe(true);
+    expect(compilePattern(`${long}*`).matches(`${long}b`)).toBe(true);
+    expect(compilePattern(`[${long}`).matches(`[${long}`)).toBe(true);
+  });
+
+  it('compiles a pattern of 200,000 unclosed [ in linear time', () => {
+    const started = performance.now();
+    expect(compilePattern('['.repeat(200_000)).matches('['.repeat(200_000))).toBe(true);
+    expect(performance.now() - started).toBeLessThan(1000);
+  });
+});
