@@ -1,6 +1,7 @@
 import { randomFillSync } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { asInTotoError } from '../errors.js';
 
 /**
  * The benchmark datasets of issue 3: ML-shaped trees that the recorder must hash near the
@@ -18,7 +19,8 @@ export interface Dataset {
   readonly bytes: number;
 }
 
-interface DatasetShape {
+/** How a dataset is laid out: `dirs` directories (0: files directly in the dataset) of equal files. */
+export interface DatasetShape {
   readonly name: string;
   readonly description: string;
   readonly dirs: number;
@@ -50,13 +52,25 @@ function writeRandomFile(path: string, bytes: number, block: Buffer, stamp: { ne
   }
 }
 
-/** Creates one dataset under `root` unless it is already complete; returns its description. */
+/**
+ * Creates one dataset under `root` unless it is already complete; returns its description.
+ * @throws IoError E_IO when it cannot be written
+ */
 export function ensureDataset(root: string, shape: DatasetShape): Dataset {
+  try {
+    return generate(root, shape);
+  } catch (error) {
+    throw asInTotoError(error);
+  }
+}
+
+function generate(root: string, shape: DatasetShape): Dataset {
   const dir = join(root, shape.name);
   const marker = join(root, `.${shape.name}.complete`);
   const files = (shape.dirs || 1) * shape.filesPerDir;
   const dataset = { name: shape.name, description: shape.description, root, files, bytes: files * shape.fileBytes };
   if (existsSync(marker)) return dataset;
+  mkdirSync(root, { recursive: true });
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
   const block = randomFillSync(Buffer.allocUnsafe(Math.min(16 * MiB, Math.max(shape.fileBytes, 4096))));
@@ -79,8 +93,10 @@ export function ensureDataset(root: string, shape: DatasetShape): Dataset {
   return dataset;
 }
 
-/** Creates (or reuses) every record dataset under `root`. */
+/**
+ * Creates (or reuses) every record dataset under `root`.
+ * @throws IoError E_IO when they cannot be written
+ */
 export function ensureRecordDatasets(root: string): Dataset[] {
-  mkdirSync(root, { recursive: true });
   return RECORD_DATASETS.map((shape) => ensureDataset(root, shape));
 }

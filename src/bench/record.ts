@@ -3,6 +3,7 @@ import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { RunError, UsageError } from '../errors.js';
 import { ensureRecordDatasets, type Dataset } from './datasets.js';
 import { compareAlternating, timeCommand, type Comparison, type CommandSpec } from './timing.js';
 
@@ -27,7 +28,7 @@ function referenceEnv(home: string): NodeJS.ProcessEnv {
   return { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: home, LANG: 'C.UTF-8' };
 }
 
-/** Our side of one comparison. */
+/** Our side of one comparison: a child process running recordArtifacts on the dataset. */
 export function oursCommand(dataset: Dataset, extra: readonly string[] = []): CommandSpec {
   return { argv: [process.execPath, CHILD, '--base', dataset.root, ...extra, dataset.name] };
 }
@@ -41,7 +42,10 @@ export function referenceCommand(dataset: Dataset, key: string, linkDir: string,
   };
 }
 
-/** Fails unless both sides record the same names and sha256 digests for `dataset`. */
+/**
+ * Fails unless both sides record the same names and sha256 digests for `dataset`.
+ * @throws RunError E_ARTIFACTS_DIFFER, E_COMMAND_FAILED
+ */
 function checkSameDigests(dataset: Dataset, reference: CommandSpec, linkDir: string): void {
   const printing = oursCommand(dataset, ['--print']);
   const output = execFileSync(printing.argv[0], printing.argv.slice(1), { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 });
@@ -52,9 +56,13 @@ function checkSameDigests(dataset: Dataset, reference: CommandSpec, linkDir: str
   const theirs = Object.fromEntries(Object.entries(link.signed.products).map(([name, d]) => [name, d.sha256]));
   const names = new Set([...Object.keys(ours.digests), ...Object.keys(theirs)]);
   for (const name of names) {
-    if (ours.digests[name] !== theirs[name]) throw new Error(`${dataset.name}: ${name} differs from the reference's recording`);
+    if (ours.digests[name] !== theirs[name]) {
+      throw new RunError('E_ARTIFACTS_DIFFER', `${dataset.name}: ${name} differs from the reference's recording`);
+    }
   }
-  if (names.size !== dataset.files) throw new Error(`${dataset.name}: recorded ${names.size} files, expected ${dataset.files}`);
+  if (names.size !== dataset.files) {
+    throw new RunError('E_ARTIFACTS_DIFFER', `${dataset.name}: recorded ${names.size} files, expected ${dataset.files}`);
+  }
 }
 
 const fmt = (seconds: number): string => `${seconds.toFixed(3)} s`;
@@ -69,6 +77,7 @@ export function formatRow(dataset: Dataset, c: Comparison): string {
     `${dataset.description}:`,
     `  reference median ${fmt(c.referenceMedian)}, ours median ${fmt(c.oursMedian)}, ratio ${c.ratio.toFixed(2)}${target === undefined ? '' : ` (target <= ${target})`}${met}`,
     `  peak RSS ours ${mib(c.oursPeakRssKiB)}${rss}, reference ${mib(c.referencePeakRssKiB)}`,
+    `  CPU (user+sys) median ours ${c.oursCpuMedian?.toFixed(2) ?? 'n/a'} s, reference ${c.referenceCpuMedian?.toFixed(2) ?? 'n/a'} s`,
     `  rounds ours ${c.ours.map((m) => m.seconds.toFixed(3)).join(' ')}; reference ${c.reference.map((m) => m.seconds.toFixed(3)).join(' ')}`,
   ].join('\n');
 }
@@ -83,8 +92,8 @@ export interface RecordBenchOptions {
 
 /**
  * Runs the whole record benchmark and returns each dataset's comparison.
- * Throws (a plain Error: this is a tool, not the library) when a side fails or the two sides
- * disagree on what they recorded.
+ * @throws RunError E_COMMAND_FAILED when a side fails, E_ARTIFACTS_DIFFER when the two sides
+ *   disagree on what they recorded; IoError E_IO when the datasets cannot be written
  */
 export function runRecordBench(options: RecordBenchOptions): { dataset: Dataset; comparison: Comparison }[] {
   const work = mkdtempSync(join(tmpdir(), 'intoto-bench-'));
@@ -117,7 +126,7 @@ function main(argv: readonly string[]): void {
     if (argv[i] === '--rounds') rounds = Number(argv[++i]);
     else dataDir = argv[i]!;
   }
-  if (!Number.isSafeInteger(rounds) || rounds < 1) throw new Error('--rounds must be a positive integer');
+  if (!Number.isSafeInteger(rounds) || rounds < 1) throw new UsageError('E_USAGE', '--rounds must be a positive integer');
   runRecordBench({ dataDir, rounds, write: (line) => process.stdout.write(`${line}\n`) });
 }
 

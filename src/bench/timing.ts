@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { InternalError, RunError } from '../errors.js';
 
 /**
  * Timing helpers for benchmarks that compare a command of ours with the reference's: wall time
@@ -14,8 +15,11 @@ export interface Measurement {
   readonly seconds: number;
   /** Peak resident set size in KiB, from GNU time; undefined when /usr/bin/time is missing. */
   readonly maxRssKiB: number | undefined;
+  /** User plus system CPU seconds, from GNU time (less sensitive to a busy machine than wall time). */
+  readonly cpuSeconds: number | undefined;
 }
 
+/** A command to time: argv (no shell), working directory and environment. */
 export interface CommandSpec {
   readonly argv: readonly [string, ...string[]];
   readonly cwd?: string;
@@ -27,12 +31,13 @@ const GNU_TIME = '/usr/bin/time';
 /**
  * Runs a command once and measures it. A non-zero exit is an error: a benchmark of a run that
  * failed would time the failure.
+ * @throws RunError E_COMMAND_FAILED when the command cannot start or exits non-zero
  */
 export function timeCommand(spec: CommandSpec): Measurement {
   const haveTime = existsSync(GNU_TIME);
   const dir = mkdtempSync(join(tmpdir(), 'bench-time-'));
   const rssFile = join(dir, 'rss');
-  const argv = haveTime ? [GNU_TIME, '-f', '%M', '-o', rssFile, ...spec.argv] : [...spec.argv];
+  const argv = haveTime ? [GNU_TIME, '-f', '%M %U %S', '-o', rssFile, ...spec.argv] : [...spec.argv];
   try {
     const start = process.hrtime.bigint();
     const result = spawnSync(argv[0]!, argv.slice(1), {
@@ -44,18 +49,28 @@ export function timeCommand(spec: CommandSpec): Measurement {
     const seconds = Number(process.hrtime.bigint() - start) / 1e9;
     if (result.error !== undefined || result.status !== 0) {
       const why = result.error?.message ?? `exit status ${String(result.status)}: ${result.stderr.toString().slice(-2000)}`;
-      throw new Error(`${spec.argv.join(' ')} failed: ${why}`);
+      throw new RunError('E_COMMAND_FAILED', `${spec.argv.join(' ')} failed: ${why}`);
     }
-    const rss = haveTime ? Number.parseInt(readFileSync(rssFile, 'utf8').trim().split('\n').pop() ?? '', 10) : Number.NaN;
-    return { seconds, maxRssKiB: Number.isFinite(rss) ? rss : undefined };
+    // GNU time's last line; earlier lines may note a signal or exit status.
+    const fields = haveTime ? (readFileSync(rssFile, 'utf8').trim().split('\n').pop() ?? '').split(' ').map(Number) : [];
+    const [rss, user, sys] = fields;
+    const known = (n: number | undefined): n is number => n !== undefined && Number.isFinite(n);
+    return {
+      seconds,
+      maxRssKiB: known(rss) ? rss : undefined,
+      cpuSeconds: known(user) && known(sys) ? user + sys : undefined,
+    };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
-/** The median of a non-empty list. */
+/**
+ * The median of a non-empty list.
+ * @throws InternalError E_INTERNAL for an empty list
+ */
 export function median(values: readonly number[]): number {
-  if (values.length === 0) throw new Error('median of nothing');
+  if (values.length === 0) throw new InternalError('E_INTERNAL', 'median of nothing');
   const sorted = [...values].sort((a, b) => a - b);
   const mid = Math.floor(sorted.length / 2);
   return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
@@ -70,11 +85,14 @@ export interface Comparison {
   readonly ratio: number;
   readonly oursPeakRssKiB: number | undefined;
   readonly referencePeakRssKiB: number | undefined;
+  readonly oursCpuMedian: number | undefined;
+  readonly referenceCpuMedian: number | undefined;
 }
 
 /**
  * Times `ours` and `reference` alternately for `rounds` rounds (the order flips every round),
  * after one untimed warm-up run of each so both read the files from the page cache.
+ * @throws whatever `ours` or `reference` throws (see {@link timeCommand})
  */
 export function compareAlternating(ours: () => Measurement, reference: () => Measurement, rounds: number): Comparison {
   ours();
@@ -92,6 +110,8 @@ export function compareAlternating(ours: () => Measurement, reference: () => Mea
   }
   const peak = (ms: readonly Measurement[]): number | undefined =>
     ms.some((m) => m.maxRssKiB === undefined) ? undefined : Math.max(...ms.map((m) => m.maxRssKiB!));
+  const cpu = (ms: readonly Measurement[]): number | undefined =>
+    ms.some((m) => m.cpuSeconds === undefined) ? undefined : median(ms.map((m) => m.cpuSeconds!));
   const oursMedian = median(a.map((m) => m.seconds));
   const referenceMedian = median(b.map((m) => m.seconds));
   return {
@@ -102,5 +122,7 @@ export function compareAlternating(ours: () => Measurement, reference: () => Mea
     ratio: oursMedian / referenceMedian,
     oursPeakRssKiB: peak(a),
     referencePeakRssKiB: peak(b),
+    oursCpuMedian: cpu(a),
+    referenceCpuMedian: cpu(b),
   };
 }

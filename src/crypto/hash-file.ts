@@ -1,7 +1,6 @@
 import { createHash, hash as hashOnce, type Hash } from 'node:crypto';
 import { closeSync, constants, fstatSync, openSync, read, readSync } from 'node:fs';
-import { IoError, ioError, isNodeError } from '../errors.js';
-import type { HashDict, RecordableHashAlgorithm } from '../model/artifacts.js';
+import { IoError, asInTotoError, ioError, isNodeError } from '../errors.js';
 
 /**
  * Hashing files for links: one pass over the bytes feeds every requested algorithm, reading
@@ -13,6 +12,12 @@ import type { HashDict, RecordableHashAlgorithm } from '../model/artifacts.js';
  * or a symlink swapped in after the directory was read is refused instead of blocking us or
  * being followed (THREATS.md, "Paths and files").
  */
+
+/**
+ * Algorithms a file can be hashed with here (a superset of what the runner records; named here
+ * rather than imported because crypto/ sits below model/).
+ */
+export type FileHashAlgorithm = 'sha256' | 'sha384' | 'sha512';
 
 /** Size of one read. 1 MiB keeps a chunk in L2 while it is hashed and the next one is read. */
 export const HASH_CHUNK_BYTES = 1 << 20;
@@ -88,7 +93,7 @@ export function describeType(stat: {
  */
 export function hashOpenFileSync(
   fd: number,
-  algorithms: readonly RecordableHashAlgorithm[],
+  algorithms: readonly FileHashAlgorithm[],
   buffer: Buffer,
   expectedSize: number,
   file: string,
@@ -134,7 +139,7 @@ function readInto(fd: number, buffer: Buffer): Promise<number> {
  */
 export async function hashOpenFile(
   fd: number,
-  algorithms: readonly RecordableHashAlgorithm[],
+  algorithms: readonly FileHashAlgorithm[],
   buffers: HashBuffers,
   file: string,
 ): Promise<string[]> {
@@ -169,12 +174,13 @@ export const SYNC_HASH_MAX_BYTES = HASH_CHUNK_BYTES;
  * and O_NONBLOCK, checked with fstat after opening).
  * @throws IoError E_NOT_REGULAR_FILE for a symlink, FIFO, socket, device or directory;
  *   E_IO when it cannot be opened or read
+ * @throws InternalError E_INTERNAL for anything else (a bug)
  */
 export async function hashFile(
   path: string,
-  algorithms: readonly RecordableHashAlgorithm[] = ['sha256'],
+  algorithms: readonly FileHashAlgorithm[] = ['sha256'],
   buffers: HashBuffers = createHashBuffers(),
-): Promise<HashDict> {
+): Promise<ReadonlyMap<string, string>> {
   const opened = openForHashing(path);
   if (opened.kind !== 'file') {
     throw new IoError('E_NOT_REGULAR_FILE', `${path}: is ${opened.what}, not a regular file`, { context: { file: path } });
@@ -185,6 +191,8 @@ export async function hashFile(
         ? hashOpenFileSync(opened.fd, algorithms, buffers.first, opened.size, path)
         : await hashOpenFile(opened.fd, algorithms, buffers, path);
     return new Map(algorithms.map((algorithm, i) => [algorithm, digests[i]!]));
+  } catch (error) {
+    throw asInTotoError(error);
   } finally {
     closeSync(opened.fd);
   }

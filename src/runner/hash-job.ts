@@ -101,6 +101,7 @@ export const SLOT = {
   /** Number of workers that joined this run (each will send `done`). */
   joined: 3,
 } as const;
+/** Int32 slots in a run's shared state. */
 export const SLOT_COUNT = 4;
 
 /** Main thread -> worker: hash the jobs of one run. */

@@ -101,6 +101,7 @@ async function ensureWorkers(count: number): Promise<readonly Worker[]> {
   return workers.slice(0, count);
 }
 
+/** How to hash one list of files. */
 export interface HashFilesOptions {
   /** Threads to hash on, the main thread included. */
   readonly threads: number;

@@ -23,6 +23,7 @@ export const DEFAULT_EXCLUDE_PATTERNS: readonly string[] = Object.freeze(['*.lin
 /** Default caps (THREATS.md invariant 3): a link with a million artifacts is about 100 MB. */
 export const DEFAULT_RECORD_LIMITS = Object.freeze({ maxArtifacts: 1_000_000, maxDepth: 256 });
 
+/** Options of {@link recordArtifacts}; everything that changes what is recorded is explicit here. */
 export interface RecordOptions {
   /** Default process.cwd(). Artifacts are resolved against it and named relative to it. */
   readonly basePath?: string;

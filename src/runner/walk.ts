@@ -29,6 +29,7 @@ export interface FileJob {
   readonly openPath: string;
 }
 
+/** What the walk needs: where it is confined, what it skips, how it names, and its caps. */
 export interface WalkOptions {
   /** Absolute base path as given (resolved against the cwd, not through symlinks). */
   readonly basePath: string;
