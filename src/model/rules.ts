@@ -20,6 +20,7 @@ import { artifactNameProblem, MAX_ARTIFACT_NAME_LENGTH, stepNameProblem } from '
 /** A rule kind that takes one pattern and no other operand. */
 export type PatternRuleKind = 'CREATE' | 'DELETE' | 'MODIFY' | 'ALLOW' | 'DISALLOW';
 
+/** One parsed rule, as a step's or inspection's expected_materials/expected_products hold it. */
 export type ArtifactRule =
   | {
       readonly kind: 'MATCH';
@@ -41,6 +42,7 @@ export type ArtifactRule =
       readonly text: string;
     };
 
+/** The MATCH member of {@link ArtifactRule}. */
 export type MatchRule = Extract<ArtifactRule, { kind: 'MATCH' }>;
 
 /** At most this many rules per expected_materials / expected_products list (bounded work). */

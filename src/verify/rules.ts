@@ -18,6 +18,7 @@ import { applyFilter, applyMatch, applyModify, type LinkLookup, type Outcome, ty
  * Rules arrive parsed (model/rules.ts); patterns are compiled once per call.
  */
 
+/** What a rule list reads: its own link's artifacts, and other steps' links for MATCH. */
 export interface RuleContext {
   /** This step's (or inspection's) materials and products, from its link. */
   readonly materials: ArtifactMap;
@@ -34,6 +35,7 @@ export interface RuleTrace {
   readonly notes: readonly string[];
 }
 
+/** Whose rules these are, for messages. */
 export interface RuleSubject {
   readonly stepOrInspection: 'step' | 'inspection';
   readonly name: string;
