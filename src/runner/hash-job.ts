@@ -96,13 +96,34 @@ export const SLOT = {
   next: 0,
   /** Set to 1 on the first error: stop claiming. */
   abort: 1,
-  /** Set to 1 by the main thread when it has no more jobs to hand out. */
-  closed: 2,
-  /** Number of workers that joined this run (each will send `done`). */
-  joined: 3,
+  /**
+   * Membership in one word: the number of workers that joined the run (each will send `done`),
+   * plus {@link CLOSED} once the main thread stops admitting workers. One word, so joining
+   * (compare-and-swap) and closing (or) cannot interleave.
+   */
+  members: 2,
 } as const;
 /** Int32 slots in a run's shared state. */
-export const SLOT_COUNT = 4;
+export const SLOT_COUNT = 3;
+/** The bit of SLOT.members that closes a run to workers that have not joined yet. */
+export const CLOSED = 1 << 30;
+
+/**
+ * A worker's attempt to join a run: true if it joined (and must send `done`), false if the run
+ * was already closed (it must not claim jobs, and sends nothing).
+ */
+export function joinRun(state: Int32Array): boolean {
+  for (;;) {
+    const members = Atomics.load(state, SLOT.members);
+    if ((members & CLOSED) !== 0) return false;
+    if (Atomics.compareExchange(state, SLOT.members, members, members + 1) === members) return true;
+  }
+}
+
+/** Closes a run to late workers; returns how many joined before it closed. */
+export function closeRun(state: Int32Array): number {
+  return Atomics.or(state, SLOT.members, CLOSED) & ~CLOSED;
+}
 
 /** Main thread -> worker: hash the jobs of one run. */
 export interface HashRequest {

@@ -4,6 +4,7 @@ import type { RecordableHashAlgorithm } from '../model/artifacts.js';
 import {
   SLOT,
   SLOT_COUNT,
+  closeRun,
   hashOne,
   workerFailure,
   type HashOutcome,
@@ -19,11 +20,11 @@ import {
  * for a message to get work. Outcomes land in an array by job index, which makes the result
  * independent of which thread hashed what.
  *
- * Ending a run without waiting for a worker that has not booted yet: when the main thread runs
- * out of jobs it sets `closed` and then reads `joined`; a worker adds itself to `joined` and
- * then reads `closed`. With sequentially consistent atomics at least one of the two sees the
- * other's write, so either the main thread counts the worker (and waits for its `done`) or the
- * worker sees the run closed and leaves without claiming anything.
+ * Ending a run without waiting for a worker that has not booted yet: a worker joins a run with a
+ * compare-and-swap on one shared word, and the main thread, when it runs out of jobs, closes the
+ * run by setting a bit in that same word and reads how many joined. Both are atomic on one word,
+ * so a worker either joined before the close (counted: the main thread waits for its `done`) or
+ * finds the run closed and leaves without claiming anything or sending anything.
  *
  * Workers are started lazily (node:worker_threads is imported only then), kept for the next run
  * (materials and then products), and unref'd between runs so they never keep the process alive.
@@ -158,8 +159,7 @@ async function runOnce(
       worker.postMessage(request);
     }
     await hashOnMainThread(paths, algorithms, run);
-    Atomics.store(run.state, SLOT.closed, 1);
-    run.expected = Atomics.load(run.state, SLOT.joined);
+    run.expected = closeRun(run.state);
     await new Promise<void>((resolve) => {
       run.settle = resolve;
       maybeSettle(run);

@@ -1,6 +1,6 @@
 import { parentPort } from 'node:worker_threads';
 import { createHashBuffers } from '../crypto/hash-file.js';
-import { SLOT, hashOne, type HashOutcome, type HashRequest, type WorkerMessage } from './hash-job.js';
+import { SLOT, hashOne, joinRun, type HashOutcome, type HashRequest, type WorkerMessage } from './hash-job.js';
 
 /**
  * Entry point of a hashing worker thread (started by hash-pool.ts). `hash.update` runs on the
@@ -16,12 +16,8 @@ const buffers = createHashBuffers();
 
 async function run(request: HashRequest): Promise<void> {
   const state = new Int32Array(request.state);
-  // Join, then check whether the run is already closed (see hash-pool.ts for why this order).
-  Atomics.add(state, SLOT.joined, 1);
-  if (Atomics.load(state, SLOT.closed) === 1) {
-    Atomics.sub(state, SLOT.joined, 1);
-    return;
-  }
+  // A run the main thread already finished alone: nothing to claim and no one waiting for us.
+  if (!joinRun(state)) return;
   const paths = request.paths.split('\0');
   let indices: number[] = [];
   let outcomes: HashOutcome[] = [];
