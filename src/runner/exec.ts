@@ -21,6 +21,8 @@ export interface ExecOptions {
   readonly writable: readonly string[];
   /** Files the command must not read (signing keys); only enforced under the sandbox. */
   readonly hidden?: readonly string[];
+  /** Read-only bind mounts (sandbox only; the caller checks `sandboxed` before relying on them). */
+  readonly readOnlyBinds?: readonly { readonly source: string; readonly target: string }[];
   readonly sandbox: SandboxMode;
   /** Extra environment variable names passed through (`--env NAME`). */
   readonly passEnv?: readonly string[];
@@ -96,6 +98,7 @@ export async function executeCommand(options: ExecOptions): Promise<ExecResult> 
             hidden: options.hidden ?? [],
             env,
             shareNet: options.shareNet ?? false,
+            ...(options.readOnlyBinds === undefined ? {} : { readOnlyBinds: options.readOnlyBinds }),
           }),
           '--',
           command,

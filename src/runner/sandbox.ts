@@ -79,6 +79,8 @@ export interface BwrapOptions {
   readonly hidden: readonly string[];
   readonly env: Readonly<Record<string, string>>;
   readonly shareNet: boolean;
+  /** Files or directories mounted read-only at `target` (which must exist): final products that cannot be hard-linked. */
+  readonly readOnlyBinds?: readonly { readonly source: string; readonly target: string }[];
 }
 
 function canonical(path: string): string {
@@ -101,6 +103,8 @@ export function bwrapArgs(options: BwrapOptions): string[] {
   args.push('--new-session', '--cap-drop', 'ALL', '--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc', '--tmpfs', '/tmp');
   const writable = options.writable.map(canonical);
   for (const dir of writable) args.push('--bind', dir, dir);
+  // After the writable binds, so that a read-only bind inside the workspace stays read-only.
+  for (const bind of options.readOnlyBinds ?? []) args.push('--ro-bind', bind.source, canonical(bind.target));
   for (const file of options.hidden.map(canonical)) {
     const dir = dirname(file);
     // Hide the whole key directory (other keys often sit beside it), unless the workspace is
