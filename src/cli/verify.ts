@@ -1,0 +1,161 @@
+import { loadPublicKeyFile } from '../crypto/keyfiles.js';
+import type { KeyType, PublicKey } from '../crypto/keys.js';
+import { InTotoError } from '../errors.js';
+import { parseParams } from '../model/params.js';
+import type { SandboxMode } from '../runner/sandbox.js';
+import { failedReport, type LayoutReport, type RuleReport, type VerifyReport } from '../verify/report.js';
+import { verifySupplyChain } from '../verify/verify.js';
+import { createOutput, newProgram, usage, verbosityOf, type Output } from './common.js';
+
+const KEY_TYPES: readonly string[] = ['ed25519', 'rsa', 'ecdsa'];
+const SANDBOX_MODES: readonly string[] = ['auto', 'bwrap', 'none'];
+
+interface VerifyCliOptions {
+  layout: string;
+  layoutKeys?: string[];
+  keyTypes?: string[];
+  gpg?: string[] | boolean;
+  gpgHome?: string;
+  linkDir: string;
+  layoutThreshold?: string;
+  param: string[];
+  json?: boolean;
+  inspectionTimeout?: string;
+  allowSublayoutInspections?: boolean;
+  finalProducts?: string[];
+  sandbox: string;
+}
+
+/**
+ * `intoto-verify -l LAYOUT -k KEY... [-t TYPE...] [--link-dir DIR] [-v|-q]`, the command line
+ * of `in-toto-verify` 1.3.1, plus `--layout-threshold`, `--param`, `--json`,
+ * `--inspection-timeout`, `--allow-sublayout-inspections`, `--final-products`, `--sandbox`.
+ * Exit status 0 when verification passes, 1 when it fails for any reason (unreadable or
+ * malformed files included), 2 for bad usage.
+ * @throws UsageError E_USAGE (exit 2)
+ */
+export async function verifyMain(argv: string[]): Promise<number> {
+  const program = newProgram('intoto-verify', 'Verify an in-toto supply chain: layout, links, rules and inspections.')
+    .requiredOption('-l, --layout <path>', 'the root layout')
+    .option('-k, --layout-keys <paths...>', 'public key files of the layout owner(s)')
+    .option('-t, --key-types <types...>', 'types of the layout keys, by position (checked against the files)')
+    .option('-g, --gpg [ids...]', 'GPG keys (not supported)')
+    .option('--gpg-home <path>', 'GPG home directory (not supported)')
+    .option('--link-dir <path>', 'directory holding the link files', '.')
+    .option('--layout-threshold <n>', 'how many distinct layout keys must have signed (default: all given)')
+    .option('--param <KEY=VALUE>', 'a parameter substituted into the layout (repeatable)', (v: string, all: string[]) => [...all, v], [])
+    .option('--json', 'print the verification report as JSON on stdout')
+    .option('--inspection-timeout <seconds>', 'stop an inspection after this many seconds (default: no limit)')
+    .option('--allow-sublayout-inspections', "run the inspections of sublayouts (commands chosen by functionaries)")
+    .option('--final-products <paths...>', 'what inspections see (default: this directory minus layout, links and keys)')
+    .option('--sandbox <mode>', 'inspection isolation: auto, bwrap or none', 'auto');
+  program.parse(argv, { from: 'user' });
+  const opts = program.opts<VerifyCliOptions>();
+  const out = createOutput('intoto-verify', verbosityOf(argv));
+
+  if (opts.gpg !== undefined || opts.gpgHome !== undefined) usage('GPG keys are not supported; pass public key files with -k');
+  const keyPaths = opts.layoutKeys ?? [];
+  if (keyPaths.length === 0) usage('pass at least one layout key with -k/--layout-keys');
+  const types = keyTypes(opts.keyTypes, keyPaths.length);
+  if (!SANDBOX_MODES.includes(opts.sandbox)) usage(`--sandbox must be auto, bwrap or none, not ${opts.sandbox}`);
+  const threshold = opts.layoutThreshold === undefined ? undefined : positiveInteger('--layout-threshold', opts.layoutThreshold);
+  const timeout = opts.inspectionTimeout === undefined ? undefined : positiveNumber('--inspection-timeout', opts.inspectionTimeout);
+  let params: ReadonlyMap<string, string>;
+  try {
+    params = parseParams(opts.param);
+  } catch (error) {
+    usage((error as Error).message);
+  }
+
+  let keys: PublicKey[];
+  try {
+    keys = keyPaths.map((path, i) => loadPublicKeyFile(path, types[i] === undefined ? {} : { expectedType: types[i] as KeyType }));
+  } catch (error) {
+    // A key that does not load is a failed verification (exit 1), reported like any other.
+    if (!(error instanceof InTotoError) || error.code === 'E_USAGE') throw error;
+    return finish(failedReport(error, opts.layout), opts, out);
+  }
+
+  const report = await verifySupplyChain({
+    layoutPath: opts.layout,
+    layoutKeys: keys,
+    linkDir: opts.linkDir,
+    params,
+    excludeFromFinalProducts: keyPaths,
+    sandbox: opts.sandbox as SandboxMode,
+    allowSublayoutInspections: opts.allowSublayoutInspections ?? false,
+    ...(threshold === undefined ? {} : { layoutThreshold: threshold }),
+    ...(timeout === undefined ? {} : { inspectionTimeoutSeconds: timeout }),
+    ...(opts.finalProducts === undefined ? {} : { finalProducts: opts.finalProducts }),
+    onEvent: (event) => {
+      if (event.kind === 'warning') out.warn(event.message);
+      else if (event.kind === 'note') out.debug(event.message);
+      else out.debug(`check: ${event.check} (${event.layout})`);
+    },
+  });
+  return finish(report, opts, out);
+}
+
+function finish(report: VerifyReport, opts: VerifyCliOptions, out: Output): number {
+  if (opts.json) process.stdout.write(`${JSON.stringify(report, null, 1)}\n`);
+  if (out.verbosity === 'verbose') for (const line of traceLines(report.layout, '')) out.debug(line);
+  const failure = report.failure;
+  if (failure === undefined) {
+    if (!opts.json && out.verbosity !== 'quiet') process.stdout.write(`PASS: ${report.layout.file} (${summary(report.layout)})\n`);
+    return 0;
+  }
+  process.stderr.write(`FAIL ${failure.code}: ${failure.message}\n`);
+  if (out.verbosity === 'verbose') for (const line of failure.details) process.stderr.write(`  ${line}\n`);
+  else if (failure.details.length > 0) process.stderr.write(`intoto-verify: (run with -v for ${failure.details.length} more line(s) of detail)\n`);
+  return 1;
+}
+
+function summary(layout: LayoutReport): string {
+  const steps = layout.steps.length;
+  const inspections = layout.inspections.length;
+  return `${steps} step(s), ${inspections} inspection(s) verified`;
+}
+
+/** The rule-by-rule trace of a report, for -v. */
+export function traceLines(layout: LayoutReport, indent: string): string[] {
+  const lines = [`${indent}layout ${layout.file}${layout.step === undefined ? '' : ` (step '${layout.step}')`}: signed by ${layout.signedBy.map((k) => k.slice(0, 8)).join(', ') || 'nobody verified'}, expires ${layout.expires ?? '?'}`];
+  for (const step of layout.steps) {
+    lines.push(`${indent}  step '${step.name}': threshold ${step.threshold}, links by ${step.signedBy.map((k) => k.slice(0, 8)).join(', ') || 'none'}`);
+    for (const reason of step.ignored) lines.push(`${indent}    ignored ${reason}`);
+    for (const sub of step.sublayouts) lines.push(...traceLines(sub, `${indent}    `));
+    lines.push(...ruleLines('materials', step.materials, `${indent}    `), ...ruleLines('products', step.products, `${indent}    `));
+  }
+  for (const inspection of layout.inspections) {
+    const sandbox = inspection.sandboxed ? 'sandboxed' : 'NOT sandboxed';
+    lines.push(`${indent}  inspection '${inspection.name}': ${JSON.stringify(inspection.command)} exited ${inspection.exitCode ?? '-'} (${sandbox})`);
+    lines.push(...ruleLines('materials', inspection.materials, `${indent}    `), ...ruleLines('products', inspection.products, `${indent}    `));
+  }
+  return lines;
+}
+
+function ruleLines(kind: string, rules: readonly RuleReport[], indent: string): string[] {
+  return rules.flatMap((r) => {
+    const names = r.consumed.slice(0, 5).join(', ') + (r.consumed.length > 5 ? `, ... (${r.consumed.length - 5} more)` : '');
+    return [`${indent}${kind} '${r.rule}': consumed ${r.consumed.length}${r.consumed.length > 0 ? `: ${names}` : ''}`, ...r.notes.map((n) => `${indent}  ${n}`)];
+  });
+}
+
+function keyTypes(given: string[] | undefined, count: number): (string | undefined)[] {
+  if (given === undefined) return new Array<undefined>(count).fill(undefined);
+  for (const type of given) if (!KEY_TYPES.includes(type)) usage(`-t must name one of ${KEY_TYPES.join(', ')}, got ${type}`);
+  if (given.length === 1 && count > 1) return new Array<string>(count).fill(given[0] as string);
+  if (given.length !== count) usage(`${given.length} key types for ${count} keys: give one per key, by position`);
+  return given;
+}
+
+function positiveInteger(flag: string, text: string): number {
+  const n = /^[0-9]{1,6}$/.test(text) ? Number(text) : Number.NaN;
+  if (!Number.isSafeInteger(n) || n < 1) usage(`${flag} must be a positive integer, not ${JSON.stringify(text)}`);
+  return n;
+}
+
+function positiveNumber(flag: string, text: string): number {
+  const n = /^[0-9]+(\.[0-9]+)?$/.test(text) ? Number(text) : Number.NaN;
+  if (!Number.isFinite(n) || n <= 0) usage(`${flag} must be a positive number of seconds, not ${JSON.stringify(text)}`);
+  return n;
+}
