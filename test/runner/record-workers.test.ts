@@ -47,6 +47,21 @@ describe('hashing on several threads', () => {
     expect(pool.workerCount()).toBeGreaterThanOrEqual(1); // the pool really ran workers
   });
 
+  it('never hangs or loses a file when a run ends as workers join (many short runs)', async () => {
+    const base = join(root, 'short');
+    mkdirSync(base);
+    const paths = [0, 1, 2].map((i) => {
+      writeFileSync(join(base, `s${i}`), `short ${i}`);
+      return join(base, `s${i}`);
+    });
+    const pool = (await import(pathToFileURL(join(compiledRecorderDir(), 'runner/hash-pool.js')).href)) as typeof import('../../src/runner/hash-pool.js');
+    const want = paths.map((_, i) => ({ kind: 'ok', digests: [createHash('sha256').update(`short ${i}`).digest('hex')] }));
+    // Each run is over almost at once, so workers join just before or just after it closes.
+    for (let round = 0; round < 300; round++) {
+      expect(await pool.hashFiles(paths, ['sha256'], { threads: 3 })).toEqual(want);
+    }
+  });
+
   it('hashes large files on worker threads correctly', async () => {
     const base = join(root, 'large');
     mkdirSync(base);
