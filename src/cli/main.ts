@@ -1,0 +1,103 @@
+import { asInTotoError, exitStatusFor, UsageError, type InTotoError } from '../errors.js';
+
+/**
+ * What every command-line program shares and that needs no argument-parsing library: one-line
+ * errors with their code, details with -v, exit statuses from error codes (2 bad usage, 1 any
+ * other failure). Kept apart from commander (cli/common.ts) so that a program that does not
+ * use commander, such as intoto-run, does not pay for loading it on every start.
+ */
+
+/** -q, nothing, or -v. */
+export type Verbosity = 'quiet' | 'normal' | 'verbose';
+
+/** Where a program writes its messages (standard error; standard output is the command's). */
+export interface Output {
+  readonly verbosity: Verbosity;
+  /** Progress and results; hidden with -q. */
+  info(line: string): void;
+  /** Shown unless -q. */
+  warn(line: string): void;
+  /** Only with -v. */
+  debug(line: string): void;
+}
+
+/** What --version prints after the program name. */
+export const VERSION = '0.1.0 (compatible with in-toto 1.3.1)';
+
+/** Output to standard error for `program` at a verbosity. */
+export function createOutput(program: string, verbosity: Verbosity): Output {
+  return {
+    verbosity,
+    info: (line) => {
+      if (verbosity !== 'quiet') process.stderr.write(`${line}\n`);
+    },
+    warn: (line) => {
+      if (verbosity !== 'quiet') process.stderr.write(`${program}: warning: ${line}\n`);
+    },
+    debug: (line) => {
+      if (verbosity === 'verbose') process.stderr.write(`${line}\n`);
+    },
+  };
+}
+
+/** -v / -q as given on the command line (before any `--`), known before parsing succeeds. */
+export function verbosityOf(argv: readonly string[]): Verbosity {
+  const end = argv.indexOf('--');
+  const options = end === -1 ? argv : argv.slice(0, end);
+  if (options.some((a) => a === '-v' || a === '--verbose')) return 'verbose';
+  if (options.some((a) => a === '-q' || a === '--quiet')) return 'quiet';
+  return 'normal';
+}
+
+/** Prints an error as one line, plus its details and causes with -v. */
+export function reportError(program: string, error: InTotoError, verbosity: Verbosity): void {
+  process.stderr.write(`${program}: error: ${error.message} [${error.code}]\n`);
+  if (verbosity !== 'verbose') {
+    if (error.details.length > 0) process.stderr.write(`${program}: (run with -v for ${error.details.length} more line(s) of detail)\n`);
+    return;
+  }
+  for (const line of error.details) process.stderr.write(`  ${line}\n`);
+  let cause: unknown = error.cause;
+  for (let depth = 0; cause !== undefined && depth < 5; depth++) {
+    const text = cause instanceof Error ? cause.message : String(cause);
+    process.stderr.write(`  caused by: ${text}\n`);
+    if (error.code === 'E_INTERNAL' && cause instanceof Error && cause.stack) process.stderr.write(`${cause.stack}\n`);
+    cause = cause instanceof Error ? cause.cause : undefined;
+  }
+}
+
+/** commander's errors, recognised without importing commander (they carry a `commander.*` code). */
+function commanderExitCode(thrown: unknown): number | undefined {
+  if (!(thrown instanceof Error)) return undefined;
+  const { code, exitCode } = thrown as { code?: unknown; exitCode?: unknown };
+  return typeof code === 'string' && code.startsWith('commander.') && typeof exitCode === 'number' ? exitCode : undefined;
+}
+
+/**
+ * Runs a program's main function and exits with its status. Only our typed errors reach the
+ * user; anything else is reported as E_INTERNAL (and still exits 1, never 0).
+ */
+export async function runMain(program: string, main: (argv: string[]) => Promise<number>): Promise<void> {
+  const argv = process.argv.slice(2);
+  const verbosity = verbosityOf(argv);
+  let status: number;
+  try {
+    status = await main(argv);
+  } catch (thrown) {
+    const commanderExit = commanderExitCode(thrown);
+    if (commanderExit !== undefined) {
+      status = commanderExit === 0 ? 0 : 2;
+      if (status !== 0) reportError(program, new UsageError('E_USAGE', (thrown as Error).message.replace(/^error: /, '')), verbosity);
+    } else {
+      const error = asInTotoError(thrown);
+      reportError(program, error, verbosity);
+      status = exitStatusFor(error.code);
+    }
+  }
+  process.exitCode = status;
+}
+
+/** Throws a usage error (exit status 2). */
+export function usage(message: string): never {
+  throw new UsageError('E_USAGE', message);
+}

@@ -1,0 +1,225 @@
+import type { KeyType } from '../crypto/keys.js';
+import type { RecordableHashAlgorithm } from '../model/artifacts.js';
+import type { SandboxMode } from '../runner/sandbox.js';
+import { listValue, optionName, stringValue, type OptionSpec, type Parsed } from './argparse.js';
+import { readPassword } from './password.js';
+import { usage, type Verbosity } from './main.js';
+
+/**
+ * The options intoto-run, intoto-record and intoto-mock share, spelled and parsed as in-toto
+ * 1.3.1's common_args.py spells them, plus ours (sandbox, timeout, environment, hashes, DSSE),
+ * and the checks that turn parsed values into library options.
+ */
+
+/** -n/--step-name (required). */
+export const STEP_NAME: OptionSpec = {
+  dest: 'stepName',
+  flags: ['-n', '--step-name'],
+  kind: 'value',
+  metavar: '<name>',
+  required: true,
+  named: true,
+  help: "name for the resulting link metadata file, which is written to '<name>.<keyid prefix>.link'. It is also used to associate the link with a step defined in an in-toto layout.",
+};
+/** -k/--key: the private key file. */
+export const KEY: OptionSpec = {
+  dest: 'key',
+  flags: ['-k', '--key'],
+  kind: 'value',
+  metavar: '<path>',
+  named: true,
+  help: "path to a private key file to sign the resulting link metadata (securesystemslib JSON or PEM; the type is detected). The keyid prefix is used as an infix for the link metadata filename. The key is read only after the command has exited, and the command cannot see the file under the sandbox.",
+};
+/** -g/--gpg: parsed as the reference parses it, only to refuse it clearly. */
+export const GPG: OptionSpec = { dest: 'gpg', flags: ['-g', '--gpg'], kind: 'optional-value', metavar: '<id>', named: true, help: 'GPG keys are not supported (accepted for the error message only).' };
+/** -t/--key-type: checked against the key file when given. */
+export const KEY_TYPE: OptionSpec = {
+  dest: 'keyType',
+  flags: ['-t', '--key-type'],
+  kind: 'value',
+  choices: ['rsa', 'ed25519', 'ecdsa'],
+  help: "type of the key given with '--key'. Detected from the file when omitted; when given, the file must hold a key of this type.",
+};
+/** -P/--password [<password>]: bare -P prompts. */
+export const PASSWORD: OptionSpec = {
+  dest: 'password',
+  flags: ['-P', '--password'],
+  kind: 'optional-value',
+  metavar: '<password>',
+  help: "password for an encrypted key given with '--key'. '-P' without <password> prompts (before the command runs). (Do not confuse with '-p/--products'!)",
+};
+/** --gpg-home: accepted and ignored (with a warning). */
+export const GPG_HOME: OptionSpec = { dest: 'gpgHome', flags: ['--gpg-home'], kind: 'value', metavar: '<path>', help: 'GPG home directory (GPG is not supported; ignored).' };
+/** --exclude PATTERN... */
+export const EXCLUDE: OptionSpec = {
+  dest: 'exclude',
+  flags: ['--exclude'],
+  kind: 'list',
+  metavar: '<pattern>',
+  help: "gitignore-style patterns of paths not to record as materials or products. They replace the defaults ('*.link*', '.git', '*.pyc', '*~'). Nothing is read from environment variables or rc files.",
+};
+/** --base-path PATH. */
+export const BASE_PATH: OptionSpec = {
+  dest: 'basePath',
+  flags: ['--base-path'],
+  kind: 'value',
+  metavar: '<path>',
+  help: 'base path for relative paths passed via --materials and --products; not included in the link. It is the only writable directory in the sandbox. Default is the current working directory.',
+};
+/** --lstrip-paths PREFIX... */
+export const LSTRIP_PATHS: OptionSpec = {
+  dest: 'lstripPaths',
+  flags: ['--lstrip-paths'],
+  kind: 'list',
+  metavar: '<path>',
+  help: 'path prefixes to left-strip from artifact paths before they are stored in the link. No prefix may be a left substring of another.',
+};
+/** -d/--metadata-directory DIR. */
+export const METADATA_DIRECTORY: OptionSpec = {
+  dest: 'metadataDirectory',
+  flags: ['-d', '--metadata-directory'],
+  kind: 'value',
+  metavar: '<directory>',
+  help: 'directory to write the link to. Default is the current working directory.',
+};
+/** -v/--verbose. */
+export const VERBOSE: OptionSpec = { dest: 'verbose', flags: ['-v', '--verbose'], kind: 'flag', help: 'show more output' };
+/** -q/--quiet (also hides the command's output). */
+export const QUIET: OptionSpec = { dest: 'quiet', flags: ['-q', '--quiet'], kind: 'flag', help: "suppress all output but errors, the command's output included" };
+/** --use-dsse (ours). */
+export const USE_DSSE: OptionSpec = { dest: 'useDsse', flags: ['--use-dsse'], kind: 'flag', help: 'write a DSSE envelope instead of the Metablock (in-toto 1.3.1 cannot read it)' };
+/** --hash sha256|sha512, repeatable (ours). */
+export const HASH: OptionSpec = {
+  dest: 'hash',
+  flags: ['--hash'],
+  kind: 'append',
+  choices: ['sha256', 'sha512'],
+  help: 'hash algorithm to record artifacts with; repeat for several. Default sha256.',
+};
+/** --timeout SECONDS (ours; no limit by default). */
+export const TIMEOUT: OptionSpec = { dest: 'timeout', flags: ['--timeout'], kind: 'value', metavar: '<seconds>', help: 'stop the command (and everything it started) after this many seconds; the link is still written and the exit status is 1. Default: no limit.' };
+/** --sandbox auto|bwrap|none (ours). */
+export const SANDBOX: OptionSpec = {
+  dest: 'sandbox',
+  flags: ['--sandbox'],
+  kind: 'value',
+  choices: ['auto', 'bwrap', 'none'],
+  help: "isolation of the command: 'bwrap' requires bubblewrap (read-only host, writable base path, private /tmp, no network, key hidden); 'auto' (default) uses it when available and warns otherwise; 'none' runs it directly. The environment is reduced to PATH, HOME, LANG, TERM and --env names in every mode.",
+};
+/** --env NAME, repeatable (ours). */
+export const ENV: OptionSpec = { dest: 'env', flags: ['--env'], kind: 'append', metavar: '<name>', help: 'pass this environment variable through to the command; repeat for several.' };
+/** --share-net (ours). */
+export const SHARE_NET: OptionSpec = { dest: 'shareNet', flags: ['--share-net'], kind: 'flag', help: 'let the command use the network under the sandbox' };
+/** -h/--help. */
+export const HELP: OptionSpec = { dest: 'help', flags: ['-h', '--help'], kind: 'flag', action: 'help', help: 'show this help message and exit' };
+/** --version. */
+export const VERSION_OPTION: OptionSpec = { dest: 'version', flags: ['--version'], kind: 'flag', action: 'version', help: "show program's version number and exit" };
+
+/** The options of the command's execution, shared by intoto-run and intoto-mock. */
+export const EXECUTION_OPTIONS: readonly OptionSpec[] = [TIMEOUT, SANDBOX, ENV, SHARE_NET];
+
+/** Verbosity from parsed -v/-q. */
+export function verbosity(parsed: Parsed): Verbosity {
+  if (parsed.values.get('verbose') === true) return 'verbose';
+  if (parsed.values.get('quiet') === true) return 'quiet';
+  return 'normal';
+}
+
+/**
+ * Refuses a list option given twice: argparse keeps only the last list, silently dropping the
+ * first paths (`-m a -m b` records only b), which is never what was meant.
+ */
+export function refuseRepeatedLists(parsed: Parsed, options: readonly OptionSpec[]): void {
+  for (const option of options) {
+    if (option.kind === 'list' && (parsed.counts.get(option.dest) ?? 0) > 1) {
+      usage(`${optionName(option)} given more than once; list every value after one ${option.flags[0]} (in-toto 1.3.1 would keep only the last list)`);
+    }
+  }
+}
+
+/** The key file, refusing GPG. */
+export function keyPathOf(parsed: Parsed): string {
+  if (parsed.values.has('gpg')) usage('GPG keys (-g/--gpg) are not supported; sign with a key file (-k/--key)');
+  const key = stringValue(parsed, 'key');
+  if (key === undefined) usage("-k/--key is required: the path of the private key file that signs the link");
+  if (key === '') usage('-k/--key: the key path is empty');
+  return key;
+}
+
+/** -t as a key type, when given. */
+export function keyTypeOf(parsed: Parsed): KeyType | undefined {
+  return stringValue(parsed, 'keyType') as KeyType | undefined;
+}
+
+/**
+ * The password: `-P pw` as given, bare `-P` prompts (an empty answer means no password, as in
+ * the reference), absent means none.
+ */
+export async function passwordOf(parsed: Parsed, keyPath: string): Promise<string | undefined> {
+  const value = parsed.values.get('password');
+  if (value === undefined) return undefined;
+  const password = value === true ? await readPassword(`enter password for '${keyPath}' (empty if not encrypted): `) : String(value);
+  return password === '' ? undefined : password;
+}
+
+/** --hash values (deduplicated, in order), or undefined for the default. */
+export function algorithmsOf(parsed: Parsed): RecordableHashAlgorithm[] | undefined {
+  const given = listValue(parsed, 'hash');
+  return given === undefined ? undefined : [...new Set(given)] as RecordableHashAlgorithm[];
+}
+
+/** --timeout as seconds, or undefined. */
+export function timeoutOf(parsed: Parsed): number | undefined {
+  const text = stringValue(parsed, 'timeout');
+  if (text === undefined) return undefined;
+  const seconds = /^\d+(\.\d+)?$/.test(text) ? Number(text) : Number.NaN;
+  if (!(seconds > 0) || !Number.isFinite(seconds)) usage(`--timeout: expected a positive number of seconds, got '${text}'`);
+  return seconds;
+}
+
+/** --env names, checked to be variable names. */
+export function passEnvOf(parsed: Parsed): string[] | undefined {
+  const names = listValue(parsed, 'env');
+  if (names === undefined) return undefined;
+  for (const name of names) if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) usage(`--env: ${JSON.stringify(name)} is not an environment variable name`);
+  return [...names];
+}
+
+/** --sandbox, default auto. */
+export function sandboxOf(parsed: Parsed): SandboxMode {
+  return (stringValue(parsed, 'sandbox') ?? 'auto') as SandboxMode;
+}
+
+/** Spreads `{ [key]: value }` only when the value is defined (exactOptionalPropertyTypes). */
+export function defined<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {
+  return (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
+}
+
+/**
+ * The command, from what argparse would have made of the command line, refusing the forms
+ * where argparse silently does something else than was meant:
+ * - everything after the first `--` is the command, verbatim (later `--` included);
+ * - without `--`, trailing words that no option consumed are the command (as argparse takes
+ *   them), but only when no option follows them: in `-n a -k k echo -n hi` argparse renames
+ *   the step to "hi" and runs `echo`;
+ * - words both before and after `--` (argparse glues them together) are refused;
+ * - words after a list option (`-m a b make`) are paths, as in argparse: the hint says so.
+ * Returns [] when there is no command.
+ */
+export function commandOf(parsed: Parsed, program: string): string[] {
+  const { positionals, afterDashDash, optionAfterPositional } = parsed;
+  if (positionals.length > 0 && optionAfterPositional !== undefined) {
+    usage(`option ${optionAfterPositional} comes after the command word '${positionals[0]!}': put the command after '--' (${program} [options] -- COMMAND [ARGS...])`);
+  }
+  if (positionals.length > 0 && afterDashDash !== undefined) {
+    usage(`command words both before and after '--' (${positionals.join(' ')} -- ...): put the whole command after '--'`);
+  }
+  return [...(afterDashDash ?? positionals)];
+}
+
+/** Why no command was found, with a hint when list options may have taken it as paths. */
+export function noCommandMessage(parsed: Parsed, program: string): string {
+  const lists = ['materials', 'products', 'exclude', 'lstripPaths'].some((dest) => parsed.values.has(dest));
+  const hint = lists && parsed.afterDashDash === undefined ? " (words after -m, -p, --exclude and --lstrip-paths are taken as paths, so a command after them needs '--')" : '';
+  return `no command given: put it after '--' (${program} [options] -- COMMAND [ARGS...]), or pass -x/--no-command${hint}`;
+}

@@ -1,0 +1,163 @@
+import { closeSync, constants, fstatSync, openSync, statSync } from 'node:fs';
+import { isAbsolute, join, relative, resolve } from 'node:path';
+import { FormatError, IoError, UsageError, ioError } from '../errors.js';
+import type { JsonObject } from '../canonical/json.js';
+import { writeFileAtomicSync } from '../io/files.js';
+import type { SigningKey } from '../crypto/signatures.js';
+import { dsseText, metablockText } from '../model/envelope.js';
+import { linkToJson, type Link } from '../model/link.js';
+import { stepNameProblem } from '../model/names.js';
+import type { RecordableHashAlgorithm } from '../model/artifacts.js';
+import type { RecordOptions } from './record.js';
+
+/**
+ * What the step flows (run, record start/stop, mock) share: checking their inputs before any
+ * work is done, the recording options, and writing the link.
+ */
+
+/**
+ * Refuses a step name that cannot become a link file name (`<name>.<keyid8>.link`).
+ * @throws FormatError E_STEP_NAME
+ */
+export function assertStepName(name: string): void {
+  const problem = stepNameProblem(name);
+  if (problem !== undefined) {
+    throw new FormatError('E_STEP_NAME', `step name ${JSON.stringify(name)} ${problem}`, { context: { step: name } });
+  }
+}
+
+/**
+ * Checks that the signing key file can be opened and is a regular file, WITHOUT reading it:
+ * before the command runs, the key's bytes must not be in our memory (a command running as
+ * the same user could read it), yet a typo in `-k` should not cost a whole step.
+ * @throws IoError E_IO (missing, unreadable), E_NOT_REGULAR_FILE
+ */
+export function checkKeyFileReadable(path: string): void {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (error) {
+    throw ioError(path, error, 'cannot open the key file');
+  }
+  try {
+    if (!fstatSync(fd).isFile()) {
+      throw new IoError('E_NOT_REGULAR_FILE', `${path}: the key file is not a regular file`, { context: { file: path } });
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Checks that `path` is an existing directory (where a link will be written), so that a bad
+ * `-d` fails before the command runs rather than after.
+ * @throws IoError E_IO
+ */
+export function checkDirectory(path: string, what: string): void {
+  let isDirectory: boolean;
+  try {
+    isDirectory = statSync(path).isDirectory();
+  } catch (error) {
+    throw ioError(path, error, `cannot use as ${what}`);
+  }
+  if (!isDirectory) throw new IoError('E_IO', `${path}: cannot use as ${what} (not a directory)`, { context: { file: path } });
+}
+
+/**
+ * A positive, finite number of seconds, or undefined for no limit.
+ * @throws UsageError E_USAGE
+ */
+export function checkTimeout(seconds: number | undefined): number | undefined {
+  if (seconds === undefined) return undefined;
+  if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 365 * 24 * 3600) {
+    throw new UsageError('E_USAGE', `timeout must be a positive number of seconds, not ${String(seconds)}`);
+  }
+  return seconds;
+}
+
+/** True when `child` is `parent` or below it (both absolute). */
+export function isWithin(parent: string, child: string): boolean {
+  const rel = relative(parent, child);
+  return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel));
+}
+
+/** Where a step works, every path made absolute against its working directory. */
+export interface StepPlaces {
+  readonly cwd: string;
+  readonly basePath: string;
+  readonly metadataDirectory: string;
+}
+
+/** Resolves the step's directories: base path and metadata directory default to `cwd`. */
+export function stepPlaces(options: { cwd?: string; basePath?: string; metadataDirectory?: string }): StepPlaces {
+  const cwd = resolve(options.cwd ?? process.cwd());
+  return {
+    cwd,
+    basePath: resolve(cwd, options.basePath ?? '.'),
+    metadataDirectory: resolve(cwd, options.metadataDirectory ?? '.'),
+  };
+}
+
+/** The recording options shared by materials and products. */
+export function recordOptions(
+  places: StepPlaces,
+  options: {
+    excludePatterns?: readonly string[] | undefined;
+    lstripPaths?: readonly string[] | undefined;
+    algorithms?: readonly RecordableHashAlgorithm[] | undefined;
+    warn: (message: string) => void;
+  },
+): RecordOptions {
+  return {
+    basePath: places.basePath,
+    ...(options.excludePatterns === undefined ? {} : { excludePatterns: options.excludePatterns }),
+    ...(options.lstripPaths === undefined ? {} : { lstripPaths: options.lstripPaths }),
+    ...(options.algorithms === undefined ? {} : { algorithms: options.algorithms }),
+    onWarning: options.warn,
+  };
+}
+
+/**
+ * A recorded stream as the reference stores it: it reads the command's output back in text
+ * mode, where universal newlines turn `\r\n` and a lone `\r` into `\n`.
+ */
+export function referenceStreamText(text: string): string {
+  return text.includes('\r') ? text.replace(/\r\n?/g, '\n') : text;
+}
+
+/**
+ * The byproducts in-toto-run 1.3.1 records: nothing without a command; otherwise the return
+ * value and both streams, which are empty strings unless they were recorded.
+ */
+export function byproductsOf(
+  result: { readonly returnValue: number; readonly stdout: string; readonly stderr: string } | undefined,
+  recordStreams: boolean,
+): JsonObject {
+  if (result === undefined) return {};
+  return {
+    'return-value': result.returnValue,
+    stderr: recordStreams ? referenceStreamText(result.stderr) : '',
+    stdout: recordStreams ? referenceStreamText(result.stdout) : '',
+  };
+}
+
+/** The file text of a signed link: a Metablock (as in-toto 1.3.1 writes it) or a DSSE envelope. */
+export function signedLinkText(link: Link, key: SigningKey, useDsse: boolean): string {
+  const signed = linkToJson(link);
+  return useDsse ? dsseText(signed, [key]) : metablockText(signed, [key]);
+}
+
+/**
+ * Writes `text` atomically as `directory/fileName` and returns the path.
+ * @throws IoError E_IO
+ */
+export function writeLinkFile(directory: string, fileName: string, text: string): string {
+  const path = join(directory, fileName);
+  writeFileAtomicSync(path, text);
+  return path;
+}
+
+/** Milliseconds since `start` (from performance.now()), rounded to 0.1 ms. */
+export function since(start: number): number {
+  return Math.round((performance.now() - start) * 10) / 10;
+}
