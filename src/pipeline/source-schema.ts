@@ -1,0 +1,175 @@
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import type { JsonValue } from '../canonical/json.js';
+import { MAX_RULE_STRING_LENGTH } from '../model/rules.js';
+import { CAPS } from '../model/schemas.js';
+import { diagnostic, type Diagnostic } from './diagnostics.js';
+import { pointerSegment, type SourceTree } from './yaml-source.js';
+
+/**
+ * The shape of a YAML layout source (layouts/README.md describes every field). Every scalar
+ * arrives as text (the reader uses YAML's failsafe schema), so numbers are text with a
+ * pattern here and are converted by the compiler. Each `description` completes the sentence
+ * "must be ..." in messages.
+ */
+
+/** Functionary names become key file names (`--keys DIR/<name>`): one safe path segment. */
+export const FUNCTIONARY_NAME = '^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$';
+
+const TEXT = { type: 'string', maxLength: CAPS.stringLength, description: 'text' } as const;
+const ARGV = {
+  type: ['string', 'array'],
+  minLength: 1,
+  minItems: 1,
+  maxItems: CAPS.commandArgs,
+  items: TEXT,
+  description: 'a command: a list of arguments, or one string split like a shell would',
+} as const;
+const RULES = {
+  type: 'array',
+  maxItems: CAPS.rulesPerList,
+  items: { type: 'string', minLength: 1, maxLength: MAX_RULE_STRING_LENGTH, description: 'a rule such as "DISALLOW *"' },
+  description: 'a list of artifact rules, each one string',
+} as const;
+const NAME = { type: 'string', minLength: 1, maxLength: 255, description: 'a name' } as const;
+
+const FUNCTIONARY = {
+  type: ['string', 'object'],
+  minLength: 1,
+  required: ['key'],
+  additionalProperties: false,
+  properties: {
+    key: { type: 'string', minLength: 1, description: 'the path of a public key file' },
+    keyid: { type: 'string', pattern: '^[0-9a-f]{8,64}$', description: 'a keyid: 8 to 64 lowercase hex digits' },
+  },
+  description: 'a public key file path, or a mapping {key: PATH, keyid: HEX}',
+} as const;
+
+const STEP = {
+  type: 'object',
+  required: ['name', 'functionaries'],
+  additionalProperties: false,
+  properties: {
+    name: NAME,
+    functionaries: { type: 'array', maxItems: CAPS.keysPerLayout, items: NAME, description: 'a list of functionary names' },
+    threshold: { type: 'string', pattern: '^[1-9][0-9]{0,2}$', description: 'a whole number from 1 to 999' },
+    run: ARGV,
+    expected_command: { ...ARGV, minLength: 0, minItems: 0 },
+    materials: RULES,
+    products: RULES,
+    timeout: { type: 'string', pattern: '^[1-9][0-9]{0,6}$', description: 'a number of seconds' },
+  },
+  description: 'a mapping with name, functionaries, run, materials, products',
+} as const;
+
+const INSPECTION = {
+  type: 'object',
+  required: ['name', 'run'],
+  additionalProperties: false,
+  properties: { name: NAME, run: ARGV, materials: RULES, products: RULES },
+  description: 'a mapping with name, run, materials, products',
+} as const;
+
+export const SOURCE_SCHEMA = {
+  $id: 'intoto-yaml-layout',
+  type: 'object',
+  required: ['functionaries', 'steps'],
+  additionalProperties: false,
+  properties: {
+    expires: { type: 'string', description: 'a UTC time of the form YYYY-MM-DDTHH:MM:SSZ' },
+    expires_in: { type: 'string', pattern: '^[1-9][0-9]{0,5}[hdw]$', description: 'a duration such as 12h, 180d or 26w' },
+    readme: TEXT,
+    functionaries: {
+      type: 'object',
+      minProperties: 1,
+      maxProperties: CAPS.keysPerLayout,
+      propertyNames: { pattern: FUNCTIONARY_NAME },
+      additionalProperties: FUNCTIONARY,
+      description: 'a mapping of functionary names to public key files',
+    },
+    inputs: {
+      type: 'object',
+      maxProperties: 10_000,
+      additionalProperties: { type: 'string', minLength: 1, description: 'a file or directory path' },
+      description: 'a mapping of artifact names to files or directories',
+    },
+    outputs: { type: 'array', maxItems: 10_000, items: { type: 'string', minLength: 1, description: 'a pattern' }, description: 'a list of patterns' },
+    steps: { type: 'array', minItems: 1, maxItems: CAPS.stepsPerLayout, items: STEP, description: 'a non-empty list of steps' },
+    inspections: { type: 'array', maxItems: CAPS.stepsPerLayout, items: INSPECTION, description: 'a list of inspections' },
+  },
+  description: 'a mapping with expires, readme, functionaries, steps and inspections',
+} as const;
+
+/** Fields people carry over from JSON layouts, and what this format calls them. */
+const RENAMED: ReadonlyMap<string, string> = new Map([
+  ['expected_materials', 'materials'],
+  ['expected_products', 'products'],
+  ['inspect', 'inspections'],
+  ['pubkeys', 'functionaries'],
+  ['keys', 'functionaries'],
+  ['command', 'run'],
+]);
+
+let validator: ValidateFunction | undefined;
+
+function validate(): ValidateFunction {
+  validator ??= new Ajv({ allErrors: true, strict: true, allowUnionTypes: true, verbose: true }).compile(SOURCE_SCHEMA);
+  return validator;
+}
+
+/** Checks the tree against {@link SOURCE_SCHEMA}; one `schema` error per violation, with its place. */
+export function schemaDiagnostics(tree: SourceTree): Diagnostic[] {
+  const check = validate();
+  if (check(tree.value)) return [];
+  const errors = (check.errors ?? []).filter((e) => !(e.keyword === 'pattern' && e.propertyName !== undefined));
+  const out: Diagnostic[] = [];
+  const seen = new Set<string>();
+  for (const e of errors) {
+    const { pointer, message, part } = describe(e);
+    const key = `${pointer} ${message}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    out.push(diagnostic('error', 'schema', 'E_SCHEMA', `${pointer || '/'}: ${message}`, { path: pointer || '/', position: tree.positionOf(pointer, part) }));
+  }
+  return out;
+}
+
+function describe(e: ErrorObject): { pointer: string; message: string; part: 'key' | 'value' } {
+  const description = (e.parentSchema as { description?: string } | undefined)?.description;
+  const got = shown(e.data as JsonValue | undefined);
+  switch (e.keyword) {
+    case 'required': {
+      const field = (e.params as { missingProperty: string }).missingProperty;
+      return { pointer: e.instancePath, message: `missing field "${field}"`, part: 'value' };
+    }
+    case 'additionalProperties': {
+      const field = (e.params as { additionalProperty: string }).additionalProperty;
+      const renamed = RENAMED.get(field);
+      const hint = renamed === undefined ? '' : ` (this format calls it "${renamed}")`;
+      return { pointer: `${e.instancePath}/${pointerSegment(field)}`, message: `unknown field "${field}"${hint}`, part: 'key' };
+    }
+    case 'propertyNames': {
+      const name = String((e.params as { propertyName?: string }).propertyName ?? '');
+      return {
+        pointer: `${e.instancePath}/${pointerSegment(name)}`,
+        message: `functionary name ${JSON.stringify(name)} must be 1 to 64 letters, digits, '_', '.' or '-', not starting with '.' or '-'`,
+        part: 'key',
+      };
+    }
+    case 'minProperties':
+    case 'minItems':
+      return { pointer: e.instancePath, message: `must be ${description ?? 'non-empty'}, got an empty one`, part: 'value' };
+    case 'maxProperties':
+    case 'maxItems':
+    case 'maxLength':
+      return { pointer: e.instancePath, message: e.message ?? 'is too large', part: 'value' };
+    default:
+      return { pointer: e.instancePath, message: `must be ${description ?? e.message ?? e.keyword}, got ${got}`, part: 'value' };
+  }
+}
+
+function shown(value: JsonValue | undefined): string {
+  if (typeof value === 'string') return JSON.stringify(value.length > 60 ? `${value.slice(0, 60)}...` : value);
+  if (Array.isArray(value)) return 'a list';
+  if (value === null || value === undefined) return 'nothing';
+  return typeof value === 'object' ? 'a mapping' : typeof value;
+}

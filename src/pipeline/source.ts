@@ -1,0 +1,62 @@
+import type { JsonObject } from '../canonical/json.js';
+import type { PublicKey } from '../crypto/keys.js';
+import type { Layout } from '../model/layout.js';
+import type { ArtifactRule } from '../model/rules.js';
+
+/**
+ * A YAML layout source, compiled: the standard in-toto layout it stands for, plus what only
+ * `intoto pipeline run` needs (how to run each step, which files enter the pipeline, which
+ * leave it). Only {@link PipelineSource.layoutJson} is ever signed.
+ */
+
+export interface Functionary {
+  readonly name: string;
+  /** The public key file it was read from. */
+  readonly keyFile: string;
+  readonly key: PublicKey;
+}
+
+export interface PipelineStep {
+  readonly name: string;
+  /** Functionary names, in the order the YAML lists them, without repeats. */
+  readonly functionaries: readonly string[];
+  readonly threshold: number;
+  /** The command `pipeline run` executes; undefined for a step performed elsewhere. */
+  readonly run: readonly string[] | undefined;
+  readonly expectedCommand: readonly string[];
+  readonly materials: readonly ArtifactRule[];
+  readonly products: readonly ArtifactRule[];
+  /** A per-step time limit for `pipeline run`, in seconds. */
+  readonly timeoutSeconds: number | undefined;
+  /** Position of the step in the YAML `steps` list (for messages and warnings). */
+  readonly index: number;
+}
+
+export interface PipelineInspection {
+  readonly name: string;
+  readonly run: readonly string[];
+  readonly materials: readonly ArtifactRule[];
+  readonly products: readonly ArtifactRule[];
+  readonly index: number;
+}
+
+export interface PipelineSource {
+  /** The YAML file, as given. */
+  readonly file: string;
+  /** The directory relative paths in the YAML are resolved against. */
+  readonly baseDir: string;
+  readonly expires: string;
+  readonly expiresAt: number;
+  readonly readme: string;
+  readonly functionaries: ReadonlyMap<string, Functionary>;
+  readonly steps: readonly PipelineStep[];
+  readonly inspections: readonly PipelineInspection[];
+  /** Artifact name (a file, or a directory prefix) -> absolute path of what enters the pipeline. */
+  readonly inputs: ReadonlyMap<string, string>;
+  /** Patterns naming the final products; undefined: the products of the last steps. */
+  readonly outputs: readonly string[] | undefined;
+  /** The layout model, checked by the same reader the verifier uses. */
+  readonly layout: Layout;
+  /** The layout's `signed` object, in the form in-toto 1.3.1 writes: what gets signed. */
+  readonly layoutJson: JsonObject;
+}

@@ -1,0 +1,48 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { generateSigningKey, writeKeyPair } from '../../src/crypto/keyfiles.js';
+import type { SigningKey } from '../../src/crypto/signatures.js';
+
+/** A project directory for YAML layout tests: keys/<name>{,.pub} and src/hello.txt. */
+export function makeProject(dir: string, names: readonly string[]): Map<string, SigningKey> {
+  mkdirSync(join(dir, 'keys'), { recursive: true });
+  mkdirSync(join(dir, 'src'), { recursive: true });
+  writeFileSync(join(dir, 'src', 'hello.txt'), 'hello\n');
+  const keys = new Map<string, SigningKey>();
+  for (const name of names) {
+    const key = generateSigningKey({ type: 'ed25519' });
+    writeKeyPair(key, join(dir, 'keys', name));
+    keys.set(name, key);
+  }
+  return keys;
+}
+
+/** 2026-11-22T00:00:00Z: tests never read the clock. */
+export const NOW = Date.UTC(2026, 10, 22);
+
+/** A good two-step layout (build a tarball, compress it); cases edit it line by line. */
+export const BASE_YAML = `expires: "2027-01-01T00:00:00Z"
+readme: a test pipeline
+functionaries:
+  alice: keys/alice.pub
+  bob: keys/bob.pub
+inputs:
+  src/hello.txt: src/hello.txt
+steps:
+  - name: build
+    functionaries: [alice]
+    run: [tar, -cf, app.tar, src]
+    materials: ["ALLOW src/*", "DISALLOW *"]
+    products: ["CREATE app.tar", "MATCH src/* WITH MATERIALS FROM build", "DISALLOW *"]
+  - name: package
+    functionaries: [bob]
+    run: gzip -n app.tar
+    materials: ["MATCH app.tar WITH PRODUCTS FROM build", "DISALLOW *"]
+    products: ["CREATE app.tar.gz", "DISALLOW *"]
+`;
+
+/** Replaces one exact piece of the base text; throws when it is not there (a broken case). */
+export function edit(text: string, from: string, to: string): string {
+  if (!text.includes(from)) throw new Error(`test case edits text that is not there: ${from}`);
+  return text.replace(from, to);
+}
