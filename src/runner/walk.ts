@@ -1,4 +1,4 @@
-import { lstatSync, readdirSync, realpathSync, statSync, type Dirent, type Stats } from 'node:fs';
+import { lstatSync, realpathSync, statSync, type Dirent, type Stats } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { FormatError, IoError, RunError, ioError, isNodeError } from '../errors.js';
 import { describeType } from '../crypto/hash-file.js';
@@ -12,6 +12,7 @@ import {
   pythonNormpath,
 } from './artifact-names.js';
 import type { ExcludeFilter } from './exclude.js';
+import { readDirectory, type Listed } from './list-directory.js';
 
 /**
  * Phase one of recording: turn the given paths into the list of files to hash and the names
@@ -55,9 +56,6 @@ interface Frame {
   readonly depth: number;
   readonly chain: Chain;
 }
-
-const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
-const lossyUtf8 = new TextDecoder('utf-8');
 
 /** True when `path` is `root` or below it (both absolute and free of `.`/`..`). */
 function within(path: string, root: string): boolean {
@@ -162,7 +160,8 @@ class Walker {
     const real = this.resolve(onDisk, name);
     if (real === undefined) return;
     if (!within(real, containment)) {
-      this.options.warn(`${name}: resolves to ${real}, outside the base path; not followed`);
+      const where = containment === this.options.realBase ? 'the base path' : containment;
+      this.options.warn(`${name}: resolves to ${real}, outside ${where}; not followed`);
       return;
     }
     let stat: Stats;
@@ -244,42 +243,6 @@ class Walker {
     }
     this.recorded.set(name, path);
     this.jobs.push({ name, openPath });
-  }
-}
-
-/** A directory entry with its name as text, and whether the name on disk was valid UTF-8. */
-interface Listed {
-  readonly entry: Dirent<string | Buffer>;
-  readonly text: string;
-  readonly valid: boolean;
-}
-
-const byText = (a: Listed, b: Listed): number => (a.text < b.text ? -1 : a.text > b.text ? 1 : 0);
-
-/**
- * Lists a directory, sorted so that the walk is the same on every run. Names are read as text
- * (cheap); Node turns bytes that are not UTF-8 into U+FFFD, so only a directory with a U+FFFD
- * in some name is listed again as bytes to tell a real U+FFFD from an undecodable name.
- */
-function readDirectory(frame: Frame): Listed[] {
-  try {
-    const entries = readdirSync(frame.real, { withFileTypes: true });
-    if (!entries.some((entry) => entry.name.includes('\ufffd'))) {
-      return entries.map((entry) => ({ entry, text: entry.name, valid: true })).sort(byText);
-    }
-    return readdirSync(frame.real, { withFileTypes: true, encoding: 'buffer' })
-      .map((entry) => {
-        try {
-          return { entry, text: strictUtf8.decode(entry.name), valid: true };
-        } catch {
-          return { entry, text: lossyUtf8.decode(entry.name), valid: false };
-        }
-      })
-      .sort(byText);
-  } catch (error) {
-    // The reference's os.walk silently skips a directory it cannot list; that would drop
-    // artifacts from the link without a word, so it is an error here.
-    throw ioError(frame.name, error, 'cannot list directory');
   }
 }
 
