@@ -1,10 +1,14 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, randomBytes, sign as nodeSign, type KeyObject } from 'node:crypto';
 import * as ed from '@noble/ed25519';
 
 /**
- * ed25519 through @noble/ed25519 with strict RFC 8032 verification (`zip215: false`: canonical
- * encodings of A and R, S < L) and small-order public keys refused when loaded (THREATS.md:
- * the identity point verifies any signature under lax rules).
+ * ed25519 verification through @noble/ed25519 with strict RFC 8032 rules (`zip215: false`:
+ * canonical encodings of A and R, S < L) and small-order public keys refused when loaded
+ * (THREATS.md: the identity point verifies any signature under lax rules).
+ *
+ * Signing and deriving a public key go through node:crypto (OpenSSL) instead: ed25519
+ * signatures are deterministic (RFC 8032 §5.1.6), so the bytes are the same, and OpenSSL
+ * spares every `intoto-run` the ~40 ms noble spends building its base-point tables on first use.
  */
 
 // noble needs a synchronous SHA-512 for its sync API; node:crypto (OpenSSL) provides it.
@@ -39,14 +43,23 @@ export function ed25519Verify(signature: Uint8Array, message: Uint8Array, public
   }
 }
 
+// PKCS#8 DER of an ed25519 private key (RFC 8410), up to the 32-byte seed that follows.
+const PKCS8_SEED_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
+
+function privateKeyObject(seed: Uint8Array): KeyObject {
+  if (seed.length !== ED25519_KEY_BYTES) throw new RangeError(`an ed25519 seed is ${ED25519_KEY_BYTES} bytes`);
+  return createPrivateKey({ key: Buffer.concat([PKCS8_SEED_PREFIX, seed]), format: 'der', type: 'pkcs8' });
+}
+
 /** Signs with a 32-byte RFC 8032 seed. */
 export function ed25519Sign(message: Uint8Array, seed: Uint8Array): Uint8Array {
-  return ed.sign(message, seed);
+  return new Uint8Array(nodeSign(null, message, privateKeyObject(seed)));
 }
 
 /** The public key of a 32-byte seed. */
 export function ed25519PublicKey(seed: Uint8Array): Uint8Array {
-  return ed.getPublicKey(seed);
+  const spki = createPublicKey(privateKeyObject(seed)).export({ format: 'der', type: 'spki' });
+  return new Uint8Array(spki.subarray(spki.length - ED25519_KEY_BYTES));
 }
 
 /** A fresh random 32-byte seed from the operating system's CSPRNG. */

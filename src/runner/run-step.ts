@@ -103,7 +103,7 @@ export async function runStep(options: RunStepOptions): Promise<RunStepResult> {
   const recording = recordOptions(places, { ...options, warn });
 
   // The command is checked before the materials are hashed: a missing program or sandbox
-  // should not cost a pass over a large dataset. execa is only loaded when there is a command.
+  // should not cost a pass over a large dataset.
   const command = [...options.command];
   let sandboxed = false;
   let exec: typeof import('./exec.js') | undefined;
