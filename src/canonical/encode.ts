@@ -17,42 +17,120 @@ const MAX_ENCODE_DEPTH = 256;
  * @throws ParseError E_CANONICAL for a non-integer number or a lone surrogate
  */
 export function canonicalString(value: JsonValue): string {
-  const parts: string[] = [];
-  writeCanonical(value, parts, 0);
-  return parts.join('');
+  return encodeCanonical(value, 0);
 }
 
-/** UTF-8 bytes of {@link canonicalString}. @throws ParseError E_CANONICAL */
+/**
+ * UTF-8 bytes of {@link canonicalString}, written straight into a buffer: signature checks
+ * encode links of 100,000 artifacts, and building the string first costs three times as much.
+ * @throws ParseError E_CANONICAL
+ */
 export function canonicalBytes(value: JsonValue): Uint8Array {
-  return Buffer.from(canonicalString(value), 'utf8');
+  const writer = new ByteWriter();
+  writeBytes(value, writer, 0);
+  return writer.bytes();
 }
 
-function writeCanonical(value: JsonValue, out: string[], depth: number): void {
-  if (depth > MAX_ENCODE_DEPTH) throw new ParseError('E_CANONICAL', 'value nested too deeply to encode');
-  if (value === null) out.push('null');
-  else if (value === true) out.push('true');
-  else if (value === false) out.push('false');
-  else if (typeof value === 'number') out.push(integerText(value));
-  else if (typeof value === 'string') out.push(canonicalQuote(value));
-  else if (Array.isArray(value)) {
-    out.push('[');
-    for (let i = 0; i < value.length; i++) {
-      if (i > 0) out.push(',');
-      writeCanonical(value[i] as JsonValue, out, depth + 1);
+const ASCII_PLAIN = /^[\x00-\x21\x23-\x5b\x5d-\x7f]*$/;
+
+class ByteWriter {
+  private buffer = Buffer.allocUnsafe(64 * 1024);
+  private pos = 0;
+
+  private ensure(n: number): void {
+    if (this.pos + n <= this.buffer.length) return;
+    const grown = Buffer.allocUnsafe(Math.max(this.buffer.length * 2, this.pos + n));
+    this.buffer.copy(grown, 0, 0, this.pos);
+    this.buffer = grown;
+  }
+
+  byte(b: number): void {
+    this.ensure(1);
+    this.buffer[this.pos++] = b;
+  }
+
+  /** Text known to be ASCII. */
+  ascii(text: string): void {
+    this.ensure(text.length);
+    this.pos += this.buffer.write(text, this.pos, 'latin1');
+  }
+
+  /** A quoted canonical string. */
+  quoted(text: string): void {
+    if (ASCII_PLAIN.test(text)) {
+      this.ensure(text.length + 2);
+      this.buffer[this.pos++] = 0x22;
+      this.pos += this.buffer.write(text, this.pos, 'latin1');
+      this.buffer[this.pos++] = 0x22;
+      return;
     }
-    out.push(']');
+    const quoted = canonicalQuote(text);
+    this.ensure(quoted.length * 3);
+    this.pos += this.buffer.write(quoted, this.pos, 'utf8');
+  }
+
+  bytes(): Uint8Array {
+    return new Uint8Array(this.buffer.buffer, this.buffer.byteOffset, this.pos);
+  }
+}
+
+function writeBytes(value: JsonValue, out: ByteWriter, depth: number): void {
+  if (depth > MAX_ENCODE_DEPTH) throw new ParseError('E_CANONICAL', 'value nested too deeply to encode');
+  if (value === null) out.ascii('null');
+  else if (value === true) out.ascii('true');
+  else if (value === false) out.ascii('false');
+  else if (typeof value === 'number') out.ascii(integerText(value));
+  else if (typeof value === 'string') out.quoted(value);
+  else if (Array.isArray(value)) {
+    out.byte(0x5b);
+    for (let i = 0; i < value.length; i++) {
+      if (i > 0) out.byte(0x2c);
+      writeBytes(value[i] as JsonValue, out, depth + 1);
+    }
+    out.byte(0x5d);
   } else {
     const object = value as JsonObject;
-    const keys = Object.keys(object).sort(compareCodePoints);
-    out.push('{');
+    const keys = Object.keys(object);
+    if (keys.length > 1) keys.sort(compareCodePoints);
+    out.byte(0x7b);
     for (let i = 0; i < keys.length; i++) {
       const key = keys[i] as string;
-      if (i > 0) out.push(',');
-      out.push(canonicalQuote(key), ':');
-      writeCanonical(object[key] as JsonValue, out, depth + 1);
+      if (i > 0) out.byte(0x2c);
+      out.quoted(key);
+      out.byte(0x3a);
+      writeBytes(object[key] as JsonValue, out, depth + 1);
     }
-    out.push('}');
+    out.byte(0x7d);
   }
+}
+
+// Built by string concatenation, not by joining a list of parts: V8 keeps the pieces as a
+// rope and flattens once, which allocates far less for links of 100,000 artifacts.
+function encodeCanonical(value: JsonValue, depth: number): string {
+  if (depth > MAX_ENCODE_DEPTH) throw new ParseError('E_CANONICAL', 'value nested too deeply to encode');
+  if (value === null) return 'null';
+  if (value === true) return 'true';
+  if (value === false) return 'false';
+  if (typeof value === 'number') return integerText(value);
+  if (typeof value === 'string') return canonicalQuote(value);
+  if (Array.isArray(value)) {
+    let out = '[';
+    for (let i = 0; i < value.length; i++) {
+      if (i > 0) out += ',';
+      out += encodeCanonical(value[i] as JsonValue, depth + 1);
+    }
+    return `${out}]`;
+  }
+  const object = value as JsonObject;
+  const keys = Object.keys(object);
+  if (keys.length > 1) keys.sort(compareCodePoints);
+  let out = '{';
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i] as string;
+    if (i > 0) out += ',';
+    out += `${canonicalQuote(key)}:${encodeCanonical(object[key] as JsonValue, depth + 1)}`;
+  }
+  return `${out}}`;
 }
 
 function integerText(n: number): string {
@@ -65,7 +143,11 @@ function integerText(n: number): string {
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 const CANONICAL_ESCAPES = /["\\]/g;
 
+// Strings with no quote, backslash or surrogate need no escaping and no surrogate check.
+const CANONICAL_PLAIN = /^[^"\\\ud800-\udfff]*$/;
+
 function canonicalQuote(s: string): string {
+  if (CANONICAL_PLAIN.test(s)) return `"${s}"`;
   if (LONE_SURROGATE.test(s)) throw new ParseError('E_CANONICAL', 'string holds a lone surrogate');
   return `"${s.replace(CANONICAL_ESCAPES, (c) => `\\${c}`)}"`;
 }

@@ -55,6 +55,9 @@ export function parseJson(input: Uint8Array | string, options: ParseOptions = {}
   return new Parser(text, options.maxDepth ?? DEFAULT_MAX_DEPTH, options.canonical ?? false, source).document();
 }
 
+/** Characters a string can hold with no escape and no check: not a quote, backslash or control. */
+const PLAIN_RUN = /[^"\\\u0000-\u001f]*/y;
+
 class Parser {
   private pos = 0;
 
@@ -153,7 +156,8 @@ class Parser {
       if (this.text.charCodeAt(this.pos) !== 0x22) this.fail('expected a string key');
       const keyStart = this.pos;
       const key = this.string();
-      if (Object.prototype.hasOwnProperty.call(result, key)) {
+      // `result` has no prototype and no value is ever undefined: a plain lookup is an own-key test.
+      if (result[key] !== undefined) {
         this.pos = keyStart;
         this.fail(`duplicate key ${JSON.stringify(key)}`, 'E_JSON_DUPLICATE_KEY');
       }
@@ -248,6 +252,14 @@ class Parser {
   private string(): string {
     const t = this.text;
     let p = this.pos + 1; // after the opening quote
+    // Fast path: a run of characters that need no attention, found by one sticky regex.
+    PLAIN_RUN.lastIndex = p;
+    PLAIN_RUN.test(t);
+    const end = PLAIN_RUN.lastIndex;
+    if (t.charCodeAt(end) === 0x22) {
+      this.pos = end + 1;
+      return t.slice(p, end);
+    }
     let out = '';
     let chunk = p;
     for (;;) {

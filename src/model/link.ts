@@ -37,14 +37,34 @@ export function linkFromJson(value: JsonValue, where: string): Link {
     type: 'link',
     name: object['name'] as string,
     command: Object.freeze([...(object['command'] as readonly string[])]),
-    materials: artifactsFromJson(object['materials'] as JsonObject, `${where}: materials`),
-    products: artifactsFromJson(object['products'] as JsonObject, `${where}: products`),
+    materials: artifactsFromJson(object['materials'] as JsonObject, `${where}: materials`, '/materials'),
+    products: artifactsFromJson(object['products'] as JsonObject, `${where}: products`, '/products'),
     byproducts: object['byproducts'] as JsonObject,
     environment: object['environment'] as JsonObject,
   });
 }
 
-function artifactsFromJson(object: JsonObject, where: string): ArtifactMap {
+const ALGORITHM = /^[a-z0-9][a-z0-9_-]{0,31}$/;
+const HEX = /^[0-9a-f]*$/;
+/** Hex digits per known algorithm, as in the schema's HASH_DICT. */
+const KNOWN_LENGTHS: ReadonlyMap<string, number> = new Map([
+  ['md5', 32],
+  ['sha1', 40],
+  ['sha224', 56],
+  ['sha256', 64],
+  ['sha384', 96],
+  ['sha512', 128],
+]);
+const MAX_ALGORITHMS = 16;
+
+/**
+ * Reads a materials or products object: each name must pass {@link artifactNameProblem}, each
+ * value be a digest dict as HASH_DICT in schemas.ts describes it (1 to 16 lower-case
+ * algorithm names; lower-case hex of the exact length for known algorithms, of 8 to 128
+ * whole bytes for others). Hand-written rather than ajv: this runs once per artifact.
+ * @throws FormatError E_ARTIFACT_NAME, E_SCHEMA
+ */
+function artifactsFromJson(object: JsonObject, where: string, path: string): ArtifactMap {
   const artifacts = new Map<string, HashDict>();
   for (const name of Object.keys(object)) {
     const problem = artifactNameProblem(name);
@@ -54,10 +74,33 @@ function artifactsFromJson(object: JsonObject, where: string): ArtifactMap {
       });
     }
     const digests = object[name];
-    if (!isJsonObject(digests)) continue; // unreachable after the schema check
-    artifacts.set(name, new Map(Object.entries(digests) as [string, string][]));
+    if (!isJsonObject(digests)) throw badDigest(where, path, name, 'must be an object of digests');
+    const dict = new Map<string, string>();
+    const algorithms = Object.keys(digests);
+    if (algorithms.length === 0 || algorithms.length > MAX_ALGORITHMS) throw badDigest(where, path, name, `must hold 1 to ${MAX_ALGORITHMS} digests`);
+    for (const algorithm of algorithms) {
+      if (!ALGORITHM.test(algorithm)) throw badDigest(where, path, name, 'must be a lower-case algorithm name of at most 32 characters', algorithm);
+      const hex = digests[algorithm];
+      if (typeof hex !== 'string' || !HEX.test(hex)) throw badDigest(where, path, name, 'must be a lower-case hexadecimal string', algorithm);
+      const length = KNOWN_LENGTHS.get(algorithm);
+      if (length !== undefined ? hex.length !== length : hex.length % 2 !== 0 || hex.length < 16 || hex.length > 256) {
+        throw badDigest(where, path, name, length !== undefined ? `must have ${length} hex digits` : 'must have 16 to 256 hex digits, whole bytes', algorithm);
+      }
+      dict.set(algorithm, hex);
+    }
+    artifacts.set(name, dict);
   }
   return artifacts;
+}
+
+function badDigest(where: string, path: string, name: string, what: string, algorithm?: string): FormatError {
+  const at = `${path}/${pointer(name)}${algorithm === undefined ? '' : `/${pointer(algorithm)}`}`;
+  return new FormatError('E_SCHEMA', `${where}: ${at}: ${what}`, { context: { artifact: name, path: at } });
+}
+
+/** A JSON Pointer token (RFC 6901). */
+function pointer(token: string): string {
+  return token.replace(/~/g, '~0').replace(/\//g, '~1');
 }
 
 export interface NewLink {

@@ -17,7 +17,12 @@ export const MAX_STEP_NAME_LENGTH = 255;
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 
 /** Why `name` is not an acceptable artifact name, or undefined when it is. */
+// Printable ASCII with no empty, '.' or '..' segment and no leading or trailing '/': the
+// common case, decided by one regular expression (NFC cannot change ASCII).
+const PLAIN_NAME = /^(?:(?!\.\.?(?:\/|$))[\x20-\x2e\x30-\x7e]+(?:\/|$))+$/;
+
 export function artifactNameProblem(name: string): string | undefined {
+  if (name.length <= MAX_ARTIFACT_NAME_LENGTH && PLAIN_NAME.test(name) && !name.endsWith('/')) return undefined;
   if (name.length === 0) return 'is empty';
   if (name.length > MAX_ARTIFACT_NAME_LENGTH) return `is longer than ${MAX_ARTIFACT_NAME_LENGTH} characters`;
   if (CONTROL.test(name)) return 'contains a control character';

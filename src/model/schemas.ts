@@ -23,7 +23,7 @@ const KEYID = { type: 'string', pattern: '^[0-9a-f]{64}$' } as const;
 const STRING_LIST = { type: 'array', items: { type: 'string' }, maxItems: CAPS.commandArgs } as const;
 
 /** Digest per algorithm: lowercase hex, of the exact length for the algorithms we know. */
-const HASH_DICT = {
+export const HASH_DICT = {
   type: 'object',
   minProperties: 1,
   maxProperties: 16,
@@ -39,7 +39,12 @@ const HASH_DICT = {
   additionalProperties: { type: 'string', pattern: '^(?:[0-9a-f]{2}){8,128}$' },
 } as const;
 
-const ARTIFACTS = { type: 'object', maxProperties: CAPS.artifactsPerLink, additionalProperties: HASH_DICT } as const;
+/**
+ * Artifact maps are checked entry by entry in link.ts (with the rules of {@link HASH_DICT}):
+ * ajv costs about 10 us per entry, a second per 100,000 artifacts; the hand-written loop a
+ * tenth of that.
+ */
+const ARTIFACTS = { type: 'object', maxProperties: CAPS.artifactsPerLink } as const;
 
 const RULE_LIST = {
   type: 'array',
