@@ -1,10 +1,12 @@
 import { join } from 'node:path';
 import { FormatError, InTotoError, VerificationError } from '../errors.js';
+import type { JsonValue } from '../canonical/json.js';
 import type { PublicKey } from '../crypto/keys.js';
-import { signersOf, verifiedPayload, type Envelope } from '../model/envelope.js';
 import type { Layout, Step } from '../model/layout.js';
 import { linkFileName } from '../model/link.js';
-import { metadataFromJson, readEnvelopeFile, type Metadata } from '../model/metadata.js';
+import { metadataFromJson, type Metadata } from '../model/metadata.js';
+import type { LoadedFile } from './link-load.js';
+import { loadLinkFiles, type LinkFileRequest } from './link-pool.js';
 import type { Session } from './session.js';
 
 /**
@@ -31,7 +33,6 @@ export interface Evidence {
   readonly keyid: string;
   readonly key: PublicKey;
   readonly file: string;
-  readonly envelope: Envelope;
   readonly metadata: Metadata;
 }
 
@@ -46,70 +47,88 @@ export interface StepEvidence {
   readonly ignored: readonly string[];
 }
 
+interface Slot {
+  readonly step: Step;
+  readonly request: LinkFileRequest;
+}
+
 /**
  * Loads and attributes the links of every step of `layout` from `linkDir`.
  * @throws VerificationError E_LINK_NAME_MISMATCH, E_SUBLAYOUT_NAME (a sublayout with an unsafe
  *   step or inspection name); IoError (E_IO, E_NOT_REGULAR_FILE, E_FILE_TOO_LARGE, E_LIMIT);
  *   ParseError, FormatError, CryptoError E_ENVELOPE for a file that is not valid metadata
  */
-export function loadLinks(layout: Layout, linkDir: string, session: Session): StepEvidence[] {
-  return layout.steps.map((step) => loadStepLinks(step, layout, linkDir, session));
-}
-
-function loadStepLinks(step: Step, layout: Layout, linkDir: string, session: Session): StepEvidence {
-  // Group the authorised keys by the prefix that names their file.
-  const byPrefix = new Map<string, PublicKey[]>();
-  for (const keyid of step.pubkeys) {
-    const key = layout.keys.get(keyid);
-    if (key === undefined) continue; // refused when the layout was loaded
-    const prefix = keyid.slice(0, 8);
-    byPrefix.set(prefix, [...(byPrefix.get(prefix) ?? []), key]);
-  }
-  const evidence: Evidence[] = [];
-  const filesFound: string[] = [];
-  const filesMissing: string[] = [];
-  const ignored: string[] = [];
-  for (const [prefix, candidates] of byPrefix) {
-    const file = join(linkDir, linkFileName(step.name, prefix));
-    const envelope = readLinkFile(file, step, session);
-    if (envelope === undefined) {
-      filesMissing.push(file);
-      continue;
+export async function loadLinks(layout: Layout, linkDir: string, session: Session): Promise<StepEvidence[]> {
+  const slots: Slot[] = [];
+  for (const step of layout.steps) {
+    // Group the authorised keys by the prefix that names their file.
+    const byPrefix = new Map<string, PublicKey[]>();
+    for (const keyid of step.pubkeys) {
+      const key = layout.keys.get(keyid);
+      if (key === undefined) continue; // refused when the layout was loaded
+      const prefix = keyid.slice(0, 8);
+      byPrefix.set(prefix, [...(byPrefix.get(prefix) ?? []), key]);
     }
-    filesFound.push(file);
-    const signers = signersOf(envelope, candidates);
-    const first = signers[0];
-    if (first === undefined) {
-      const why = `${file}: no valid signature by the authorised key(s) ${candidates.map((k) => k.keyid.slice(0, 12)).join(', ')}`;
-      ignored.push(why);
-      session.note(`step '${step.name}': ignored ${why}`);
-      continue;
+    for (const [prefix, candidates] of byPrefix) {
+      const file = join(linkDir, linkFileName(step.name, prefix));
+      session.countLinkFile(file);
+      slots.push({ step, request: { file, candidates } });
     }
-    const metadata = decode(envelope, first, file, step);
-    for (const key of signers) evidence.push({ keyid: key.keyid, key, file, envelope, metadata });
   }
-  return { step, evidence, filesFound, filesMissing, ignored };
+  const loaded = await loadLinkFiles(slots.map((s) => s.request));
+  const byStep = new Map<Step, { evidence: Evidence[]; filesFound: string[]; filesMissing: string[]; ignored: string[] }>();
+  for (const step of layout.steps) byStep.set(step, { evidence: [], filesFound: [], filesMissing: [], ignored: [] });
+  // In request order, so the first failure reported never depends on thread scheduling.
+  slots.forEach((slot, i) => {
+    const entry = byStep.get(slot.step);
+    const result = loaded[i];
+    if (entry !== undefined && result !== undefined) attribute(slot, result, entry, session);
+  });
+  return layout.steps.map((step) => {
+    const entry = byStep.get(step) ?? { evidence: [], filesFound: [], filesMissing: [], ignored: [] };
+    return { step, ...entry };
+  });
 }
 
-/** The envelope in `file`, or undefined when there is no such file. */
-function readLinkFile(file: string, step: Step, session: Session): Envelope | undefined {
-  session.countLinkFile(file);
-  try {
-    return readEnvelopeFile(file, { noFollow: true, what: 'link file' });
-  } catch (error) {
-    if (error instanceof InTotoError && (error.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') return undefined;
-    if (error instanceof InTotoError) throw error.withContext(`step '${step.name}'`, { step: step.name, file });
-    throw error;
+function attribute(
+  slot: Slot,
+  result: LoadedFile | InTotoError,
+  entry: { evidence: Evidence[]; filesFound: string[]; filesMissing: string[]; ignored: string[] },
+  session: Session,
+): void {
+  const { step, request } = slot;
+  const { file, candidates } = request;
+  if (result instanceof InTotoError) throw result.withContext(`step '${step.name}'`, { step: step.name, file });
+  if (result.kind === 'missing') {
+    entry.filesMissing.push(file);
+    return;
   }
+  entry.filesFound.push(file);
+  if (result.kind === 'unsigned') {
+    const why = `${file}: no valid signature by the authorised key(s) ${candidates.map((k) => k.keyid.slice(0, 12)).join(', ')}`;
+    entry.ignored.push(why);
+    session.note(`step '${step.name}': ignored ${why}`);
+    return;
+  }
+  const signers = candidates.filter((k) => result.signers.includes(k.keyid));
+  const first = signers[0];
+  if (first === undefined) return;
+  const metadata: Metadata = result.kind === 'link' ? { type: 'link', link: result.link } : readLayout(result.payload, file, step, first);
+  if (metadata.type === 'link' && metadata.link.name !== step.name) {
+    throw new VerificationError(
+      'E_LINK_NAME_MISMATCH',
+      `${file}: link signed by ${first.keyid.slice(0, 8)} is for step ${JSON.stringify(metadata.link.name)}, found in the slot of step '${step.name}'`,
+      { context: { step: step.name, file, keyid: first.keyid } },
+    );
+  }
+  for (const key of signers) entry.evidence.push({ keyid: key.keyid, key, file, metadata });
 }
 
-function decode(envelope: Envelope, signer: PublicKey, file: string, step: Step): Metadata {
+/** A verified payload that is not a link: a sublayout, or an error. */
+function readLayout(payload: JsonValue, file: string, step: Step, signer: PublicKey): Metadata {
   const where = `${file} (step '${step.name}', signed by ${signer.keyid.slice(0, 8)})`;
-  let metadata: Metadata;
   try {
-    const payload = verifiedPayload(envelope, signer);
-    if (payload === undefined) throw new VerificationError('E_LINK_SIG', `${where}: signature no longer verifies`);
-    metadata = metadataFromJson(payload, where);
+    return metadataFromJson(payload, where);
   } catch (error) {
     // A sublayout is written by a functionary: an unsafe name in it is an attack on the
     // paths we derive from names, reported under its own code.
@@ -122,12 +141,4 @@ function decode(envelope: Envelope, signer: PublicKey, file: string, step: Step)
     if (error instanceof InTotoError) throw error.withContext('', { step: step.name, file, keyid: signer.keyid });
     throw error;
   }
-  if (metadata.type === 'link' && metadata.link.name !== step.name) {
-    throw new VerificationError(
-      'E_LINK_NAME_MISMATCH',
-      `${file}: link signed by ${signer.keyid.slice(0, 8)} is for step ${JSON.stringify(metadata.link.name)}, found in the slot of step '${step.name}'`,
-      { context: { step: step.name, file, keyid: signer.keyid } },
-    );
-  }
-  return metadata;
 }

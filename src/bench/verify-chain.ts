@@ -1,0 +1,111 @@
+import { createHash } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { JsonObject, JsonValue } from '../canonical/json.js';
+import { loadSigningKeyFile } from '../crypto/keyfiles.js';
+import { publicKeyToObject } from '../crypto/keys.js';
+import { metablockText } from '../model/envelope.js';
+import { linkFileName } from '../model/link.js';
+
+/**
+ * The verify benchmark's supply chain (issue 4): three steps, `fetch` -> `train` -> `package`,
+ * each link with `artifacts` materials and products (fetch: products only), chained by MATCH
+ * rules, each step ending in `DISALLOW *`. Keys are made by in-toto-keygen; the links and the
+ * layout are written and signed by our Metablock writer, which produces the bytes the
+ * reference's `Metablock.dump` does (the interop tests check that), so both verifiers read
+ * the very same files.
+ */
+
+export interface Chain {
+  readonly dir: string;
+  readonly layout: string;
+  readonly ownerPub: string;
+  readonly linkDir: string;
+}
+
+function digest(seed: string): string {
+  return createHash('sha256').update(seed).digest('hex');
+}
+
+function artifacts(prefix: string, count: number, salt: string): JsonObject {
+  const object: Record<string, JsonValue> = Object.create(null) as Record<string, JsonValue>;
+  const width = String(count - 1).length;
+  for (let i = 0; i < count; i++) {
+    const name = `${prefix}/${String(Math.floor(i / 1000)).padStart(3, '0')}/f${String(i).padStart(width, '0')}.bin`;
+    object[name] = { sha256: digest(`${salt}${i}`) };
+  }
+  return object;
+}
+
+function link(name: string, materials: JsonObject, products: JsonObject): JsonObject {
+  return {
+    _type: 'link',
+    byproducts: { 'return-value': 0, stderr: '', stdout: '' },
+    command: [name],
+    environment: {},
+    materials,
+    name,
+    products,
+  };
+}
+
+const step = (name: string, keyid: string, materials: string[][], products: string[][]): JsonObject => ({
+  _type: 'step',
+  expected_command: [name],
+  expected_materials: materials,
+  expected_products: products,
+  name,
+  pubkeys: [keyid],
+  threshold: 1,
+});
+
+/**
+ * Generates the chain in `dir` (reused when complete).
+ * @throws when in-toto-keygen is missing or a file cannot be written
+ */
+export function ensureVerifyChain(dir: string, count: number, env: NodeJS.ProcessEnv): Chain {
+  const chain = { dir, layout: join(dir, 'root.layout'), ownerPub: join(dir, 'owner.pub'), linkDir: join(dir, 'links') };
+  const marker = join(dir, `.complete-${count}`);
+  if (existsSync(marker)) return chain;
+  mkdirSync(chain.linkDir, { recursive: true });
+  const names = ['owner', 'fetch', 'train', 'package'];
+  for (const name of names) {
+    if (!existsSync(join(dir, name))) execFileSync('in-toto-keygen', ['-t', 'ed25519', join(dir, name)], { env, stdio: 'pipe' });
+  }
+  const [owner, fetch, train, pack] = names.map((n) => loadSigningKeyFile(join(dir, n)));
+  if (!owner || !fetch || !train || !pack) throw new Error('keys missing');
+  const data = artifacts('data', count, 'data');
+  const model = artifacts('model', count, 'model');
+  const dist = artifacts('dist', count, 'dist');
+  writeFileSync(join(chain.linkDir, linkFileName('fetch', fetch.keyid)), metablockText(link('fetch', {}, data), [fetch]));
+  writeFileSync(join(chain.linkDir, linkFileName('train', train.keyid)), metablockText(link('train', data, model), [train]));
+  writeFileSync(join(chain.linkDir, linkFileName('package', pack.keyid)), metablockText(link('package', model, dist), [pack]));
+  const keys: Record<string, JsonValue> = Object.create(null) as Record<string, JsonValue>;
+  for (const key of [fetch, train, pack]) keys[key.keyid] = publicKeyToObject(key.public);
+  const layout: JsonObject = {
+    _type: 'layout',
+    expires: '2099-01-01T00:00:00Z',
+    inspect: [],
+    keys,
+    readme: `verify benchmark: 3 steps, ${count} artifacts each`,
+    steps: [
+      step('fetch', fetch.keyid, [['DISALLOW', '*']], [['CREATE', 'data/*'], ['DISALLOW', '*']]),
+      step(
+        'train',
+        train.keyid,
+        [['MATCH', '*', 'WITH', 'PRODUCTS', 'FROM', 'fetch'], ['DISALLOW', '*']],
+        [['CREATE', 'model/*'], ['DISALLOW', '*']],
+      ),
+      step(
+        'package',
+        pack.keyid,
+        [['MATCH', 'model/*', 'WITH', 'PRODUCTS', 'FROM', 'train'], ['DISALLOW', '*']],
+        [['CREATE', 'dist/*'], ['DISALLOW', '*']],
+      ),
+    ],
+  };
+  writeFileSync(chain.layout, metablockText(layout, [owner]));
+  writeFileSync(marker, '');
+  return chain;
+}

@@ -1,0 +1,43 @@
+import { InTotoError } from '../errors.js';
+import type { JsonValue } from '../canonical/json.js';
+import type { PublicKey } from '../crypto/keys.js';
+import { signersOf, verifiedPayload } from '../model/envelope.js';
+import { linkFromJson, type Link } from '../model/link.js';
+import { metadataType, readEnvelopeFile } from '../model/metadata.js';
+
+/**
+ * One link file read, checked and attributed, with no knowledge of steps or layouts, so that
+ * it can run on a worker thread (link-pool.ts) as well as inline. The file is read without
+ * following a symlink, regular files only, size-capped; it is attributed to the `candidates`
+ * whose signatures verify; the payload is decoded from the verified bytes only. A link payload
+ * is read whole here (the expensive part); a layout payload (a sublayout) is returned as JSON
+ * for the caller to read in its context.
+ */
+export type LoadedFile =
+  | { readonly kind: 'missing' }
+  | { readonly kind: 'unsigned' }
+  | { readonly kind: 'link'; readonly signers: readonly string[]; readonly link: Link }
+  | { readonly kind: 'layout'; readonly signers: readonly string[]; readonly payload: JsonValue }
+  | { readonly kind: 'other'; readonly signers: readonly string[]; readonly payload: JsonValue };
+
+/**
+ * @throws IoError (E_IO, E_NOT_REGULAR_FILE, E_FILE_TOO_LARGE); ParseError; FormatError
+ *   (E_SCHEMA, E_ARTIFACT_NAME); CryptoError E_ENVELOPE
+ */
+export function loadLinkFile(file: string, candidates: readonly PublicKey[]): LoadedFile {
+  let envelope;
+  try {
+    envelope = readEnvelopeFile(file, { noFollow: true, what: 'link file' });
+  } catch (error) {
+    if (error instanceof InTotoError && (error.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') return { kind: 'missing' };
+    throw error;
+  }
+  const signers = signersOf(envelope, candidates);
+  const first = signers[0];
+  if (first === undefined) return { kind: 'unsigned' };
+  const payload = verifiedPayload(envelope, first) as JsonValue;
+  const keyids = signers.map((k) => k.keyid);
+  const type = metadataType(payload);
+  if (type === 'link') return { kind: 'link', signers: keyids, link: linkFromJson(payload, file) };
+  return { kind: type === 'layout' ? 'layout' : 'other', signers: keyids, payload };
+}
