@@ -33,7 +33,8 @@ export function checkSource(source: PipelineSource, tree: SourceTree, options: C
   const add = (severity: 'error' | 'warning', id: DiagnosticId, message: string, pointer: string, code: Diagnostic['code'] = 'E_LAYOUT_SOURCE'): void => {
     out.push(diagnostic(severity, id, code, message, { path: pointer, position: tree.positionOf(pointer) }));
   };
-  checkExpiry(source, options, add);
+  const relative = (tree.value as Readonly<Record<string, unknown>>)['expires_in'] !== undefined;
+  checkExpiry(source, options, relative ? '/expires_in' : '/expires', add);
   checkRules(source, add);
   checkFunctionaries(source, options, add);
   checkCommands(source, add);
@@ -43,10 +44,9 @@ export function checkSource(source: PipelineSource, tree: SourceTree, options: C
 
 type Add = (severity: 'error' | 'warning', id: DiagnosticId, message: string, pointer: string, code?: Diagnostic['code']) => void;
 
-function checkExpiry(source: PipelineSource, options: CheckOptions, add: Add): void {
+function checkExpiry(source: PipelineSource, options: CheckOptions, pointer: string, add: Add): void {
   const years = options.maxExpiryYears ?? 1;
   const soon = options.soonDays ?? 30;
-  const pointer = '/expires';
   if (source.expiresAt <= options.now) {
     add('error', 'expired', `the layout expired at ${source.expires}: every verification would fail`, pointer, 'E_LAYOUT_EXPIRED');
   } else if (source.expiresAt > options.now + years * 365.25 * DAY) {

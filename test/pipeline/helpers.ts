@@ -1,7 +1,8 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateSigningKey, writeKeyPair } from '../../src/crypto/keyfiles.js';
 import type { SigningKey } from '../../src/crypto/signatures.js';
+import { ROOT } from '../helpers/bin.js';
 
 /** A project directory for YAML layout tests: keys/<name>{,.pub} and src/hello.txt. */
 export function makeProject(dir: string, names: readonly string[]): Map<string, SigningKey> {
@@ -45,4 +46,22 @@ steps:
 export function edit(text: string, from: string, to: string): string {
   if (!text.includes(from)) throw new Error(`test case edits text that is not there: ${from}`);
   return text.replace(from, to);
+}
+
+/**
+ * An environment with `intoto` on PATH, for inspections such as `intoto scan-pickle`. The
+ * command runs inside the sandbox, which hides /tmp, so the link lives under the repository
+ * (build/ is not committed), never in a temporary directory.
+ */
+export function intotoOnPath(): NodeJS.ProcessEnv {
+  const dir = join(ROOT, 'build', 'test-bin');
+  mkdirSync(dir, { recursive: true });
+  const link = join(dir, 'intoto');
+  if (!existsSync(link)) {
+    // Several test files may race here: make the link under a private name, then rename.
+    const temp = `${link}.${process.pid}.${Math.random().toString(16).slice(2)}`;
+    symlinkSync(join(ROOT, 'dist', 'bin', 'intoto.js'), temp);
+    renameSync(temp, link);
+  }
+  return { PATH: `${dir}:${process.env['PATH'] ?? '/usr/bin:/bin'}`, HOME: process.env['HOME'] ?? '/root', LANG: 'C.UTF-8', CI: process.env['CI'] ?? '' };
 }
