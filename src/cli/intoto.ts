@@ -1,0 +1,78 @@
+import { usage, VERSION } from './main.js';
+
+/**
+ * `intoto`, the umbrella command. Its own subcommands are `layout check|sign`, `pipeline run`
+ * and `scan-pickle`; `keygen`, `sign`, `run`, `record`, `mock`, `match-products` and `verify`
+ * hand the rest of the command line, untouched, to the same main function as the matching
+ * `intoto-<name>` program, so `intoto verify ARGS` and `intoto-verify ARGS` are one program.
+ * Each is imported only when chosen, so `intoto run` starts as fast as `intoto-run`.
+ */
+
+type Main = (argv: string[]) => Promise<number>;
+
+const TOOLS: ReadonlyMap<string, () => Promise<Main>> = new Map([
+  ['keygen', async () => (await import('./keygen.js')).keygenMain],
+  ['sign', async () => (await import('./sign.js')).signMain],
+  ['run', async () => (await import('./run.js')).runStepMain],
+  ['record', async () => (await import('./record.js')).recordMain],
+  ['mock', async () => (await import('./mock.js')).mockMain],
+  ['match-products', async () => (await import('./match-products.js')).matchProductsMain],
+  ['verify', async () => (await import('./verify.js')).verifyMain],
+  ['scan-pickle', async () => (await import('./scan-pickle.js')).scanPickleMain],
+]);
+
+const GROUPS: ReadonlyMap<string, ReadonlyMap<string, () => Promise<Main>>> = new Map([
+  [
+    'layout',
+    new Map([
+      ['check', async () => (await import('./layout.js')).layoutCheckMain],
+      ['sign', async () => (await import('./layout.js')).layoutSignMain],
+    ]),
+  ],
+  ['pipeline', new Map([['run', async () => (await import('./pipeline.js')).pipelineRunMain]])],
+]);
+
+export const INTOTO_HELP = `usage: intoto <command> [options]
+
+An in-toto supply-chain orchestrator, compatible with in-toto 1.3.1.
+
+Pipelines (YAML layouts):
+  layout check FILE               check a YAML layout: errors and warnings with line:column
+  layout sign FILE -k OWNER_KEY   compile it into a signed in-toto layout (root.layout)
+  pipeline run FILE --keys DIR    run every step sandboxed and signed, then verify the chain
+  scan-pickle FILE...             refuse pickles that import anything outside an allow-list
+
+The in-toto tools (same options as in-toto-<name>; also installed as intoto-<name>):
+  keygen  sign  run  record  mock  match-products  verify
+
+Run 'intoto <command> --help' for a command's options.
+`;
+
+/** Dispatches `intoto <command> ...`. @throws UsageError E_USAGE for an unknown command */
+export async function intotoMain(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === 'help' || command === '-h' || command === '--help') {
+    process.stdout.write(INTOTO_HELP);
+    return command === undefined ? 2 : 0;
+  }
+  if (command === '--version') {
+    process.stdout.write(`intoto ${VERSION}\n`);
+    return 0;
+  }
+  const tool = TOOLS.get(command);
+  if (tool !== undefined) return (await tool())(rest);
+  const group = GROUPS.get(command);
+  if (group !== undefined) {
+    const [sub, ...args] = rest;
+    const main = sub === undefined ? undefined : group.get(sub);
+    if (main === undefined) {
+      if (sub === '--help' || sub === '-h') {
+        process.stdout.write(INTOTO_HELP);
+        return 0;
+      }
+      usage(`'intoto ${command}' takes one of: ${[...group.keys()].join(', ')}${sub === undefined ? '' : `, not '${sub}'`}`);
+    }
+    return (await main())(args);
+  }
+  usage(`unknown command '${command}'; run 'intoto --help' for the list`);
+}

@@ -1,0 +1,130 @@
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { loadPublicKeyFile, loadSigningKeyFile } from '../crypto/keyfiles.js';
+import { InTotoError } from '../errors.js';
+import { loadLayoutSource } from '../pipeline/load.js';
+import { runPipeline, type PipelineRunOptions, type PipelineRunResult } from '../pipeline/run-pipeline.js';
+import type { SandboxMode } from '../runner/sandbox.js';
+import { createOutput, newProgram, usage, verbosityOf } from './common.js';
+import { printWarnings } from './layout.js';
+import { createProgress, seconds } from './progress.js';
+
+interface RunFlags {
+  keys: string;
+  workspace?: string;
+  out: string;
+  ownerKey?: string;
+  layout?: string;
+  layoutKey?: string[];
+  pubkeyDir?: string;
+  sandbox: string;
+  timeout?: string;
+  useDsse?: boolean;
+  keepWorkspace?: boolean;
+  json?: boolean;
+}
+
+const SANDBOX_MODES: readonly string[] = ['auto', 'bwrap', 'none'];
+
+/**
+ * `intoto pipeline run LAYOUT.yaml --keys DIR [--workspace DIR] [--out DIR] [--owner-key KEY |
+ * --layout root.layout --layout-key PUB...]`: runs every step of a YAML layout, each in a fresh
+ * sandboxed workspace and signed with `DIR/<functionary>`, signs the layout with the owner's
+ * key (`DIR/owner` by default) unless a signed one is given, verifies the whole chain, and
+ * leaves the final products, `root.layout` and the links in --out. Exit 0 only when every step
+ * ran and the verification passed.
+ */
+export async function pipelineRunMain(argv: string[]): Promise<number> {
+  const program = newProgram('intoto pipeline run', 'Run, sign and verify every step of a YAML pipeline layout.')
+    .argument('<layout>', 'the YAML layout source')
+    .requiredOption('--keys <dir>', "directory of private keys, one per functionary, named after it (DIR/alice), and the owner's (DIR/owner)")
+    .option('--workspace <dir>', 'where each run gets its workspace (default: a temporary directory, removed after a pass)')
+    .option('--out <dir>', 'receives the final products, root.layout and the links', 'pipeline-out')
+    .option('--owner-key <path>', "the layout owner's private key (default: DIR/owner)")
+    .option('--layout <path>', 'use this layout, already signed by the owner, instead of signing one')
+    .option('--layout-key <paths...>', "the owner's public key(s), to verify --layout")
+    .option('--pubkey-dir <dir>', "read functionary NAME's public key from DIR/NAME.pub instead of the path in the YAML")
+    .option('--sandbox <mode>', 'auto (bwrap when available), bwrap (required) or none', 'auto')
+    .option('--timeout <seconds>', 'time limit of each step that sets none (default: no limit)')
+    .option('--use-dsse', 'write links and the layout as DSSE envelopes')
+    .option('--keep-workspace', 'keep the workspace even when the pipeline passes')
+    .option('--json', 'print the result (runs, failure, verification report) as JSON on standard output');
+  program.parse(argv, { from: 'user' });
+  const opts = program.opts<RunFlags>();
+  const [file] = program.args as [string];
+  const verbosity = verbosityOf(argv);
+  const out = createOutput('intoto pipeline run', verbosity);
+  if (!SANDBOX_MODES.includes(opts.sandbox)) usage(`--sandbox must be one of ${SANDBOX_MODES.join(', ')}`);
+  if (opts.timeout !== undefined && !/^[1-9][0-9]{0,6}$/.test(opts.timeout)) usage('--timeout takes a whole number of seconds');
+  if (opts.layout !== undefined && opts.ownerKey !== undefined) usage('give --layout (signed elsewhere) or --owner-key (sign here), not both');
+
+  const { source, warnings } = loadLayoutSource({ file, ...(opts.pubkeyDir === undefined ? {} : { pubkeyDir: opts.pubkeyDir }) });
+  printWarnings(file, warnings, out);
+  const layout = layoutOption(opts);
+  const createdWorkspace = opts.workspace === undefined;
+  const workspace = opts.workspace ?? mkdtempSync(join(tmpdir(), 'intoto-pipeline-'));
+  const progress = createProgress({ tty: process.stderr.isTTY === true, quiet: verbosity === 'quiet' || opts.json === true, verbose: verbosity === 'verbose' });
+  let result: PipelineRunResult;
+  try {
+    result = await runPipeline({
+      source,
+      keyDir: opts.keys,
+      workspace: createdWorkspace ? join(workspace, 'w') : workspace,
+      outDir: opts.out,
+      layout,
+      sandbox: opts.sandbox as SandboxMode,
+      useDsse: opts.useDsse === true,
+      echo: verbosity === 'verbose' && opts.json !== true,
+      onEvent: progress.onEvent,
+      warn: (message) => {
+        progress.stop();
+        out.warn(message);
+      },
+      ...(opts.timeout === undefined ? {} : { timeoutSeconds: Number(opts.timeout) }),
+    });
+  } finally {
+    progress.stop();
+  }
+  if (createdWorkspace && result.passed && !opts.keepWorkspace) rmSync(workspace, { recursive: true, force: true });
+  if (opts.json) process.stdout.write(`${JSON.stringify({ layout: file, ...result, workspace }, null, 2)}\n`);
+  else if (verbosity !== 'quiet') printSummary(file, opts, result, existsSync(workspace) ? workspace : undefined);
+  if (result.failure !== undefined) {
+    const { code, message, details, context } = result.failure;
+    throw new InTotoError(code, message, { details, context });
+  }
+  return 0;
+}
+
+function layoutOption(opts: RunFlags): PipelineRunOptions['layout'] {
+  if (opts.layout !== undefined) {
+    const keys = (opts.layoutKey ?? []).map((path) => loadPublicKeyFile(path));
+    if (keys.length === 0) usage("--layout needs the owner's public key: --layout-key OWNER.pub");
+    return { kind: 'signed', path: opts.layout, keys };
+  }
+  const path = opts.ownerKey ?? join(opts.keys, 'owner');
+  if (!existsSync(path)) usage(`no owner key to sign the layout with: ${path} does not exist (give --owner-key, or --layout with a signed layout)`);
+  return { kind: 'sign', keys: [loadSigningKeyFile(path)] };
+}
+
+function printSummary(file: string, opts: RunFlags, result: PipelineRunResult, workspace: string | undefined): void {
+  const lines: string[] = [];
+  const verdict = result.passed ? 'PASSED' : result.verification === undefined ? 'STOPPED' : 'FAILED VERIFICATION';
+  lines.push(`pipeline ${file}: ${verdict} in ${seconds(result.totalMs)}`);
+  const width = Math.max(4, ...result.runs.map((r) => r.step.length));
+  const fwidth = Math.max(11, ...result.runs.map((r) => r.functionary.length));
+  lines.push(`  ${'step'.padEnd(width)}  ${'functionary'.padEnd(fwidth)}  ${'time'.padStart(7)}  exit`);
+  for (const run of result.runs) {
+    lines.push(`  ${run.step.padEnd(width)}  ${run.functionary.padEnd(fwidth)}  ${seconds(run.ms).padStart(7)}  ${String(run.returnValue ?? '-')}${run.sandboxed ? '' : '  (not sandboxed)'}`);
+  }
+  if (result.verification !== undefined) {
+    lines.push(`  ${'verify'.padEnd(width)}  ${''.padEnd(fwidth)}  ${seconds(result.verification.timing.totalMs).padStart(7)}  ${result.verification.passed ? 'pass' : 'FAIL'}`);
+  }
+  if (result.layoutPath !== undefined) {
+    lines.push(`final products in ${opts.out}: ${result.finalProducts.join(', ') || '(none)'}`);
+    const keys = opts.layout !== undefined ? (opts.layoutKey ?? []) : [`${opts.ownerKey ?? join(opts.keys, 'owner')}.pub`];
+    lines.push(`verify again: cd ${opts.out} && intoto verify -l root.layout -k ${keys.map((k) => resolve(k)).join(' ')}`);
+  }
+  if (!result.passed && workspace !== undefined) lines.push(`workspace kept for inspection: ${workspace}`);
+  process.stdout.write(`${lines.join('\n')}\n`);
+}

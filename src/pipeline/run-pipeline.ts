@@ -1,0 +1,291 @@
+import { constants, copyFileSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { canonicalString } from '../canonical/encode.js';
+import { isJsonObject, type JsonObject } from '../canonical/json.js';
+import { loadSigningKeyFile } from '../crypto/keyfiles.js';
+import type { PublicKey } from '../crypto/keys.js';
+import type { SigningKey } from '../crypto/signatures.js';
+import { asInTotoError, CryptoError, ioError, PipelineError, UsageError, VerificationError } from '../errors.js';
+import { writeFileAtomicSync } from '../io/files.js';
+import { dsseText, metablockText, verifiedPayload } from '../model/envelope.js';
+import { readEnvelopeFile } from '../model/metadata.js';
+import { runStep } from '../runner/run-step.js';
+import type { SandboxMode } from '../runner/sandbox.js';
+import { failureOf, type Failure } from '../verify/report.js';
+import { verifySupplyChain, type VerifyReport } from '../verify/verify.js';
+import { listInputFiles } from './inputs.js';
+import { finalProducts, linkDifferences, outputTail } from './outcomes.js';
+import { planSteps } from './plan.js';
+import type { PipelineSource, PipelineStep } from './source.js';
+import { planMaterials, populateWorkspace, type StepOutcome } from './stage.js';
+
+/**
+ * `intoto pipeline run`: every step with a `run`, in data-flow order, each run in its own
+ * fresh workspace holding only what its material rules let in, under the runner's sandbox,
+ * signed by its functionary's own key; a threshold-N step runs N times, once per functionary,
+ * and the N links must agree. Then the layout is signed (or a signed one is used), and the
+ * whole chain verified exactly as `intoto verify` would.
+ */
+
+export interface PipelineRunOptions {
+  readonly source: PipelineSource;
+  /** Holds each functionary's private key as `DIR/<functionary>`. */
+  readonly keyDir: string;
+  /** Where per-run workspaces and links are made; must be empty or absent. */
+  readonly workspace: string;
+  /** Receives the final products, `root.layout` and the links; must be empty or absent. */
+  readonly outDir: string;
+  /** How the layout is obtained: signed here with the owner's key, or one signed elsewhere. */
+  readonly layout: { readonly kind: 'sign'; readonly keys: readonly SigningKey[] } | { readonly kind: 'signed'; readonly path: string; readonly keys: readonly PublicKey[] };
+  readonly sandbox?: SandboxMode;
+  /** The time limit of steps that set none; no limit when undefined. */
+  readonly timeoutSeconds?: number;
+  readonly useDsse?: boolean;
+  /** Show each command's output as it runs. */
+  readonly echo?: boolean;
+  readonly onEvent?: (event: PipelineEvent) => void;
+  readonly warn: (message: string) => void;
+}
+
+export type PipelineEvent =
+  | { readonly kind: 'plan'; readonly steps: readonly { readonly name: string; readonly runs: readonly string[] }[] }
+  | { readonly kind: 'run-start'; readonly step: string; readonly functionary: string; readonly staged: number }
+  | { readonly kind: 'run-end'; readonly step: string; readonly functionary: string; readonly ms: number; readonly ok: boolean }
+  | { readonly kind: 'skipped'; readonly step: string; readonly reason: string }
+  | { readonly kind: 'verify-start' }
+  | { readonly kind: 'note'; readonly message: string };
+
+export interface RunSummary {
+  readonly step: string;
+  readonly functionary: string;
+  readonly ms: number;
+  readonly returnValue: number | undefined;
+  readonly linkPath: string;
+  readonly workspace: string;
+  readonly sandboxed: boolean;
+}
+
+export interface PipelineRunResult {
+  readonly passed: boolean;
+  /** Why the pipeline stopped or verification failed. */
+  readonly failure: Failure | undefined;
+  readonly runs: readonly RunSummary[];
+  readonly layoutPath: string | undefined;
+  readonly finalProducts: readonly string[];
+  readonly verification: VerifyReport | undefined;
+  readonly totalMs: number;
+}
+
+/**
+ * Runs the pipeline. A step that fails, runs that disagree, or a failed verification are
+ * reported in the result (`passed: false`, `failure`), with everything done until then.
+ * @throws UsageError E_USAGE (a non-empty workspace or output directory, missing keys for a
+ *   threshold), CryptoError (a key that does not load or is not the functionary's),
+ *   PipelineError E_PIPELINE_CYCLE / E_LAYOUT_SOURCE (a signed layout not made from this
+ *   source), IoError (inputs, staging)
+ */
+export async function runPipeline(options: PipelineRunOptions): Promise<PipelineRunResult> {
+  const start = performance.now();
+  const { source } = options;
+  const emit = options.onEvent ?? ((): void => {});
+  const order = planSteps(source.steps);
+  const runners = new Map(order.map((step) => [step.name, step.run === undefined ? [] : chooseFunctionaries(step, options.keyDir)]));
+  const layoutKeys = prepareLayout(options);
+  const inputs = listInputFiles(source.inputs);
+  const [workspace, outDir] = [resolve(options.workspace), resolve(options.outDir)];
+  for (const dir of [workspace, outDir]) freshDirectory(dir);
+  const linkDir = join(workspace, 'links');
+  mkdirSync(linkDir);
+  emit({ kind: 'plan', steps: order.map((s) => ({ name: s.name, runs: runners.get(s.name) ?? [] })) });
+
+  const outcomes = new Map<string, StepOutcome>();
+  const runs: RunSummary[] = [];
+  const stopped = (failure: Failure): PipelineRunResult => ({
+    passed: false,
+    failure,
+    runs,
+    layoutPath: undefined,
+    finalProducts: [],
+    verification: undefined,
+    totalMs: Math.round(performance.now() - start),
+  });
+  for (const step of order) {
+    if (step.run === undefined) {
+      emit({ kind: 'skipped', step: step.name, reason: 'no run: performed outside this pipeline' });
+      continue;
+    }
+    const plan = planMaterials(step.materials, inputs, outcomes);
+    for (const note of plan.notes) emit({ kind: 'note', message: `step '${step.name}': ${note}` });
+    const mine: RunSummary[] = [];
+    const links: StepOutcome['link'][] = [];
+    for (const functionary of runners.get(step.name) ?? []) {
+      const dir = join(workspace, 'runs', step.name, functionary);
+      mkdirSync(dir, { recursive: true });
+      const staged = populateWorkspace(dir, plan, workspace);
+      emit({ kind: 'run-start', step: step.name, functionary, staged });
+      const t0 = performance.now();
+      const timeout = step.timeoutSeconds ?? options.timeoutSeconds;
+      const result = await runStep({
+        name: step.name,
+        keyPath: join(options.keyDir, functionary),
+        materials: ['.'],
+        products: ['.'],
+        command: step.run,
+        basePath: dir,
+        cwd: dir,
+        metadataDirectory: linkDir,
+        recordStreams: true,
+        echo: options.echo ?? false,
+        sandbox: options.sandbox ?? 'auto',
+        useDsse: options.useDsse ?? false,
+        ...(timeout === undefined ? {} : { timeoutSeconds: timeout }),
+        warn: options.warn,
+      });
+      const ms = Math.round(performance.now() - t0);
+      const ok = result.returnValue === 0 && !result.timedOut;
+      const summary = { step: step.name, functionary, ms, returnValue: result.returnValue, linkPath: result.linkPath, workspace: dir, sandboxed: result.sandboxed };
+      runs.push(summary);
+      mine.push(summary);
+      links.push(result.link);
+      emit({ kind: 'run-end', step: step.name, functionary, ms, ok });
+      if (!ok) return stopped(stepFailure(step, functionary, result, dir));
+    }
+    const first = links[0];
+    for (let i = 1; i < links.length && first !== undefined; i++) {
+      const names = [mine[0]?.functionary ?? '', mine[i]?.functionary ?? ''] as const;
+      const differences = linkDifferences(first, links[i] as StepOutcome['link'], names);
+      if (differences.length > 0) {
+        return stopped(failureOf(new VerificationError('E_LINKS_DISAGREE', `step '${step.name}': the runs of ${names[0]} and ${names[1]} disagree (${differences[0]}): the step is not reproducible, or one run was tampered with`, { details: differences, context: { step: step.name } })));
+      }
+    }
+    if (first !== undefined) {
+      outcomes.set(step.name, { name: step.name, link: first, workspace: mine[0]?.workspace ?? '', materialFiles: plan.files });
+    }
+  }
+
+  const finals = finalProducts(order, outcomes, source.outputs);
+  for (const [name, file] of finals) copyInto(outDir, name, file);
+  for (const entry of readdirSync(linkDir)) copyInto(outDir, entry, join(linkDir, entry));
+  const layoutPath = join(outDir, 'root.layout');
+  writeLayout(options, layoutPath);
+
+  emit({ kind: 'verify-start' });
+  const verification = await verifySupplyChain({
+    layoutPath,
+    layoutKeys,
+    linkDir: outDir,
+    cwd: outDir,
+    finalProducts: [...finals.keys()],
+    sandbox: options.sandbox ?? 'auto',
+    onEvent: (event) => {
+      if (event.kind === 'warning') options.warn(event.message);
+    },
+  });
+  return {
+    passed: verification.passed,
+    failure: verification.failure,
+    runs,
+    layoutPath,
+    finalProducts: [...finals.keys()],
+    verification,
+    totalMs: Math.round(performance.now() - start),
+  };
+}
+
+/**
+ * The functionaries who run `step`: in YAML order, those whose private key is in `keyDir`,
+ * as many as the threshold asks.
+ * @throws UsageError E_USAGE when fewer keys than the threshold are there
+ */
+function chooseFunctionaries(step: PipelineStep, keyDir: string): string[] {
+  const held = step.functionaries.filter((name) => existsSync(join(keyDir, name)));
+  if (held.length < step.threshold) {
+    const missing = step.functionaries.filter((name) => !held.includes(name)).map((name) => join(keyDir, name));
+    throw new UsageError('E_USAGE', `step '${step.name}' needs ${step.threshold} functionary key(s) and ${keyDir} holds ${held.length}; missing: ${missing.join(', ')}`);
+  }
+  return held.slice(0, step.threshold);
+}
+
+/**
+ * Checks the keys before any step runs: each functionary's private key must be the one the
+ * layout names (a wrong key would only show at verification, after all the work), and a
+ * signed layout must verify and be the one this source compiles to.
+ */
+function prepareLayout(options: PipelineRunOptions): readonly PublicKey[] {
+  const { source } = options;
+  for (const step of source.steps) {
+    if (step.run === undefined) continue;
+    for (const name of step.functionaries) {
+      const path = join(options.keyDir, name);
+      if (!existsSync(path)) continue;
+      const key = loadSigningKeyFile(path);
+      const expected = source.functionaries.get(name);
+      if (expected !== undefined && key.public.identity !== expected.key.identity) {
+        throw new CryptoError('E_KEYID_MISMATCH', `${path} holds key ${key.keyid}, but the layout names ${expected.keyFile} (${expected.key.keyid}) for functionary '${name}'`, { context: { file: path, keyid: key.keyid } });
+      }
+    }
+  }
+  if (options.layout.kind === 'sign') return options.layout.keys.map((k) => k.public);
+  const { path, keys } = options.layout;
+  const envelope = readEnvelopeFile(path, { what: 'layout' });
+  const signer = keys[0];
+  const payload = signer === undefined ? undefined : verifiedPayload(envelope, signer);
+  if (payload === undefined) throw new VerificationError('E_LAYOUT_SIG', `${path}: not signed by the layout key given`, { context: { file: path } });
+  if (!isJsonObject(payload) || canonicalString(withoutExpiry(payload)) !== canonicalString(withoutExpiry(source.layoutJson))) {
+    throw new PipelineError('E_LAYOUT_SOURCE', `${path} is not the layout ${source.file} compiles to (steps, keys, rules or inspections differ)`, { context: { file: path } });
+  }
+  return keys;
+}
+
+function withoutExpiry(layout: JsonObject): JsonObject {
+  const copy: Record<string, JsonObject[string]> = { ...layout };
+  delete copy['expires'];
+  return copy;
+}
+
+function writeLayout(options: PipelineRunOptions, target: string): void {
+  if (options.layout.kind === 'signed') {
+    copyInto(dirname(target), 'root.layout', options.layout.path);
+    return;
+  }
+  const { layoutJson } = options.source;
+  const keys = options.layout.keys;
+  writeFileAtomicSync(target, options.useDsse ? dsseText(layoutJson, keys) : metablockText(layoutJson, keys));
+}
+
+function stepFailure(step: PipelineStep, functionary: string, result: Awaited<ReturnType<typeof runStep>>, dir: string): Failure {
+  const how = result.timedOut ? 'timed out' : `exited with ${String(result.returnValue)}`;
+  const tail = outputTail(result.link);
+  const error = new PipelineError(
+    'E_STEP_FAILED',
+    `step '${step.name}' (functionary ${functionary}) ${how}: '${step.run?.join(' ') ?? ''}'${tail.length > 0 ? `: ${tail[tail.length - 1] ?? ''}` : ''}`,
+    {
+      details: [...tail.map((l) => `output: ${l}`), `link (signed, the evidence of the failure): ${result.linkPath}`, `workspace (kept): ${dir}`],
+      context: { step: step.name },
+    },
+  );
+  return failureOf(error);
+}
+
+/** Makes `dir` if absent; refuses one with entries (stale links or products would mislead). */
+function freshDirectory(dir: string): void {
+  try {
+    if (existsSync(dir) && readdirSync(dir).length > 0) {
+      throw new UsageError('E_USAGE', `${dir} is not empty: give a new or empty directory (old links or products there would mislead verification)`);
+    }
+    mkdirSync(dir, { recursive: true });
+  } catch (error) {
+    if (error instanceof UsageError) throw error;
+    throw ioError(dir, error, 'cannot create');
+  }
+}
+
+function copyInto(dir: string, name: string, file: string): void {
+  const target = join(dir, name);
+  try {
+    mkdirSync(dirname(target), { recursive: true });
+    copyFileSync(file, target, constants.COPYFILE_FICLONE | constants.COPYFILE_EXCL);
+  } catch (error) {
+    throw asInTotoError(ioError(target, error, 'cannot write'));
+  }
+}
