@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# make demo: the example ML pipeline (layouts/ml-pipeline.yaml) end to end, then three attacks.
+#
+#   1. throw-away keys in demo-out/keys (never committed): the layout owner, and one per
+#      functionary (validator, trainer-a, trainer-b, evaluator);
+#   2. the owner checks and signs the layout (root.layout);
+#   3. the pipeline runs: every step in its own sandboxed workspace, signed by its own key,
+#      train twice (threshold 2), then the whole chain is verified;
+#   4. verification of the delivered result: PASS;
+#   5. three attacks, each of which verification must catch, with its code.
+# Exit status 0 only if the honest run passes and every attack is caught.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+OUT=$ROOT/demo-out
+KEYS=$OUT/keys
+K=demo-out/keys   # the same, as shown in the commands below
+LAYOUT_YAML=layouts/ml-pipeline.yaml
+start_ns=$(date +%s%N)
+
+rm -rf "$OUT"
+mkdir -p "$OUT/bin" "$KEYS"
+# `intoto` on PATH for the demo and for the scan-pickle inspection (which runs in the sandbox,
+# so the command must live outside /tmp).
+ln -s "$ROOT/dist/bin/intoto.js" "$OUT/bin/intoto"
+export PATH="$OUT/bin:$PATH"
+
+section() { printf '\n== %s\n' "$*"; }
+run() { printf '$ %s\n' "$*"; "$@"; }
+
+section "1. Throw-away keys: the layout owner, and one key per functionary"
+for name in owner validator trainer-a trainer-b evaluator; do
+  intoto keygen -q "$KEYS/$name"
+  printf '   %-10s %s\n' "$name" "$(node -e 'const k=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")); process.stdout.write(k.keyval.public.slice(0,16)+"...")' "$KEYS/$name.pub")"
+done
+
+section "2. The owner checks and signs the layout (the owner key never reaches a step)"
+run intoto layout check "$LAYOUT_YAML" --pubkey-dir "$K" -k "$K/owner.pub"
+run intoto layout sign "$LAYOUT_YAML" -k "$K/owner" --pubkey-dir "$K" -o demo-out/root.layout
+
+section "3. Run the pipeline: validate -> train (x2, two keys) -> evaluate, then verify the chain"
+run intoto pipeline run "$LAYOUT_YAML" --keys "$K" --pubkey-dir "$K" \
+  --layout demo-out/root.layout --layout-key "$K/owner.pub" --workspace demo-out/work --out demo-out/honest
+
+# verify DIR: runs intoto verify in DIR (layout, links and final products); prints one line,
+# sets CODE to PASS or the failure code.
+verify() {
+  local json
+  json=$(cd "$1" && intoto verify -l root.layout -k "$KEYS/owner.pub" --json 2>/dev/null) || true
+  CODE=$(node -e '
+    const r = JSON.parse(require("fs").readFileSync(0, "utf8"));
+    process.stdout.write(r.passed ? "PASS" : r.failure.code);' <<<"$json")
+  local message
+  message=$(node -e '
+    const r = JSON.parse(require("fs").readFileSync(0, "utf8"));
+    const m = r.passed ? "every signature, threshold, rule and inspection checks out" : r.failure.message;
+    process.stdout.write(m.length > 220 ? m.slice(0, 217) + "..." : m);' <<<"$json")
+  printf '   verify %s: %s: %s\n' "${1#"$OUT"/}" "$CODE" "$message"
+}
+
+section "4. Verify what was delivered (demo-out/honest: root.layout, links, model.pkl, metrics.json)"
+verify "$OUT/honest"
+honest=$CODE
+caught=0
+
+attack() { # NAME EXPECTED_CODE DIR
+  if [[ $CODE == "$2" ]]; then
+    printf '   CAUGHT (%s)\n' "$2"
+    caught=$((caught + 1))
+  else
+    printf '   NOT CAUGHT as expected: got %s, wanted %s\n' "$CODE" "$2"
+  fi
+}
+
+section "5a. Attack: the dataset is changed after validation (a row relabelled), train re-run on it"
+cp -r "$OUT/honest" "$OUT/attack-a"
+rm "$OUT"/attack-a/train.*.link
+for trainer in trainer-a trainer-b; do
+  work=$OUT/attack-a-work/$trainer
+  mkdir -p "$work/data" "$work/steps"
+  cp "$OUT/work/runs/train/$trainer/data/flowers.csv" "$work/data/"
+  cp "$OUT/work/runs/train/$trainer/steps/train.py" "$work/steps/"
+  sed -i '2s/,[a-z]*$/,setosa/' "$work/data/flowers.csv"   # poison one label
+  # The trainers are honest and sign what they ran on: the poisoned data.
+  (cd "$work" && intoto run -q -n train -k "$KEYS/$trainer" -m . -p . -d "$OUT/attack-a" \
+    -- python3 steps/train.py data/flowers.csv --out model.pkl --seed 7)
+done
+cp "$OUT/attack-a-work/trainer-a/model.pkl" "$OUT/attack-a/model.pkl"
+verify "$OUT/attack-a"
+attack a E_RULE_DISALLOW
+
+section "5b. Attack: model.pkl replaced by a malicious pickle (steps/make_malicious_pickle.py)"
+cp -r "$OUT/honest" "$OUT/attack-b"
+python3 steps/make_malicious_pickle.py "$OUT/attack-b/model.pkl"   # written, never loaded
+verify "$OUT/attack-b"
+attack b E_INSPECTION_FAILED
+printf '   caught first by the scan-model inspection; what it saw:\n'
+(cd "$OUT/attack-b" && intoto scan-pickle -q model.pkl | sed 's/^/     /') || true
+printf '   and the artifact rules would have caught it next (the train links recorded another model.pkl):\n'
+(cd "$OUT/attack-b" && intoto match-products -l "$(ls train.*.link | head -n 1)" -p model.pkl 2>&1 |
+  grep -A2 'differs: model.pkl' | sed 's/^/     /') || true
+
+section "5c. Attack: the validate link re-signed by the evaluator's key (not authorised for validate)"
+cp -r "$OUT/honest" "$OUT/attack-c"
+validate_link=$(cd "$OUT/attack-c" && ls validate.*.link)
+intoto sign -q -f "$OUT/attack-c/$validate_link" -k "$KEYS/evaluator" -o "$OUT/attack-c/$validate_link"
+verify "$OUT/attack-c"
+attack c E_THRESHOLD
+
+elapsed_ms=$((($(date +%s%N) - start_ns) / 1000000))
+section "Result"
+printf '   honest run: %s; attacks caught: %d of 3; %d.%03d s\n' "$honest" "$caught" $((elapsed_ms / 1000)) $((elapsed_ms % 1000))
+printf '   everything is in demo-out/ (keys are throw-away; demo-out/ is not committed)\n'
+if [[ $honest == PASS && $caught -eq 3 ]]; then
+  echo "   DEMO PASSED"
+  exit 0
+fi
+echo "   DEMO FAILED"
+exit 1

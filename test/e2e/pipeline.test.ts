@@ -1,0 +1,190 @@
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ROOT, runBin } from '../helpers/bin.js';
+import { referenceAvailable, run, tempDir } from '../helpers/reference.js';
+import { intotoOnPath } from '../pipeline/helpers.js';
+
+/**
+ * `intoto pipeline run` end to end, through the built binary: the ML example and the tarball
+ * example run, sign and verify; the verdict is checked again by `intoto verify` and by the
+ * reference `in-toto-verify`; then the demo's three attacks, each of which must fail with its
+ * code (the honest run passing is the control), a cycle, a failing step, and runs of a
+ * threshold step that disagree.
+ */
+const haveReference = referenceAvailable();
+const root = tempDir('intoto-e2e-pipeline-');
+const keyDir = join(root, 'keys');
+const env = intotoOnPath();
+const ML = join(ROOT, 'layouts', 'ml-pipeline.yaml');
+const TARBALL = join(ROOT, 'layouts', 'tarball.yaml');
+
+mkdirSync(keyDir, { recursive: true });
+for (const name of ['owner', 'validator', 'trainer-a', 'trainer-b', 'evaluator', 'builder', 'packager']) {
+  const made = runBin('intoto', ['keygen', '-q', join(keyDir, name)], { env });
+  if (made.status !== 0) throw new Error(made.stderr);
+}
+
+function pipeline(layout: string, name: string, extra: string[] = []): { status: number | null; stdout: string; stderr: string; out: string; work: string } {
+  const out = join(root, `${name}-out`);
+  const work = join(root, `${name}-work`);
+  const result = runBin('intoto', ['pipeline', 'run', layout, '--keys', keyDir, '--pubkey-dir', keyDir, '--out', out, '--workspace', work, ...extra], { env });
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr, out, work };
+}
+
+/** `intoto verify --json` in `dir`: the failure code, or PASS. */
+function verdict(dir: string): string {
+  const result = runBin('intoto', ['verify', '-l', 'root.layout', '-k', join(keyDir, 'owner.pub'), '--json'], { cwd: dir, env });
+  const report = JSON.parse(result.stdout) as { passed: boolean; failure?: { code: string } };
+  expect(result.status).toBe(report.passed ? 0 : 1);
+  return report.passed ? 'PASS' : (report.failure?.code ?? 'no code');
+}
+
+/** The reference verifier, with the layout kept outside the directory its inspections see. */
+function referenceVerdict(dir: string, name: string): number | null {
+  const copy = join(root, `${name}-ref`);
+  cpSync(dir, copy, { recursive: true });
+  renameSync(join(copy, 'root.layout'), join(root, `${name}-ref.layout`));
+  return run('in-toto-verify', ['-l', join(root, `${name}-ref.layout`), '-k', join(keyDir, 'owner.pub'), '-t', 'ed25519'], { cwd: copy, env }).status;
+}
+
+describe('intoto pipeline run: the ML example', () => {
+  const honest = pipeline(ML, 'ml');
+
+  it('runs validate, train twice (threshold 2) and evaluate, then verifies: PASS', () => {
+    expect(honest.status, honest.stderr + honest.stdout).toBe(0);
+    expect(honest.stdout).toMatch(/PASSED/);
+    expect(honest.stdout).toMatch(/train\s+trainer-a[\s\S]*train\s+trainer-b/);
+    const files = readdirSync(honest.out).sort();
+    expect(files.filter((f) => !f.endsWith('.link'))).toEqual(['metrics.json', 'model.pkl', 'root.layout']);
+    expect(files.filter((f) => f.endsWith('.link')).map((f) => f.split('.')[0])).toEqual(['evaluate', 'train', 'train', 'validate']);
+    expect(JSON.parse(readFileSync(join(honest.out, 'metrics.json'), 'utf8'))).toHaveProperty('accuracy');
+  });
+
+  it('stages only what each step is allowed: train sees the dataset and its script, not the schema', () => {
+    const train = join(honest.work, 'runs', 'train', 'trainer-a');
+    expect(existsSync(join(train, 'data', 'flowers.csv'))).toBe(true);
+    expect(existsSync(join(train, 'steps', 'train.py'))).toBe(true);
+    expect(existsSync(join(train, 'data', 'schema.json'))).toBe(false);
+    expect(existsSync(join(train, 'steps', 'validate.py'))).toBe(false);
+  });
+
+  it('the result verifies again with intoto verify, and with the reference in-toto-verify', () => {
+    expect(verdict(honest.out)).toBe('PASS');
+    if (haveReference) expect(referenceVerdict(honest.out, 'ml')).toBe(0);
+  });
+
+  it('attack: the dataset changed after validation (train re-run on it) -> E_RULE_DISALLOW', () => {
+    const attack = join(root, 'attack-a');
+    cpSync(honest.out, attack, { recursive: true });
+    for (const f of readdirSync(attack)) if (f.startsWith('train.')) rmSync(join(attack, f));
+    for (const trainer of ['trainer-a', 'trainer-b']) {
+      const ws = join(root, `attack-a-${trainer}`);
+      cpSync(join(honest.work, 'runs', 'train', trainer), ws, { recursive: true });
+      rmSync(join(ws, 'model.pkl'));
+      const csv = join(ws, 'data', 'flowers.csv');
+      const lines = readFileSync(csv, 'utf8').split('\n');
+      lines[1] = lines[1]!.replace(/,[a-z]+$/, ',setosa');
+      writeFileSync(csv, lines.join('\n'));
+      const ran = runBin('intoto', ['run', '-q', '-n', 'train', '-k', join(keyDir, trainer), '-m', '.', '-p', '.', '-d', attack, '--', 'python3', 'steps/train.py', 'data/flowers.csv', '--out', 'model.pkl', '--seed', '7'], { cwd: ws, env });
+      expect(ran.status, ran.stderr).toBe(0);
+    }
+    cpSync(join(root, 'attack-a-trainer-a', 'model.pkl'), join(attack, 'model.pkl'));
+    expect(verdict(attack)).toBe('E_RULE_DISALLOW');
+  });
+
+  it('attack: model.pkl replaced by a malicious pickle -> the scan-pickle inspection fails', () => {
+    const attack = join(root, 'attack-b');
+    cpSync(honest.out, attack, { recursive: true });
+    const made = run('python3', [join(ROOT, 'steps', 'make_malicious_pickle.py'), join(attack, 'model.pkl')]);
+    expect(made.status, made.stderr).toBe(0);
+    expect(verdict(attack)).toBe('E_INSPECTION_FAILED');
+    const scan = runBin('intoto', ['scan-pickle', 'model.pkl'], { cwd: attack, env });
+    expect(scan.status).toBe(1);
+    expect(scan.stdout).toMatch(/posix\.system|nt\.system/);
+  });
+
+  it('attack: a link signed by a key not authorised for its step -> E_THRESHOLD', () => {
+    const attack = join(root, 'attack-c');
+    cpSync(honest.out, attack, { recursive: true });
+    const link = readdirSync(attack).find((f) => f.startsWith('validate.'))!;
+    const signed = runBin('intoto', ['sign', '-q', '-f', link, '-k', join(keyDir, 'evaluator'), '-o', link], { cwd: attack, env });
+    expect(signed.status, signed.stderr).toBe(0);
+    expect(verdict(attack)).toBe('E_THRESHOLD');
+  });
+});
+
+describe('intoto pipeline run: the tarball example', () => {
+  it('builds, packages, verifies with the untar inspection; the reference agrees', () => {
+    const result = pipeline(TARBALL, 'tarball');
+    expect(result.status, result.stderr + result.stdout).toBe(0);
+    expect(readdirSync(result.out).filter((f) => !f.endsWith('.link')).sort()).toEqual(['app.tar.gz', 'root.layout']);
+    expect(verdict(result.out)).toBe('PASS');
+    if (haveReference) expect(referenceVerdict(result.out, 'tarball')).toBe(0);
+  });
+
+  it('uses a layout the owner signed elsewhere (intoto layout sign), and refuses one from another source', () => {
+    const layout = join(root, 'tarball-signed.layout');
+    const signed = runBin('intoto', ['layout', 'sign', TARBALL, '-k', join(keyDir, 'owner'), '--pubkey-dir', keyDir, '-o', layout], { env });
+    expect(signed.status, signed.stderr).toBe(0);
+    const result = pipeline(TARBALL, 'tarball-presigned', ['--layout', layout, '--layout-key', join(keyDir, 'owner.pub')]);
+    expect(result.status, result.stderr).toBe(0);
+    const other = pipeline(ML, 'ml-wrong-layout', ['--layout', layout, '--layout-key', join(keyDir, 'owner.pub')]);
+    expect(other.status).toBe(1);
+    expect(other.stderr).toContain('[E_LAYOUT_SOURCE]');
+  });
+});
+
+describe('intoto pipeline run: reports', () => {
+  // Variants of the tarball layout, in a project directory of their own.
+  const project = join(root, 'project');
+  cpSync(join(ROOT, 'layouts', 'tarball', 'src'), join(project, 'src'), { recursive: true });
+  const write = (name: string, text: string): string => {
+    const file = join(project, `${name}.yaml`);
+    writeFileSync(file, text);
+    return file;
+  };
+  const tarball = readFileSync(TARBALL, 'utf8').replace('src: tarball/src', 'src: src');
+
+  it('a cycle among steps is refused before anything runs, naming the cycle', () => {
+    const file = write('cycle', tarball.replace('materials: ["ALLOW src/*", "DISALLOW *"]', 'materials: ["ALLOW src/*", "MATCH x WITH PRODUCTS FROM package", "DISALLOW *"]'));
+    const result = pipeline(file, 'cycle');
+    expect(result.status).toBe(1);
+    expect(result.stderr).toContain('build -> package -> build');
+    expect(result.stderr).toContain('[E_PIPELINE_CYCLE]');
+    expect(existsSync(result.out)).toBe(false);
+  });
+
+  it('a failing step stops the pipeline with its name, exit code and output; its link is kept', () => {
+    const file = write('fail', tarball.replace('run: [gzip, -n, app.tar]', 'run: [python3, -c, "import sys; print(\'disk full\', file=sys.stderr); sys.exit(3)"]'));
+    const result = pipeline(file, 'fail');
+    expect(result.status).toBe(1);
+    expect(result.stderr).toMatch(/step 'package' \(functionary packager\) exited with 3: .*disk full \[E_STEP_FAILED\]/);
+    expect(result.stdout).toContain('STOPPED');
+    expect(readdirSync(join(result.work, 'links')).sort().map((f) => f.split('.')[0])).toEqual(['build', 'package']);
+    expect(existsSync(join(result.out, 'root.layout'))).toBe(false);
+  });
+
+  it('threshold runs that disagree stop the pipeline with E_LINKS_DISAGREE', () => {
+    const text = tarball
+      .replace('  packager: keys/packager.pub', '  packager: keys/packager.pub\n  builder-2: keys/builder-2.pub')
+      .replace('functionaries: [builder]', 'functionaries: [builder, builder-2]\n    threshold: 2')
+      .replace(/run: tar .*/, 'run: [python3, -c, "import os; open(\'app.tar\', \'wb\').write(os.urandom(16))"]');
+    const file = write('disagree', text);
+    const made = runBin('intoto', ['keygen', '-q', '-f', join(keyDir, 'builder-2')], { env });
+    expect(made.status).toBe(0);
+    const result = pipeline(file, 'disagree');
+    expect(result.status).toBe(1);
+    expect(result.stderr).toMatch(/step 'build': the runs of builder and builder-2 disagree .*app\.tar.* \[E_LINKS_DISAGREE\]/);
+  });
+
+  it('a private key that is not the functionary\'s is refused before any step runs', () => {
+    const wrong = join(root, 'wrong-keys');
+    cpSync(keyDir, wrong, { recursive: true });
+    cpSync(join(keyDir, 'packager'), join(wrong, 'builder'));
+    const result = runBin('intoto', ['pipeline', 'run', TARBALL, '--keys', wrong, '--pubkey-dir', keyDir, '--out', join(root, 'wrong-out')], { env });
+    expect(result.status).toBe(1);
+    expect(result.stderr).toContain('[E_KEYID_MISMATCH]');
+    expect(existsSync(join(root, 'wrong-out'))).toBe(false);
+  });
+});
