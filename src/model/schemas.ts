@@ -1,4 +1,5 @@
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { createRequire } from 'node:module';
+import type { Ajv, ErrorObject, ValidateFunction } from 'ajv';
 import { FormatError } from '../errors.js';
 import type { JsonValue } from '../canonical/json.js';
 
@@ -177,12 +178,18 @@ export const DSSE_SCHEMA = {
   },
 } as const;
 
-const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: false });
+// ajv (about 50 CommonJS files) is loaded on the first schema check, not on import: writing a
+// link (intoto-run) never checks a schema, and it costs every start-up tens of milliseconds.
+let ajv: Ajv | undefined;
 const compiled = new Map<string, ValidateFunction>();
 
 function validatorFor(schema: { readonly $id: string }): ValidateFunction {
   let validate = compiled.get(schema.$id);
   if (!validate) {
+    if (ajv === undefined) {
+      const { Ajv: AjvClass } = createRequire(import.meta.url)('ajv') as typeof import('ajv');
+      ajv = new AjvClass({ allErrors: true, strict: true, allowUnionTypes: false });
+    }
     validate = ajv.compile(schema);
     compiled.set(schema.$id, validate);
   }
