@@ -127,7 +127,7 @@ export async function runPipeline(options: PipelineRunOptions): Promise<Pipeline
       const timeout = step.timeoutSeconds ?? options.timeoutSeconds;
       const result = await runStep({
         name: step.name,
-        keyPath: join(options.keyDir, functionary),
+        keyPath: resolve(options.keyDir, functionary), // the step runs elsewhere: never relative
         materials: ['.'],
         products: ['.'],
         command: step.run,

@@ -1,5 +1,5 @@
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ROOT, runBin } from '../helpers/bin.js';
 import { referenceAvailable, run, tempDir } from '../helpers/reference.js';
@@ -121,6 +121,13 @@ describe('intoto pipeline run: the tarball example', () => {
     expect(readdirSync(result.out).filter((f) => !f.endsWith('.link')).sort()).toEqual(['app.tar.gz', 'root.layout']);
     expect(verdict(result.out)).toBe('PASS');
     if (haveReference) expect(referenceVerdict(result.out, 'tarball')).toBe(0);
+  });
+
+  it('takes relative paths for the layout, keys, workspace and output, as people type them', () => {
+    const args = ['pipeline', 'run', relative(root, TARBALL), '--keys', 'keys', '--pubkey-dir', 'keys', '--out', 'rel-out', '--workspace', 'rel-work'];
+    const result = runBin('intoto', args, { cwd: root, env });
+    expect(result.status, result.stderr).toBe(0);
+    expect(existsSync(join(root, 'rel-out', 'app.tar.gz'))).toBe(true);
   });
 
   it('uses a layout the owner signed elsewhere (intoto layout sign), and refuses one from another source', () => {
