@@ -89,10 +89,16 @@ export function key(i: number): SigningKey {
   return keyCache[i] as SigningKey;
 }
 
+const made: string[] = [];
+// Registered when a test file imports this module (hooks cannot be added from inside a test).
+afterAll(() => {
+  for (const dir of made.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
 /** A fresh directory with a `links` subdirectory, removed after the test file. */
 export function workDir(): { dir: string; linkDir: string } {
   const dir = mkdtempSync(join(tmpdir(), 'intoto-verify-test-'));
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  made.push(dir);
   const linkDir = join(dir, 'links');
   mkdirSync(linkDir);
   return { dir, linkDir };
