@@ -118,7 +118,8 @@ export function throwIfErrors(file: string, diagnostics: readonly Diagnostic[]):
   const first = errors[0];
   if (first === undefined) return;
   const more = errors.length > 1 ? ` (and ${errors.length - 1} more error(s))` : '';
-  throw new InTotoError(first.code, `${formatDiagnostic(file, first).replace(/ \[[a-z-]+\]$/, '')}${more}`, {
+  const place = first.line === undefined ? file : `${file}:${first.line}:${first.column ?? 1}`;
+  throw new InTotoError(first.code, `${place}: ${first.message}${more}`, {
     details: errors.map((d) => formatDiagnostic(file, d)),
     context: { file, ...(first.path === undefined ? {} : { path: first.path }) },
   });
