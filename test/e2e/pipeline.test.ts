@@ -136,6 +136,9 @@ describe('intoto pipeline run: the tarball example', () => {
     expect(signed.status, signed.stderr).toBe(0);
     const result = pipeline(TARBALL, 'tarball-presigned', ['--layout', layout, '--layout-key', join(keyDir, 'owner.pub')]);
     expect(result.status, result.stderr).toBe(0);
+    // The layout `intoto layout sign` wrote, byte for byte, is what the reference verifies here.
+    expect(readFileSync(join(result.out, 'root.layout'))).toEqual(readFileSync(layout));
+    if (haveReference) expect(referenceVerdict(result.out, 'tarball-presigned')).toBe(0);
     const other = pipeline(ML, 'ml-wrong-layout', ['--layout', layout, '--layout-key', join(keyDir, 'owner.pub')]);
     expect(other.status).toBe(1);
     expect(other.stderr).toContain('[E_LAYOUT_SOURCE]');
