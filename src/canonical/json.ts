@@ -1,6 +1,7 @@
 /**
  * The JSON value types used everywhere a document is read. Objects produced by our parsers
- * have a null prototype, so keys such as `__proto__` or `constructor` are plain data.
+ * inherit nothing (their prototype chain holds no property: see parse.ts, JsonRecord), so
+ * keys such as `__proto__` or `constructor` are plain data.
  */
 export type JsonValue = null | boolean | number | string | JsonArray | JsonObject;
 export type JsonArray = readonly JsonValue[];

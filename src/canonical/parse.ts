@@ -55,6 +55,18 @@ export function parseJson(input: Uint8Array | string, options: ParseOptions = {}
   return new Parser(text, options.maxDepth ?? DEFAULT_MAX_DEPTH, options.canonical ?? false, source).document();
 }
 
+/**
+ * The objects the parser returns. Their prototype is an empty object whose own prototype is
+ * null, so, as with Object.create(null), nothing is inherited: no `constructor`, no
+ * `__proto__` setter (assigning `__proto__` makes an ordinary own property), no `toString`.
+ * Unlike Object.create(null), which V8 always keeps as a slow hash table, such objects get
+ * hidden classes: a link of 100,000 digest objects parses and is read several times faster,
+ * and with far less garbage.
+ */
+function JsonRecord(this: object): void {}
+JsonRecord.prototype = Object.create(null) as object;
+const JsonRecordClass = JsonRecord as unknown as new () => object;
+
 /** Characters a string can hold with no escape and no check: not a quote, backslash or control. */
 const PLAIN_RUN = /[^"\\\u0000-\u001f]*/y;
 
@@ -145,7 +157,7 @@ class Parser {
   private object(depth: number): JsonObject {
     this.enter(depth);
     this.pos++; // {
-    const result = Object.create(null) as Record<string, JsonValue>;
+    const result = new JsonRecordClass() as Record<string, JsonValue>;
     this.skipSpace();
     if (this.text.charCodeAt(this.pos) === 0x7d) {
       this.pos++;

@@ -6,8 +6,7 @@ import { linkFromJson, type Link } from '../model/link.js';
 import { metadataType, readEnvelopeFile } from '../model/metadata.js';
 
 /**
- * One link file read, checked and attributed, with no knowledge of steps or layouts, so that
- * it can run on a worker thread (link-pool.ts) as well as inline. The file is read without
+ * One link file read, checked and attributed, with no knowledge of steps or layouts. The file is read without
  * following a symlink, regular files only, size-capped; it is attributed to the `candidates`
  * whose signatures verify; the payload is decoded from the verified bytes only. A link payload
  * is read whole here (the expensive part); a layout payload (a sublayout) is returned as JSON
