@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -165,6 +166,36 @@ describe('intoto layout check: values keep the text the author wrote', () => {
     const text = edit(edit(B, 'functionaries: [bob]', 'functionaries: [mallory]'), 'PRODUCTS FROM build"', 'PRODUCTS FROM biuld"');
     const result = check(text);
     expect(result.diagnostics.map((d) => d.id)).toEqual(['functionary-unknown', 'match-unknown-step']);
+  });
+});
+
+describe('the file itself', () => {
+  const codeOf = (file: string): string | undefined => {
+    try {
+      checkLayoutSource({ file, now: NOW });
+    } catch (error) {
+      return (error as InTotoError).code;
+    }
+    return undefined;
+  };
+
+  it('a file over 4 MiB is refused before it is read', () => {
+    const file = join(dir, 'huge.yaml');
+    writeFileSync(file, `${B}readme2: "${'x'.repeat(4 * 1024 * 1024)}"\n`);
+    expect(codeOf(file)).toBe('E_FILE_TOO_LARGE');
+  });
+
+  it('a FIFO or a directory is not read (no hang)', () => {
+    const fifo = join(dir, 'fifo.yaml');
+    execFileSync('mkfifo', [fifo]);
+    expect(codeOf(fifo)).toBe('E_NOT_REGULAR_FILE');
+    expect(codeOf(dir)).toBe('E_NOT_REGULAR_FILE');
+  });
+
+  it('bytes that are not UTF-8 are a yaml-syntax error', () => {
+    const file = join(dir, 'latin1.yaml');
+    writeFileSync(file, Buffer.from([...Buffer.from(B), 0x23, 0xe9, 0x0a]));
+    expect(checkLayoutSource({ file, now: NOW }).diagnostics.map((d) => d.id)).toEqual(['yaml-syntax']);
   });
 });
 
