@@ -31,11 +31,19 @@ export function loadLinkFile(file: string, candidates: readonly PublicKey[]): Lo
     if (error instanceof InTotoError && (error.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') return { kind: 'missing' };
     throw error;
   }
-  const signers = signersOf(envelope, candidates);
-  const first = signers[0];
-  if (first === undefined) return { kind: 'unsigned' };
-  const payload = verifiedPayload(envelope, first) as JsonValue;
-  const keyids = signers.map((k) => k.keyid);
+  // The first candidate that verifies yields the payload (one signature check, not two: a
+  // check of a 10 MB link costs tens of milliseconds); the others are only checked.
+  let payload: JsonValue | undefined;
+  const keyids: string[] = [];
+  for (const [i, key] of candidates.entries()) {
+    if (payload === undefined) {
+      payload = verifiedPayload(envelope, key);
+      if (payload !== undefined) keyids.push(key.keyid);
+    } else if (signersOf(envelope, candidates.slice(i, i + 1)).length > 0) {
+      keyids.push(key.keyid);
+    }
+  }
+  if (payload === undefined) return { kind: 'unsigned' };
   const type = metadataType(payload);
   if (type === 'link') return { kind: 'link', signers: keyids, link: linkFromJson(payload, file) };
   return { kind: type === 'layout' ? 'layout' : 'other', signers: keyids, payload };
