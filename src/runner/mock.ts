@@ -1,6 +1,6 @@
 import { UsageError } from '../errors.js';
-import { pythonJsonDumps } from '../canonical/encode.js';
-import { linkToJson, makeLink, type Link } from '../model/link.js';
+import { makeLink, type Link } from '../model/link.js';
+import { linkMetablockText } from '../model/link-text.js';
 import { recordArtifacts } from './record.js';
 import { allowedEnvironment, resolveSandbox, type SandboxMode } from './sandbox.js';
 import { assertStepName, byproductsOf, checkTimeout, recordOptions, stepPlaces, writeLinkFile } from './step-files.js';
@@ -78,7 +78,7 @@ export async function mockStep(options: MockOptions): Promise<MockResult> {
     byproducts: byproductsOf(result, true),
     environment: {},
   });
-  const text = pythonJsonDumps({ signatures: [], signed: linkToJson(link) });
+  const text = linkMetablockText(link, []);
   const linkPath = writeLinkFile(places.cwd, `${options.name}.link`, text);
   options.info?.(`wrote unsigned ${linkPath}; sign it with 'intoto-sign -f ${options.name}.link -k KEY'`);
   return { link, linkPath, returnValue: result.returnValue, timedOut: result.timedOut, sandboxed };

@@ -4,7 +4,8 @@ import { FormatError, IoError, UsageError, ioError } from '../errors.js';
 import type { JsonObject } from '../canonical/json.js';
 import { writeFileAtomicSync } from '../io/files.js';
 import type { SigningKey } from '../crypto/signatures.js';
-import { dsseText, metablockText } from '../model/envelope.js';
+import { dsseText } from '../model/envelope.js';
+import { linkMetablockText } from '../model/link-text.js';
 import { linkToJson, type Link } from '../model/link.js';
 import { stepNameProblem } from '../model/names.js';
 import type { RecordableHashAlgorithm } from '../model/artifacts.js';
@@ -143,8 +144,7 @@ export function byproductsOf(
 
 /** The file text of a signed link: a Metablock (as in-toto 1.3.1 writes it) or a DSSE envelope. */
 export function signedLinkText(link: Link, key: SigningKey, useDsse: boolean): string {
-  const signed = linkToJson(link);
-  return useDsse ? dsseText(signed, [key]) : metablockText(signed, [key]);
+  return useDsse ? dsseText(linkToJson(link), [key]) : linkMetablockText(link, [key]);
 }
 
 /**
