@@ -97,6 +97,16 @@ describe.skipIf(!haveBwrap)('intoto-run under bubblewrap (end to end)', () => {
     expect(linkIn(ws, 'step').link.signed.products['inside.txt']).toEqual({ sha256: sha256('y\n') });
   });
 
+  it('warns when the command runs outside the base path, where it cannot write under the sandbox', () => {
+    const ws = workspace(root, 'outside-base');
+    mkdirSync(join(ws, 'proj'));
+    const result = run(ws, ['--base-path', 'proj', '-p', '.', '--', 'sh', '-c', 'touch here.txt; touch proj/there.txt; true']);
+    expect(result.status, result.stderr).toBe(0);
+    expect(result.stderr).toMatch(/the command runs in .*outside-base, outside the base path .*proj: only the base path is writable/);
+    expect(existsSync(join(ws, 'here.txt'))).toBe(false);
+    expect(Object.keys(linkIn(ws, 'step').link.signed.products)).toEqual(['there.txt']);
+  });
+
   it('attack: a detached child that rewrites a product afterwards leaves no stale hash', async () => {
     const ws = workspace(root, 'detached');
     const script = `(setsid sh -c 'sleep 1; echo evil > model.pkl' > /dev/null 2>&1 &); echo honest > model.pkl`;
