@@ -32,6 +32,7 @@ const GROUPS: ReadonlyMap<string, ReadonlyMap<string, () => Promise<Main>>> = ne
   ['pipeline', new Map([['run', async () => (await import('./pipeline.js')).pipelineRunMain]])],
 ]);
 
+/** What `intoto --help` prints. */
 export const INTOTO_HELP = `usage: intoto <command> [options]
 
 An in-toto supply-chain orchestrator, compatible with in-toto 1.3.1.

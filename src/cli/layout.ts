@@ -28,6 +28,8 @@ interface CheckFlags {
  * [--strict] [--json]`: reads a YAML layout source as `layout sign` and `pipeline run` would
  * and prints every error and warning as `FILE:LINE:COL: severity: message [id]`. Exit 0 when
  * there is no error (and, with --strict, no warning), 1 otherwise.
+ * @throws UsageError E_USAGE; IoError when the file cannot be read; CryptoError for an owner
+ *   key that does not load
  */
 export async function layoutCheckMain(argv: string[]): Promise<number> {
   const program = newProgram('intoto layout check', 'Check a YAML pipeline layout: errors with line and column, and warnings.')
@@ -79,6 +81,8 @@ interface SignFlags {
  * `intoto layout sign FILE -k OWNER_KEY... [-o root.layout] [--use-dsse] [-p] [--pubkey-dir DIR]`:
  * compiles a YAML layout source into a standard in-toto layout (the form in-toto 1.3.1 writes)
  * and signs it with the owner key(s). Refuses a source with errors; prints its warnings.
+ * @throws UsageError E_USAGE; CryptoError (the owner key); the source's first error (see
+ *   loadLayoutSource); IoError writing the output
  */
 export async function layoutSignMain(argv: string[]): Promise<number> {
   const program = newProgram('intoto layout sign', 'Compile a YAML pipeline layout into a signed in-toto layout.')
@@ -140,7 +144,7 @@ export function signLayoutSource(options: {
   return { steps: source.steps.length, expires: source.expires };
 }
 
-/** Prints the warnings of a source that loaded, one line each. */
+/** Prints the warnings of a source that loaded, one line each. Never throws. */
 export function printWarnings(file: string, diagnostics: readonly Diagnostic[], out: Output): void {
   for (const d of diagnostics) if (d.severity === 'warning') out.warn(formatDiagnostic(file, d).replace(/: warning: /, ': '));
 }

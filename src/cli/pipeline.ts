@@ -34,6 +34,9 @@ const SANDBOX_MODES: readonly string[] = ['auto', 'bwrap', 'none'];
  * key (`DIR/owner` by default) unless a signed one is given, verifies the whole chain, and
  * leaves the final products, `root.layout` and the links in --out. Exit 0 only when every step
  * ran and the verification passed.
+ * @throws UsageError E_USAGE; the source's first error (see loadLayoutSource); CryptoError (keys);
+ *   the code of a stopped run or a failed verification (E_STEP_FAILED, E_LINKS_DISAGREE,
+ *   E_RULE_DISALLOW, E_INSPECTION_FAILED, ...), after the summary is printed
  */
 export async function pipelineRunMain(argv: string[]): Promise<number> {
   const program = newProgram('intoto pipeline run', 'Run, sign and verify every step of a YAML pipeline layout.')

@@ -15,12 +15,12 @@ export interface Progress {
 
 const FRAMES = ['|', '/', '-', '\\'];
 
-/** `seconds` with two decimals under ten seconds, one above. */
+/** `ms` as seconds: two decimals under ten seconds, one above. Never throws. */
 export function seconds(ms: number): string {
   return ms < 10_000 ? `${(ms / 1000).toFixed(2)}s` : `${(ms / 1000).toFixed(1)}s`;
 }
 
-/** A progress printer; `tty` chooses the live line, `quiet` prints nothing, `verbose` adds notes. */
+/** A progress printer; `tty` chooses the live line, `quiet` prints nothing, `verbose` adds notes. Never throws. */
 export function createProgress(options: { tty: boolean; quiet: boolean; verbose: boolean }): Progress {
   const write = (text: string): void => {
     if (!options.quiet) process.stderr.write(text);

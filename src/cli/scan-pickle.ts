@@ -9,6 +9,7 @@ const IMPORT_NAME = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$/;
  * allow-list (plain containers by default; `--allow` adds names, never those that run
  * commands or code). Exit 0 when every file is safe, 1 when one is unsafe, malformed or
  * unreadable. Meant as an inspection: `run: [intoto, scan-pickle, model.pkl]`.
+ * @throws UsageError E_USAGE (a bad --allow); IoError for a file that cannot be read
  */
 export async function scanPickleMain(argv: string[]): Promise<number> {
   const program = newProgram('intoto scan-pickle', 'Check pickles for imports outside an allow-list, without loading them.')

@@ -79,7 +79,7 @@ export interface Position {
   readonly column: number;
 }
 
-/** Builds a diagnostic, dropping an absent position (exactOptionalPropertyTypes). */
+/** Builds a diagnostic, dropping an absent position (exactOptionalPropertyTypes). Never throws. */
 export function diagnostic(
   severity: Severity,
   id: DiagnosticId,

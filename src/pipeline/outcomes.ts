@@ -11,7 +11,7 @@ import type { StepOutcome } from './stage.js';
  * failed command's output for the report, and which products are the pipeline's result.
  */
 
-/** The artifacts on which two links differ, as "materials data.csv: only in a" lines (at most `max`). */
+/** The artifacts on which two links differ, as "materials data.csv: only in a" lines (at most `max`). Never throws. */
 export function linkDifferences(a: Link, b: Link, labels: readonly [string, string], max = 10): string[] {
   const lines: string[] = [];
   const compare = (kind: 'materials' | 'products', left: ArtifactMap, right: ArtifactMap): void => {
@@ -29,7 +29,7 @@ export function linkDifferences(a: Link, b: Link, labels: readonly [string, stri
   return lines.length > max ? [...lines.slice(0, max), `... and ${lines.length - max} more`] : lines;
 }
 
-/** The last `count` non-empty lines of a link's recorded stderr (or stdout when stderr is empty). */
+/** The last `count` non-empty lines of a link's recorded stderr (or stdout when stderr is empty). Never throws. */
 export function outputTail(link: Link, count = 8): string[] {
   const stream = (name: string): string => {
     const value = getOwn(link.byproducts, name);
@@ -43,7 +43,7 @@ export function outputTail(link: Link, count = 8): string[] {
 /**
  * The final products: artifact name -> file. With `outputs` patterns, every product of any
  * step that matches one (a later step's version winning); without, every product of the
- * steps no other step reads from (the ends of the pipeline).
+ * steps no other step reads from (the ends of the pipeline). Never throws.
  */
 export function finalProducts(
   order: readonly PipelineStep[],

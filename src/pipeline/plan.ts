@@ -9,14 +9,14 @@ import type { PipelineStep } from './source.js';
  * order runs in exactly that order.
  */
 
-/** The other steps (not inspections, not itself) that `step`'s MATCH rules read from. */
+/** The other steps (not inspections, not itself) that `step`'s MATCH rules read from. Never throws. */
 export function dependenciesOf(step: PipelineStep, stepNames: ReadonlySet<string>): string[] {
   return matchTargets([...step.materials, ...step.products]).filter((name) => name !== step.name && stepNames.has(name));
 }
 
 export type PlanResult = { readonly ok: true; readonly order: readonly PipelineStep[] } | { readonly ok: false; readonly cycle: readonly string[] };
 
-/** Orders the steps (Kahn's algorithm, stable by YAML order), or returns one cycle. */
+/** Orders the steps (Kahn's algorithm, stable by YAML order), or returns one cycle. Never throws. */
 export function orderSteps(steps: readonly PipelineStep[]): PlanResult {
   const names = new Set(steps.map((s) => s.name));
   const deps = new Map(steps.map((s) => [s.name, new Set(dependenciesOf(s, names))]));

@@ -116,7 +116,7 @@ function validate(): ValidateFunction {
   return validator;
 }
 
-/** Checks the tree against {@link SOURCE_SCHEMA}; one `schema` error per violation, with its place. */
+/** Checks the tree against {@link SOURCE_SCHEMA}; one `schema` error per violation, with its place. Never throws. */
 export function schemaDiagnostics(tree: SourceTree): Diagnostic[] {
   const check = validate();
   if (check(tree.value)) return [];

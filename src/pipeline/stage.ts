@@ -46,7 +46,7 @@ function dir(prefix: string): string {
   return prefix === '' || prefix.endsWith('/') ? prefix : `${prefix}/`;
 }
 
-/** Decides a step's materials from its rules, the pipeline inputs and the earlier outcomes. */
+/** Decides a step's materials from its rules, the pipeline inputs and the earlier outcomes. Never throws. */
 export function planMaterials(
   rules: readonly ArtifactRule[],
   inputs: ReadonlyMap<string, string>,
@@ -89,7 +89,7 @@ export function planMaterials(
   return { files, notes };
 }
 
-/** The input names some rule of `rules` would stage (for the `input-unused` warning). */
+/** The input names some rule of `rules` would stage (for the `input-unused` warning). Never throws. */
 export function inputsTaken(rules: readonly ArtifactRule[], inputs: ReadonlyMap<string, string>): Set<string> {
   const plan = planMaterials(rules, inputs, new Map());
   return new Set([...plan.files.keys()].filter((name) => inputs.has(name)));
