@@ -210,7 +210,7 @@ describe.skipIf(!haveReference)('intoto-mock parses command lines as in-toto-moc
   });
 });
 
-describe('intoto-run usage errors through the binary (exit 2, one line, nothing written)', () => {
+describe('intoto-run command lines through the binary', () => {
   const root = tempDir('intoto-e2e-args-');
   const key = makeKey(join(root, 'keys'));
   const cases: readonly [string, readonly string[], RegExp][] = [
@@ -225,7 +225,7 @@ describe('intoto-run usage errors through the binary (exit 2, one line, nothing 
     ['an unknown --sandbox', ['-n', 'a', '-k', key, '--sandbox', 'docker', '-x'], /invalid choice: 'docker'/],
   ];
   for (const [title, args, message] of cases) {
-    it(title, () => {
+    it(`usage error (exit 2, one line, nothing written): ${title}`, () => {
       const ws = join(root, title.replace(/\W+/g, '-'));
       mkdirSync(ws);
       const result = runBin('intoto-run', args, { cwd: ws, env: cleanEnv() });
@@ -236,6 +236,19 @@ describe('intoto-run usage errors through the binary (exit 2, one line, nothing 
       expect(readdirSync(ws)).toEqual([]);
     });
   }
+
+  it('-P alone reads the password (here from standard input); a wrong one fails after the command with no link', () => {
+    const ws = join(root, 'password');
+    mkdirSync(ws);
+    const made = runBin('intoto-keygen', ['-p', '-t', 'ed25519', join(ws, 'enc')], { input: 'secret\n' });
+    expect(made.status, made.stderr).toBe(0);
+    const ok = runBin('intoto-run', ['-n', 'signed', '-k', 'enc', '-P', '-x'], { cwd: ws, env: cleanEnv(), input: 'secret\n' });
+    expect(ok.status, ok.stderr).toBe(0);
+    const wrong = runBin('intoto-run', ['-n', 'wrong', '-k', 'enc', '-P', '--', 'touch', 'ran'], { cwd: ws, env: cleanEnv(), input: 'nope\n' });
+    expect(wrong.status).toBe(1);
+    expect(wrong.stderr).toMatch(/the command ran \(exit 0\), but no link was written: .*\[E_KEY_PASSWORD\]/);
+    expect(readdirSync(ws).filter((f) => f.endsWith('.link'))).toEqual([expect.stringMatching(/^signed\./)]);
+  });
 
   it('-h prints the options, ours included, and exits 0', () => {
     const result = runBin('intoto-run', ['-h']);
