@@ -35,7 +35,6 @@ export interface SessionOptions {
   readonly sandbox: SandboxMode;
   readonly now: number;
   readonly cwd: string;
-  readonly rootLinkDir: string;
 }
 
 export class Session {

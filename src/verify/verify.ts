@@ -81,7 +81,6 @@ export async function verifySupplyChain(options: VerifyOptions): Promise<VerifyR
       sandbox: options.sandbox ?? 'auto',
       now: (options.now ?? new Date()).getTime(),
       cwd,
-      rootLinkDir: linkDir,
     },
     options.onEvent,
   );
@@ -159,5 +158,10 @@ function checkOptions(options: VerifyOptions): void {
     bad(`sandbox must be auto, bwrap or none, not ${String(options.sandbox)}`);
   }
   if (options.now !== undefined && !(options.now instanceof Date && Number.isFinite(options.now.getTime()))) bad('now must be a valid Date');
+  if (options.cwd !== undefined && (typeof options.cwd !== 'string' || options.cwd === '')) bad('cwd must be a directory path');
+  if (options.params !== undefined && !(options.params instanceof Map)) bad('params must be a Map of names to values');
+  for (const list of [options.finalProducts, options.excludeFromFinalProducts]) {
+    if (list !== undefined && (!Array.isArray(list) || !list.every((p) => typeof p === 'string'))) bad('final products and exclusions must be lists of paths');
+  }
   if (options.finalProducts !== undefined) finalProductTargets(options.finalProducts, resolve(options.cwd ?? process.cwd()));
 }

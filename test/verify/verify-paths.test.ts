@@ -75,7 +75,7 @@ describe('link files', () => {
     };
     writeSigned(join(linkDir, `train.${shared}.link`), linkJson('train', {}, {}), [carol]);
     const session = new Session(
-      { layoutKeys: [], layoutThreshold: undefined, params: new Map(), finalProducts: undefined, excludeFromFinalProducts: [], inspectionTimeoutSeconds: undefined, allowSublayoutInspections: false, sandbox: 'none', now: 0, cwd: linkDir, rootLinkDir: linkDir },
+      { layoutKeys: [], layoutThreshold: undefined, params: new Map(), finalProducts: undefined, excludeFromFinalProducts: [], inspectionTimeoutSeconds: undefined, allowSublayoutInspections: false, sandbox: 'none', now: 0, cwd: linkDir },
       undefined,
     );
     const [train] = await loadLinks(layout, linkDir, session);
