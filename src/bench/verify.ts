@@ -43,6 +43,8 @@ export function formatVerifyResult(artifacts: number, c: Comparison): string {
     `verify, 3 steps x ${artifacts} artifacts with MATCH rules:`,
     `  reference median ${fmt(c.referenceMedian)}, ours median ${fmt(c.oursMedian)}, ratio ${c.ratio.toFixed(3)} (target <= ${VERIFY_TARGET_RATIO}: ${met})`,
     `  peak RSS ours ${mib(c.oursPeakRssKiB)}, reference ${mib(c.referencePeakRssKiB)}`,
+    `  CPU (user+sys) median ours ${c.oursCpuMedian?.toFixed(2) ?? 'n/a'} s, reference ${c.referenceCpuMedian?.toFixed(2) ?? 'n/a'} s` +
+      (c.oursCpuMedian !== undefined && c.referenceCpuMedian !== undefined ? `, ratio ${(c.oursCpuMedian / c.referenceCpuMedian).toFixed(3)}` : ''),
     `  rounds ours ${c.ours.map((m) => m.seconds.toFixed(3)).join(' ')}; reference ${c.reference.map((m) => m.seconds.toFixed(3)).join(' ')}`,
   ].join('\n');
 }
