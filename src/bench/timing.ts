@@ -13,7 +13,7 @@ import { InternalError, RunError } from '../errors.js';
 /** One timed process run. */
 export interface Measurement {
   readonly seconds: number;
-  /** Peak resident set size in KiB, from GNU time; undefined when /usr/bin/time is missing. */
+  /** Peak resident set size in KiB, from GNU time or getrusage; undefined when neither is available. */
   readonly maxRssKiB: number | undefined;
   /** User plus system CPU seconds, from GNU time (less sensitive to a busy machine than wall time). */
   readonly cpuSeconds: number | undefined;
@@ -27,6 +27,28 @@ export interface CommandSpec {
 }
 
 const GNU_TIME = '/usr/bin/time';
+const PYTHON = '/usr/bin/python3';
+
+/**
+ * Without GNU time: Python (which the reference needs anyway) runs the command and writes, in
+ * GNU time's `%M %U %S` form, the peak RSS and CPU times of its waited-for children
+ * (getrusage(RUSAGE_CHILDREN); ru_maxrss is in KiB on Linux), then exits with the command's
+ * status. Either way the whole process is measured, worker threads and children included.
+ */
+const RUSAGE_WRAPPER = [
+  'import resource, subprocess, sys',
+  'status = subprocess.call(sys.argv[2:])',
+  'u = resource.getrusage(resource.RUSAGE_CHILDREN)',
+  'open(sys.argv[1], "w").write("%d %.2f %.2f\\n" % (u.ru_maxrss, u.ru_utime, u.ru_stime))',
+  'sys.exit(status if status >= 0 else 1)',
+].join('\n');
+
+/** The argv that runs `argv` and writes `%M %U %S` to `file`, or `argv` alone when nothing can measure it. */
+function measuredArgv(argv: readonly string[], file: string): { argv: string[]; measured: boolean } {
+  if (existsSync(GNU_TIME)) return { argv: [GNU_TIME, '-f', '%M %U %S', '-o', file, ...argv], measured: true };
+  if (existsSync(PYTHON)) return { argv: [PYTHON, '-c', RUSAGE_WRAPPER, file, ...argv], measured: true };
+  return { argv: [...argv], measured: false };
+}
 
 /**
  * Runs a command once and measures it. A non-zero exit is an error: a benchmark of a run that
@@ -34,10 +56,9 @@ const GNU_TIME = '/usr/bin/time';
  * @throws RunError E_COMMAND_FAILED when the command cannot start or exits non-zero
  */
 export function timeCommand(spec: CommandSpec): Measurement {
-  const haveTime = existsSync(GNU_TIME);
   const dir = mkdtempSync(join(tmpdir(), 'bench-time-'));
   const rssFile = join(dir, 'rss');
-  const argv = haveTime ? [GNU_TIME, '-f', '%M %U %S', '-o', rssFile, ...spec.argv] : [...spec.argv];
+  const { argv, measured: haveTime } = measuredArgv(spec.argv, rssFile);
   try {
     const start = process.hrtime.bigint();
     const result = spawnSync(argv[0]!, argv.slice(1), {
