@@ -49,14 +49,14 @@ export function referenceCommand(dataset: Dataset, key: string, linkDir: string,
 function checkSameDigests(dataset: Dataset, reference: CommandSpec, linkDir: string): void {
   const printing = oursCommand(dataset, ['--print']);
   const output = execFileSync(printing.argv[0], printing.argv.slice(1), { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 });
-  const ours = JSON.parse(output) as { digests: Record<string, string> };
+  const ours = new Map(Object.entries((JSON.parse(output) as { digests: Record<string, string> }).digests));
   timeCommand(reference);
   const [linkFile] = readdirSync(linkDir).filter((f) => f.endsWith('.link'));
   const link = JSON.parse(readFileSync(join(linkDir, linkFile!), 'utf8')) as { signed: { products: Record<string, { sha256: string }> } };
-  const theirs = Object.fromEntries(Object.entries(link.signed.products).map(([name, d]) => [name, d.sha256]));
-  const names = new Set([...Object.keys(ours.digests), ...Object.keys(theirs)]);
+  const theirs = new Map(Object.entries(link.signed.products).map(([name, d]) => [name, d.sha256]));
+  const names = new Set([...ours.keys(), ...theirs.keys()]);
   for (const name of names) {
-    if (ours.digests[name] !== theirs[name]) {
+    if (ours.get(name) !== theirs.get(name)) {
       throw new RunError('E_ARTIFACTS_DIFFER', `${dataset.name}: ${name} differs from the reference's recording`);
     }
   }
