@@ -2,7 +2,6 @@ import type { KeyType } from '../crypto/keys.js';
 import type { RecordableHashAlgorithm } from '../model/artifacts.js';
 import type { SandboxMode } from '../runner/sandbox.js';
 import { listValue, optionName, stringValue, type OptionSpec, type Parsed } from './argparse.js';
-import { readPassword } from './password.js';
 import { usage, type Verbosity } from './main.js';
 
 /**
@@ -158,7 +157,8 @@ export function keyTypeOf(parsed: Parsed): KeyType | undefined {
 export async function passwordOf(parsed: Parsed, keyPath: string): Promise<string | undefined> {
   const value = parsed.values.get('password');
   if (value === undefined) return undefined;
-  const password = value === true ? await readPassword(`enter password for '${keyPath}' (empty if not encrypted): `) : String(value);
+  // node:readline is only loaded when there is something to read.
+  const password = value === true ? await (await import('./password.js')).readPassword(`enter password for '${keyPath}' (empty if not encrypted): `) : String(value);
   return password === '' ? undefined : password;
 }
 
