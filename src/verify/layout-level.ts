@@ -2,7 +2,6 @@ import type { Layout } from '../model/layout.js';
 import type { Link } from '../model/link.js';
 import { alignmentWarnings } from './alignment.js';
 import { verifyExpiry } from './expiry.js';
-import { runInspections } from './inspections.js';
 import { verifyItemRules } from './item-rules.js';
 import { loadLinks, type StepEvidence } from './link-files.js';
 import type { LayoutReport, Mutable, StepReport } from './report.js';
@@ -81,9 +80,13 @@ export async function verifyLevel(level: Level, session: Session): Promise<Reado
     });
   });
 
-  const inspectionLinks = await session.check('inspections', at, () =>
-    runInspections({ layout, label, session, exclude: level.exclude, reports: report.inspections }),
-  );
+  const inspectionLinks = await session.check('inspections', at, async () => {
+    if (layout.inspections.length === 0) return new Map<string, Link>();
+    // Loaded only when needed: the runner (sandbox, recorder, hashing pool) is a third of our
+    // start-up, and most verifications of large chains run no inspection.
+    const { runInspections } = await import('./inspections.js');
+    return runInspections({ layout, label, session, exclude: level.exclude, reports: report.inspections });
+  });
 
   await session.check('inspection-rules', at, () => {
     const combined = new Map<string, Link>([...reduced, ...inspectionLinks]);
