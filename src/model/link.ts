@@ -88,10 +88,11 @@ function artifactsFromJson(object: JsonObject, where: string, path: string): Art
     if (algorithms.length === 0 || algorithms.length > MAX_ALGORITHMS) throw badDigest(where, path, name, `must hold 1 to ${MAX_ALGORITHMS} digests`);
     const hexes: string[] = [];
     for (const algorithm of algorithms) {
-      if (!ALGORITHM.test(algorithm)) throw badDigest(where, path, name, 'must be a lower-case algorithm name of at most 32 characters', algorithm);
+      // A known algorithm needs no name check (the common case: one lookup, no regex).
+      const length = KNOWN_LENGTHS.get(algorithm);
+      if (length === undefined && !ALGORITHM.test(algorithm)) throw badDigest(where, path, name, 'must be a lower-case algorithm name of at most 32 characters', algorithm);
       const hex = digests[algorithm];
       if (typeof hex !== 'string' || !isLowerHex(hex)) throw badDigest(where, path, name, 'must be a lower-case hexadecimal string', algorithm);
-      const length = KNOWN_LENGTHS.get(algorithm);
       if (length !== undefined ? hex.length !== length : hex.length % 2 !== 0 || hex.length < 16 || hex.length > 256) {
         throw badDigest(where, path, name, length !== undefined ? `must have ${length} hex digits` : 'must have 16 to 256 hex digits, whole bytes', algorithm);
       }
