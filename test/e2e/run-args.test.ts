@@ -250,6 +250,20 @@ describe('intoto-run command lines through the binary', () => {
     expect(readdirSync(ws).filter((f) => f.endsWith('.link'))).toEqual([expect.stringMatching(/^signed\./)]);
   });
 
+  it("shows the command's output without -s (in-toto-run discards it) and hides it with -q", () => {
+    const ws = join(root, 'output');
+    mkdirSync(ws);
+    const command = ['--', 'sh', '-c', 'echo to-stdout; echo to-stderr >&2'];
+    const shown = runBin('intoto-run', ['-n', 'shown', '-k', key, ...command], { cwd: ws, env: cleanEnv() });
+    expect(shown.status, shown.stderr).toBe(0);
+    expect(shown.stdout).toContain('to-stdout');
+    expect(shown.stderr).toContain('to-stderr');
+    const quiet = runBin('intoto-run', ['-n', 'quiet', '-k', key, '-q', ...command], { cwd: ws, env: cleanEnv() });
+    expect(quiet.status, quiet.stderr).toBe(0);
+    expect(quiet.stdout).toBe('');
+    expect(quiet.stderr).toBe('');
+  });
+
   it('-h prints the options, ours included, and exits 0', () => {
     const result = runBin('intoto-run', ['-h']);
     expect(result.status).toBe(0);
