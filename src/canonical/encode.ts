@@ -31,8 +31,6 @@ export function canonicalBytes(value: JsonValue): Uint8Array {
   return writer.bytes();
 }
 
-const ASCII_PLAIN = /^[\x00-\x21\x23-\x5b\x5d-\x7f]*$/;
-
 class ByteWriter {
   private buffer = Buffer.allocUnsafe(64 * 1024);
   private pos = 0;
@@ -57,11 +55,22 @@ class ByteWriter {
 
   /** A quoted canonical string. */
   quoted(text: string): void {
-    if (ASCII_PLAIN.test(text)) {
-      this.ensure(text.length + 2);
-      this.buffer[this.pos++] = 0x22;
-      this.pos += this.buffer.write(text, this.pos, 'latin1');
-      this.buffer[this.pos++] = 0x22;
+    // ASCII with no quote or backslash, copied by a loop the JIT compiles: most strings in a
+    // link are short (names, algorithms, digests), and a native write per string costs more.
+    this.ensure(text.length + 2);
+    const buffer = this.buffer;
+    const start = this.pos;
+    let p = start;
+    buffer[p++] = 0x22;
+    let i = 0;
+    for (; i < text.length; i++) {
+      const c = text.charCodeAt(i);
+      if (c >= 0x80 || c === 0x22 || c === 0x5c) break;
+      buffer[p++] = c;
+    }
+    if (i === text.length) {
+      buffer[p++] = 0x22;
+      this.pos = p;
       return;
     }
     const quoted = canonicalQuote(text);

@@ -84,10 +84,15 @@ function artifactsFromJson(object: JsonObject, where: string, path: string): Art
     }
     const digests = object[name];
     if (!isJsonObject(digests)) throw badDigest(where, path, name, 'must be an object of digests');
-    const algorithms = Object.keys(digests);
-    if (algorithms.length === 0 || algorithms.length > MAX_ALGORITHMS) throw badDigest(where, path, name, `must hold 1 to ${MAX_ALGORITHMS} digests`);
-    const hexes: string[] = [];
-    for (const algorithm of algorithms) {
+    // for-in, not Object.keys: no array per artifact, and parsed objects inherit nothing (an
+    // inherited enumerable key could only add a digest to check, never hide one).
+    let count = 0;
+    let firstAlgorithm = '';
+    let firstHex = '';
+    let algorithms: string[] | undefined;
+    let hexes: string[] | undefined;
+    for (const algorithm in digests) {
+      if (++count > MAX_ALGORITHMS) throw badDigest(where, path, name, `must hold 1 to ${MAX_ALGORITHMS} digests`);
       // A known algorithm needs no name check (the common case: one lookup, no regex).
       const length = KNOWN_LENGTHS.get(algorithm);
       if (length === undefined && !ALGORITHM.test(algorithm)) throw badDigest(where, path, name, 'must be a lower-case algorithm name of at most 32 characters', algorithm);
@@ -96,53 +101,65 @@ function artifactsFromJson(object: JsonObject, where: string, path: string): Art
       if (length !== undefined ? hex.length !== length : hex.length % 2 !== 0 || hex.length < 16 || hex.length > 256) {
         throw badDigest(where, path, name, length !== undefined ? `must have ${length} hex digits` : 'must have 16 to 256 hex digits, whole bytes', algorithm);
       }
-      hexes.push(hex);
+      if (count === 1) {
+        firstAlgorithm = algorithm;
+        firstHex = hex;
+      } else {
+        (algorithms ??= []).push(algorithm);
+        (hexes ??= []).push(hex);
+      }
     }
-    artifacts.set(name, new Digests(algorithms, hexes) as unknown as HashDict);
+    if (count === 0) throw badDigest(where, path, name, `must hold 1 to ${MAX_ALGORITHMS} digests`);
+    const more = algorithms === undefined || hexes === undefined ? undefined : { algorithms, hexes };
+    artifacts.set(name, new Digests(firstAlgorithm, firstHex, more) as unknown as HashDict);
   }
   return artifacts;
 }
 
 /**
- * A digest dict as read from a link: its (at most 16) entries in two arrays. It behaves as a
- * ReadonlyMap; a real Map per artifact costs several times more to build, and links hold
- * hundreds of thousands of them.
+ * A digest dict as read from a link: its first entry in two fields (links almost always
+ * record one digest), any others in two arrays. It behaves as a ReadonlyMap; a real Map per
+ * artifact costs several times more to build, and links hold hundreds of thousands of them.
  */
 class Digests {
   constructor(
-    private readonly algorithms: readonly string[],
-    private readonly hexes: readonly string[],
+    private readonly algorithm0: string,
+    private readonly hex0: string,
+    /** Entries after the first, or undefined. */
+    private readonly more: { readonly algorithms: readonly string[]; readonly hexes: readonly string[] } | undefined,
   ) {}
 
   get size(): number {
-    return this.algorithms.length;
+    return this.more === undefined ? 1 : 1 + this.more.algorithms.length;
   }
 
   get(algorithm: string): string | undefined {
-    const i = this.algorithms.indexOf(algorithm);
-    return i < 0 ? undefined : this.hexes[i];
+    if (algorithm === this.algorithm0) return this.hex0;
+    if (this.more === undefined) return undefined;
+    const i = this.more.algorithms.indexOf(algorithm);
+    return i < 0 ? undefined : this.more.hexes[i];
   }
 
   has(algorithm: string): boolean {
-    return this.algorithms.includes(algorithm);
+    return this.get(algorithm) !== undefined;
   }
 
   forEach(callback: (hex: string, algorithm: string, map: ReadonlyMap<string, string>) => void, thisArg?: unknown): void {
-    for (let i = 0; i < this.algorithms.length; i++) {
-      callback.call(thisArg, this.hexes[i] as string, this.algorithms[i] as string, this as unknown as ReadonlyMap<string, string>);
-    }
+    for (const [algorithm, hex] of this.entries()) callback.call(thisArg, hex, algorithm, this as unknown as ReadonlyMap<string, string>);
   }
 
   *entries(): Generator<[string, string], undefined, unknown> {
-    for (let i = 0; i < this.algorithms.length; i++) yield [this.algorithms[i] as string, this.hexes[i] as string];
+    yield [this.algorithm0, this.hex0];
+    const more = this.more;
+    if (more !== undefined) for (let i = 0; i < more.algorithms.length; i++) yield [more.algorithms[i] as string, more.hexes[i] as string];
   }
 
   *keys(): Generator<string, undefined, unknown> {
-    yield* this.algorithms;
+    for (const [algorithm] of this.entries()) yield algorithm;
   }
 
   *values(): Generator<string, undefined, unknown> {
-    yield* this.hexes;
+    for (const [, hex] of this.entries()) yield hex;
   }
 
   [Symbol.iterator](): Generator<[string, string], undefined, unknown> {
