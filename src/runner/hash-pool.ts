@@ -102,6 +102,23 @@ async function ensureWorkers(count: number): Promise<readonly Worker[]> {
   return workers.slice(0, count);
 }
 
+/**
+ * Starts `count` worker threads now, for a run that comes later: a worker takes tens of
+ * milliseconds to boot, which otherwise delays its first file. intoto-run calls this before
+ * the step's command, so the workers are ready when the products are hashed. They are unref'd
+ * (they never keep the process alive); nothing happens when running from .ts sources.
+ */
+export function prewarmHashWorkers(count: number): void {
+  if (FROM_SOURCES || count <= 0) return;
+  ensureWorkers(count).then(
+    (started) => {
+      // A run that began meanwhile holds a reference of its own and drops it when it ends.
+      if (current === undefined) for (const worker of started) worker.unref();
+    },
+    () => undefined, // a worker that cannot start is reported by the run that needs it
+  );
+}
+
 /** How to hash one list of files. */
 export interface HashFilesOptions {
   /** Threads to hash on, the main thread included. */

@@ -1,9 +1,11 @@
+import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { asInTotoError } from '../errors.js';
 import { loadSigningKeyFile } from '../crypto/keyfiles.js';
 import type { KeyType } from '../crypto/keys.js';
 import type { RecordableHashAlgorithm } from '../model/artifacts.js';
 import { linkFileName, makeLink, type Link } from '../model/link.js';
+import { prewarmHashWorkers } from './hash-pool.js';
 import { recordArtifacts } from './record.js';
 import { allowedEnvironment, resolveSandbox, type SandboxMode } from './sandbox.js';
 import {
@@ -101,6 +103,8 @@ export async function runStep(options: RunStepOptions): Promise<RunStepResult> {
   checkKeyFileReadable(keyPath);
   checkDirectory(places.metadataDirectory, 'metadata directory');
   const recording = recordOptions(places, { ...options, warn });
+  // Hashing threads boot while the command runs (and the materials are hashed), not after it.
+  prewarmHashWorkers(availableParallelism() - 1);
 
   // The command is checked before the materials are hashed: a missing program or sandbox
   // should not cost a pass over a large dataset.
