@@ -102,7 +102,9 @@ export function runRunBench(options: RunBenchOptions): RunBenchRow[] {
       checkSameLink(dataset, ours, reference, oursDir, referenceDir);
       const comparison = compareAlternating(() => timeCommand(ours), () => timeCommand(reference), options.rounds);
       const row = { dataset, comparison, target: RUN_TARGETS[dataset.name] };
+      const rounds = (ms: Comparison['ours']): string => ms.map((m) => m.seconds.toFixed(3)).join(' ');
       options.write(`  ${dataset.description}: ours ${comparison.oursMedian.toFixed(3)} s, reference ${comparison.referenceMedian.toFixed(3)} s, ratio ${comparison.ratio.toFixed(2)}`);
+      options.write(`    rounds ours ${rounds(comparison.ours)}; reference ${rounds(comparison.reference)}`);
       rows.push(row);
     }
     return rows;
