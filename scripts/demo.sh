@@ -21,22 +21,11 @@ start_ns=$(date +%s%N)
 
 rm -rf "$OUT"
 mkdir -p "$OUT/bin" "$KEYS"
-# `intoto` on PATH for the demo and for the scan-pickle inspection (which runs in the sandbox,
-# so the command must live outside /tmp).
+# `intoto` on PATH for the demo and for the scan-pickle inspection (which runs in the sandbox).
 ln -s "$ROOT/dist/bin/intoto.js" "$OUT/bin/intoto"
 export PATH="$OUT/bin:$PATH"
 
-# The sandbox gives each command an empty /tmp: a checkout under /tmp (the intoto program the
-# scan-pickle inspection runs) would be invisible inside it. Say so, and run unsandboxed.
 SANDBOX=auto
-case "$(realpath "$ROOT")/" in
-  /tmp/*)
-    SANDBOX=none
-    echo "note: this checkout is under /tmp, which the sandbox replaces with an empty directory, so"
-    echo "      sandboxed commands could not see the intoto program: the demo runs WITHOUT the sandbox."
-    echo "      Clone outside /tmp to see every step and inspection run under bubblewrap."
-    ;;
-esac
 
 section() { printf '\n== %s\n' "$*"; }
 run() { printf '$ %s\n' "$*"; "$@"; }

@@ -1,5 +1,6 @@
-import { accessSync, constants, statSync } from 'node:fs';
-import { delimiter, isAbsolute, join, resolve } from 'node:path';
+import { accessSync, constants, realpathSync, statSync } from 'node:fs';
+import { delimiter, dirname, isAbsolute, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Readable } from 'node:stream';
 import { spawn } from 'node:child_process';
 import { RunError } from '../errors.js';
@@ -53,6 +54,17 @@ export const DEFAULT_MAX_RECORDED_BYTES = 16 * 1024 * 1024;
 const KILL_GRACE_MS = 3000;
 const STREAM_GRACE_MS = 1000;
 
+/** The root of this package (dist/ and node_modules/), two levels above this module. */
+const OWN_INSTALLATION = fileURLToPath(new URL('../../', import.meta.url));
+
+function realpathOr(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return path;
+  }
+}
+
 const SIGNAL_NUMBERS: Readonly<Record<string, number>> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGABRT: 6, SIGKILL: 9, SIGSEGV: 11, SIGPIPE: 13, SIGALRM: 14, SIGTERM: 15 };
 
 /**
@@ -86,7 +98,7 @@ export async function executeCommand(options: ExecOptions): Promise<ExecResult> 
   const [command, ...args] = options.argv;
   if (command === undefined) throw new RunError('E_COMMAND_NOT_FOUND', 'no command given');
   const env = allowedEnvironment(options.sourceEnv ?? process.env, options.passEnv ?? []);
-  resolveExecutable(command, options.cwd, env['PATH']);
+  const executable = resolveExecutable(command, options.cwd, env['PATH']);
   const sandboxed = resolveSandbox(options.sandbox, options.warn);
   const [file, fileArgs] = sandboxed
     ? [
@@ -99,6 +111,9 @@ export async function executeCommand(options: ExecOptions): Promise<ExecResult> 
             env,
             shareNet: options.shareNet ?? false,
             ...(options.readOnlyBinds === undefined ? {} : { readOnlyBinds: options.readOnlyBinds }),
+            // The sandbox's /tmp is empty: keep the program itself (and our own installation,
+            // which inspections such as `intoto scan-pickle` run) visible when they live there.
+            keepVisible: [dirname(executable), dirname(realpathOr(executable)), OWN_INSTALLATION],
           }),
           '--',
           command,

@@ -81,6 +81,12 @@ export interface BwrapOptions {
   readonly shareNet: boolean;
   /** Files or directories mounted read-only at `target` (which must exist): final products that cannot be hard-linked. */
   readonly readOnlyBinds?: readonly { readonly source: string; readonly target: string }[];
+  /**
+   * Host directories the private /tmp would otherwise hide (where the program to run lives,
+   * when that is under /tmp): bound read-only at their real path. Directories outside /tmp
+   * need nothing and are ignored.
+   */
+  readonly keepVisible?: readonly string[];
 }
 
 function canonical(path: string): string {
@@ -101,6 +107,12 @@ export function bwrapArgs(options: BwrapOptions): string[] {
   const args = ['--die-with-parent', '--unshare-all'];
   if (options.shareNet) args.push('--share-net');
   args.push('--new-session', '--cap-drop', 'ALL', '--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc', '--tmpfs', '/tmp');
+  const visible = new Set<string>();
+  for (const path of options.keepVisible ?? []) {
+    const real = canonical(path);
+    if (contains('/tmp', real) && real !== '/tmp') visible.add(real);
+  }
+  for (const path of [...visible].sort()) args.push('--ro-bind', path, path);
   const writable = options.writable.map(canonical);
   for (const dir of writable) args.push('--bind', dir, dir);
   // After the writable binds, so that a read-only bind inside the workspace stays read-only.

@@ -35,6 +35,12 @@ describe('bwrap arguments', () => {
     expect(inside.join(' ')).toContain('--ro-bind /dev/null /work/alice');
     expect(inside.join(' ')).not.toContain('--tmpfs /work ');
   });
+  it('re-expose only directories under /tmp, read-only', () => {
+    const args = bwrapArgs({ writable: ['/w'], cwd: '/w', hidden: [], env: {}, shareNet: false, keepVisible: ['/usr/bin', '/tmp/checkout/dist/bin'] }).join(' ');
+    expect(args).toContain('--ro-bind /tmp/checkout/dist/bin /tmp/checkout/dist/bin');
+    expect(args).not.toContain('--ro-bind /usr/bin');
+    expect(args.indexOf('--tmpfs /tmp')).toBeLessThan(args.indexOf('/tmp/checkout'));
+  });
   it('drop capabilities and unshare the network unless asked', () => {
     const args = bwrapArgs({ writable: ['/w'], cwd: '/w', hidden: [], env: {}, shareNet: false }).join(' ');
     expect(args).toContain('--cap-drop ALL');
@@ -115,6 +121,17 @@ describe.skipIf(!haveBwrap)('executeCommand under bwrap', () => {
     } finally {
       server.close();
     }
+  });
+  it('a program that lives under /tmp still runs (the private /tmp keeps its directory visible, read-only)', async () => {
+    const tools = join(dir, 'tools');
+    mkdirSync(tools);
+    writeFileSync(join(tools, 'hello'), '#!/bin/sh\necho hello from tmp\n', { mode: 0o755 });
+    const result = await sandboxed([join(tools, 'hello')]);
+    expect(result.returnValue).toBe(0);
+    expect(result.stdout).toBe('hello from tmp\n');
+    const write = await sandboxed(['sh', '-c', `echo x > ${join(tools, 'new')} 2>/dev/null; echo $?`]);
+    expect(existsSync(join(tools, 'new'))).toBe(false);
+    expect(write.stdout.trim()).not.toBe('0');
   });
   it('attack: a child that leaves the session is killed with the PID namespace', async () => {
     const product = join(ws, 'model.pkl');
