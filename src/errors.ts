@@ -25,7 +25,6 @@ export type ParseCode =
   | 'E_JSON_NUMBER' // fraction, exponent or outside the safe-integer range
   | 'E_JSON_UTF8' // invalid UTF-8, a BOM, or a lone surrogate
   | 'E_CANONICAL' // a value canonical JSON cannot encode, or bytes that are not canonical
-  | 'E_YAML'
   | 'E_BASE64';
 
 /** Metadata shape: schemas, rules, names. */
@@ -50,8 +49,7 @@ export type CryptoCode =
   | 'E_KEY_PUBLIC_EXPECTED' // private material where only a public key belongs
   | 'E_KEY_PASSWORD' // an encrypted key without, or with a wrong, password
   | 'E_ENVELOPE' // a Metablock or DSSE envelope that is malformed
-  | 'E_SIGNATURE' // a signature that does not verify
-  | 'E_SIGNATURE_MISSING'; // no signature by the required key
+  | 'E_SIGNATURE'; // no valid signature by a key that had to sign
 
 /** Verification verdicts. */
 export type VerifyCode =
@@ -59,16 +57,12 @@ export type VerifyCode =
   | 'E_LAYOUT_EXPIRED'
   | 'E_LAYOUT_KEYS' // the layout's own key table is inconsistent (same key twice, unknown keyid, ...)
   | 'E_LINK_MISSING'
-  | 'E_LINK_SIG'
   | 'E_LINK_NAME_MISMATCH'
-  | 'E_LINK_UNAUTHORIZED'
   | 'E_THRESHOLD'
   | 'E_LINKS_DISAGREE'
-  | 'E_SUBLAYOUT'
   | 'E_SUBLAYOUT_NAME'
   | 'E_RULE_DISALLOW'
   | 'E_RULE_REQUIRE'
-  | 'E_HASH_UNCHECKABLE' // a comparison with no strong algorithm present on both sides
   | 'E_INSPECTION_FAILED'
   | 'E_INSPECTION_REFUSED';
 
