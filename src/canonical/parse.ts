@@ -56,6 +56,18 @@ export function parseJson(input: Uint8Array | string, options: ParseOptions = {}
 }
 
 /**
+ * Parses the one JSON value that starts exactly at `start` in `text`, as {@link parseJson}
+ * would read it inside a document where it sits at nesting `depth` (0 for a whole document,
+ * 1 for a member of the top-level object); returns it and the position just after it. For
+ * readers that walk the structure around the value themselves (model/link-reader.ts).
+ * @throws ParseError as parseJson (E_JSON_SYNTAX also for whitespace at `start`)
+ */
+export function parseJsonValueAt(text: string, start: number, depth: number, options: ParseOptions = {}): { value: JsonValue; end: number } {
+  const parser = new Parser(text, options.maxDepth ?? DEFAULT_MAX_DEPTH, options.canonical ?? false, options.source ?? 'JSON');
+  return parser.valueAt(start, depth);
+}
+
+/**
  * The objects the parser returns. Their prototype is an empty object whose own prototype is
  * null, so, as with Object.create(null), nothing is inherited: no `constructor`, no
  * `__proto__` setter (assigning `__proto__` makes an ordinary own property), no `toString`.
@@ -86,6 +98,12 @@ class Parser {
     this.skipSpace();
     if (this.pos !== this.text.length) this.fail('unexpected data after the JSON value');
     return value;
+  }
+
+  valueAt(start: number, depth: number): { value: JsonValue; end: number } {
+    this.pos = start;
+    const value = this.value(depth);
+    return { value, end: this.pos };
   }
 
   private fail(what: string, code: 'E_JSON_SYNTAX' | 'E_JSON_NUMBER' | 'E_JSON_UTF8' | 'E_CANONICAL' | 'E_JSON_DUPLICATE_KEY' | 'E_JSON_DEPTH' = 'E_JSON_SYNTAX'): never {

@@ -68,13 +68,29 @@ export function parseEnvelope(bytes: Uint8Array, source: string): Envelope {
 function metablockFrom(document: JsonObject, source: string): Envelope {
   checkSchema(METABLOCK_SCHEMA, document, source);
   const signed = document['signed'] as JsonValue;
-  const signatures = (document['signatures'] as readonly JsonObject[]).map((s) => ({
+  const envelope = metablockOver(document['signatures'] as readonly JsonObject[], canonicalBytes(signed), source);
+  decodedSigned.set(envelope, signed);
+  return envelope;
+}
+
+/**
+ * A Metablock envelope whose signatures cover `signedBytes`, the canonical bytes of its
+ * `signed` object, for a reader that made those bytes itself in its own pass over the file
+ * (link-reader.ts). `signatures` is checked against the Metablock schema as parseEnvelope
+ * checks it (the `signed` object, which the reader holds, stands in as an empty object).
+ * @throws FormatError E_SCHEMA
+ */
+export function metablockEnvelope(signatures: JsonValue, signedBytes: Uint8Array, source: string): Envelope {
+  checkSchema(METABLOCK_SCHEMA, { signatures, signed: {} }, source);
+  return metablockOver(signatures as readonly JsonObject[], signedBytes, source);
+}
+
+function metablockOver(signatures: readonly JsonObject[], signedBytes: Uint8Array, source: string): Envelope {
+  const sigs = signatures.map((s) => ({
     keyid: s['keyid'] as string,
     sig: hexToBytes(s['sig'] as string) ?? new Uint8Array(),
   }));
-  const envelope: Envelope = { kind: 'metablock', signatures, signedBytes: canonicalBytes(signed), payloadOffset: 0, payloadEncoding: 'canonical-json', source };
-  decodedSigned.set(envelope, signed);
-  return envelope;
+  return { kind: 'metablock', signatures: sigs, signedBytes, payloadOffset: 0, payloadEncoding: 'canonical-json', source };
 }
 
 /**

@@ -4,6 +4,7 @@ import { LIMITS, readRegularFileSync } from '../io/files.js';
 import { parseEnvelope, type Envelope } from './envelope.js';
 import { layoutFromJson, type Layout, type LayoutReadOptions } from './layout.js';
 import { linkFromJson, type Link } from './link.js';
+import { readSlotEnvelope } from './link-reader.js';
 
 /** Link or layout, told apart by `_type` (a sublayout stands where a link is expected). */
 export type Metadata = { readonly type: 'link'; readonly link: Link } | { readonly type: 'layout'; readonly layout: Layout };
@@ -21,12 +22,24 @@ export interface ReadEnvelopeOptions {
  *   CryptoError E_ENVELOPE
  */
 export function readEnvelopeFile(path: string, options: ReadEnvelopeOptions = {}): Envelope {
-  const bytes = readRegularFileSync(path, {
+  return parseEnvelope(readMetadataBytes(path, options), path);
+}
+
+/**
+ * As {@link readEnvelopeFile}, for a file in a link slot: a link Metablock of the usual form
+ * is read in one pass, its Link kept for verifiedContent (link-reader.ts).
+ * @throws as readEnvelopeFile
+ */
+export function readSlotEnvelopeFile(path: string, options: ReadEnvelopeOptions = {}): Envelope {
+  return readSlotEnvelope(readMetadataBytes(path, options), path);
+}
+
+function readMetadataBytes(path: string, options: ReadEnvelopeOptions): Uint8Array {
+  return readRegularFileSync(path, {
     maxBytes: options.maxBytes ?? LIMITS.metadataBytes,
     what: options.what ?? 'metadata file',
     ...(options.noFollow === undefined ? {} : { noFollow: options.noFollow }),
   });
-  return parseEnvelope(bytes, path);
 }
 
 /** The `_type` of a payload, or undefined. */

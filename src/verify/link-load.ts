@@ -1,9 +1,10 @@
 import { InTotoError } from '../errors.js';
 import type { JsonValue } from '../canonical/json.js';
 import type { PublicKey } from '../crypto/keys.js';
-import { signersOf, verifiedPayload } from '../model/envelope.js';
+import { signersOf } from '../model/envelope.js';
 import { linkFromJson, type Link } from '../model/link.js';
-import { metadataType, readEnvelopeFile } from '../model/metadata.js';
+import { verifiedContent, type VerifiedContent } from '../model/link-reader.js';
+import { metadataType, readSlotEnvelopeFile } from '../model/metadata.js';
 
 /**
  * One link file read, checked and attributed, with no knowledge of steps or layouts. The file is read without
@@ -26,24 +27,27 @@ export type LoadedFile =
 export function loadLinkFile(file: string, candidates: readonly PublicKey[]): LoadedFile {
   let envelope;
   try {
-    envelope = readEnvelopeFile(file, { noFollow: true, what: 'link file' });
+    envelope = readSlotEnvelopeFile(file, { noFollow: true, what: 'link file' });
   } catch (error) {
     if (error instanceof InTotoError && (error.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') return { kind: 'missing' };
     throw error;
   }
-  // The first candidate that verifies yields the payload (one signature check, not two: a
+  // The first candidate that verifies yields the content (one signature check, not two: a
   // check of a 10 MB link costs tens of milliseconds); the others are only checked.
-  let payload: JsonValue | undefined;
+  let content: VerifiedContent | undefined;
   const keyids: string[] = [];
   for (const [i, key] of candidates.entries()) {
-    if (payload === undefined) {
-      payload = verifiedPayload(envelope, key);
-      if (payload !== undefined) keyids.push(key.keyid);
+    if (content === undefined) {
+      content = verifiedContent(envelope, key);
+      if (content !== undefined) keyids.push(key.keyid);
     } else if (signersOf(envelope, candidates.slice(i, i + 1)).length > 0) {
       keyids.push(key.keyid);
     }
   }
-  if (payload === undefined) return { kind: 'unsigned' };
+  if (content === undefined) return { kind: 'unsigned' };
+  // Read in one pass with the file: the same Link linkFromJson would build (link-reader.ts).
+  if (content.kind === 'link') return { kind: 'link', signers: keyids, link: content.link };
+  const payload = content.payload;
   const type = metadataType(payload);
   if (type === 'link') return { kind: 'link', signers: keyids, link: linkFromJson(payload, file) };
   return { kind: type === 'layout' ? 'layout' : 'other', signers: keyids, payload };
