@@ -296,6 +296,17 @@ describe('the one-pass link reader against the general path', () => {
     expect(same(tampered)).toEqual({ unsigned: true }); // ...and not handed out: the signature fails
   });
 
+  it('every truncation of a link (the end of the bytes in every position): same outcome, never read past the end', () => {
+    const text = referenceText(signedObject({ name: 's', command: ['c'], materials: [['a b/c', [['sha256', 'a'.repeat(64)], ['sha512', 'b'.repeat(128)]]]], products: [['x', [['blake2b', 'c'.repeat(64)]]]], byproducts: {}, environment: {} }));
+    const bytes = utf8(text);
+    expect(readLinkMetablock(bytes, 'f.link')).toBeDefined();
+    for (let end = 0; end < bytes.length; end++) {
+      const cut = bytes.subarray(0, end);
+      expect(readLinkMetablock(cut, 'f.link')).toBeUndefined();
+      expect(same(cut)).toHaveProperty('error');
+    }
+  });
+
   it('duplicate names, duplicate algorithms and keys out of order go to the general path', () => {
     const text = referenceText(signedObject({ name: 's', command: [], materials: [['a', [['sha256', 'a'.repeat(64)]]], ['b', [['sha256', 'b'.repeat(64)]]]], products: [], byproducts: {}, environment: {} }));
     const variants = [
