@@ -4,7 +4,7 @@ import type { JsonObject, JsonValue } from '../canonical/json.js';
 import { parseJsonValueAt } from '../canonical/parse.js';
 import { InTotoError } from '../errors.js';
 import type { PublicKey } from '../crypto/keys.js';
-import { DIGEST_HEX_LENGTH, type ArtifactMap, type HashDict } from './artifacts.js';
+import { DIGEST_HEX_LENGTH, keepArtifactList, type ArtifactMap, type HashDict } from './artifacts.js';
 import { digestProblem, makeDigests, MAX_ALGORITHMS } from './digests.js';
 import { isSignedBy, metablockEnvelope, parseEnvelope, verifiedPayload, type Envelope } from './envelope.js';
 import { makeLink, type Link } from './link.js';
@@ -239,6 +239,9 @@ class Pass {
     let p = this.p;
     let q = this.q;
     const map = new Map<string, HashDict>();
+    // The entries in order too, for the rule queues (artifactList).
+    const names: string[] = [];
+    const dicts: HashDict[] = [];
     if (b[p] !== LBRACE) throw DECLINE;
     out[q++] = LBRACE;
     p = skip(b, p + 1);
@@ -339,7 +342,10 @@ class Pass {
         out[q++] = RBRACE;
         break;
       }
-      map.set(name, makeDigests(algorithm0, hex0, algorithms, hexes));
+      const digests = makeDigests(algorithm0, hex0, algorithms, hexes);
+      map.set(name, digests);
+      names.push(name);
+      dicts.push(digests);
       if (map.size > CAPS.artifactsPerLink) throw DECLINE;
 
       p = skip(b, p + 1);
@@ -353,6 +359,7 @@ class Pass {
       out[q++] = RBRACE;
       this.p = p + 1;
       this.q = q;
+      keepArtifactList(map, { names, digests: dicts });
       return map;
     }
   }

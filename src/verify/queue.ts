@@ -1,4 +1,4 @@
-import type { ArtifactMap, HashDict } from '../model/artifacts.js';
+import { artifactList, type ArtifactMap, type HashDict } from '../model/artifacts.js';
 import type { Pattern } from './pattern.js';
 
 /**
@@ -11,17 +11,15 @@ import type { Pattern } from './pattern.js';
 const EMPTY: HashDict = new Map();
 
 export class ArtifactQueue {
-  private readonly names: string[] = [];
-  private readonly digests: HashDict[] = [];
+  // Shared with the map's reader (artifactList): read here, never changed.
+  private readonly names: readonly string[];
+  private readonly digests: readonly HashDict[];
   private readonly queued: Uint8Array;
   private index: Map<string, number> | undefined;
   private remaining: number;
 
   constructor(artifacts: ArtifactMap) {
-    artifacts.forEach((digests, name) => {
-      this.names.push(name);
-      this.digests.push(digests);
-    });
+    ({ names: this.names, digests: this.digests } = artifactList(artifacts));
     this.queued = new Uint8Array(this.names.length).fill(1);
     this.remaining = this.names.length;
   }

@@ -6,6 +6,7 @@ import type { JsonValue } from '../../src/canonical/json.js';
 import { generateSigningKey, loadPublicKeyFile } from '../../src/crypto/keyfiles.js';
 import type { PublicKey } from '../../src/crypto/keys.js';
 import { InTotoError } from '../../src/errors.js';
+import { artifactList } from '../../src/model/artifacts.js';
 import { metablockText, parseEnvelope, verifiedPayload } from '../../src/model/envelope.js';
 import { linkFromJson, type Link } from '../../src/model/link.js';
 import { readLinkMetablock, readSlotEnvelope, verifiedContent } from '../../src/model/link-reader.js';
@@ -70,7 +71,15 @@ function onePass(bytes: Uint8Array, signer: PublicKey): Outcome {
     const content = verifiedContent(envelope, signer);
     if (content === undefined) return { unsigned: true };
     const signedBytes = Buffer.from(envelope.signedBytes).toString('hex');
-    if (content.kind === 'link') return { link: shape(content.link), signedBytes };
+    if (content.kind === 'link') {
+      // The arrays kept for the rule queues list the maps' entries, in order.
+      for (const map of [content.link.materials, content.link.products]) {
+        const list = artifactList(map);
+        expect([...list.names]).toEqual([...map.keys()]);
+        expect(list.digests.every((d, i) => map.get(list.names[i]!) === d)).toBe(true);
+      }
+      return { link: shape(content.link), signedBytes };
+    }
     if (metadataType(content.payload) !== 'link') return { payload: content.payload };
     return { link: shape(linkFromJson(content.payload, 'f.link')), signedBytes };
   } catch (error) {
