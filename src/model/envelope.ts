@@ -90,7 +90,9 @@ function metablockOver(signatures: readonly JsonObject[], signedBytes: Uint8Arra
     keyid: s['keyid'] as string,
     sig: hexToBytes(s['sig'] as string) ?? new Uint8Array(),
   }));
-  return { kind: 'metablock', signatures: sigs, signedBytes, payloadOffset: 0, payloadEncoding: 'canonical-json', source };
+  // Frozen: what was decoded with these bytes (decodedSigned, link-reader.ts) is handed out
+  // when a signature over envelope.signedBytes verifies, so those must stay the same bytes.
+  return Object.freeze({ kind: 'metablock', signatures: Object.freeze(sigs), signedBytes, payloadOffset: 0, payloadEncoding: 'canonical-json', source });
 }
 
 /**
