@@ -4,12 +4,11 @@ import type { JsonObject, JsonValue } from '../canonical/json.js';
 import { parseJsonValueAt } from '../canonical/parse.js';
 import { InTotoError } from '../errors.js';
 import type { PublicKey } from '../crypto/keys.js';
-import { DIGEST_HEX_LENGTH, keepArtifactList, type ArtifactMap, type HashDict } from './artifacts.js';
-import { digestProblem, makeDigests, MAX_ALGORITHMS } from './digests.js';
+import type { ArtifactMap } from './artifacts.js';
+import { DECLINE, scanArtifacts, skip, type Cursor } from './artifact-scan.js';
 import { isSignedBy, metablockEnvelope, parseEnvelope, verifiedPayload, type Envelope } from './envelope.js';
 import { makeLink, type Link } from './link.js';
-import { artifactNameProblem } from './names.js';
-import { CAPS, checkSchema, LINK_SCHEMA } from './schemas.js';
+import { checkSchema, LINK_SCHEMA } from './schemas.js';
 
 /**
  * A link Metablock read in one pass over the file's bytes: the strict parse, the canonical
@@ -25,7 +24,8 @@ import { CAPS, checkSchema, LINK_SCHEMA } from './schemas.js';
  * signature check), which reports the error if there is one: the errors, their codes and their
  * order are the general path's own. Within its form, the pass checks the same rules with the
  * same functions (artifactNameProblem, digestProblem, the JSON Schemas through ajv, the
- * strict parser for every field other than the artifact maps), or stricter ones.
+ * strict parser for every field other than the artifact maps), or stricter ones. The loop over
+ * the artifact maps, most of the work, is in artifact-scan.ts.
  *
  * Why the Link it builds is the one the signature covers (THREATS.md invariant 4): the pass
  * parses the file into a value V (the artifact maps held as Maps) and writes canonical(V) as
@@ -36,28 +36,11 @@ import { CAPS, checkSchema, LINK_SCHEMA } from './schemas.js';
  * over those bytes has verified.
  */
 
-/** Thrown inside the pass to give up; never leaves this module. */
-const DECLINE = Symbol('decline');
-
 const LINK_KEYS = ['_type', 'byproducts', 'command', 'environment', 'materials', 'name', 'products'] as const;
 const QUOTED_KEYS = new Map(LINK_KEYS.map((k) => [k, Buffer.from(`"${k}"`, 'latin1')]));
 const SIGNATURES_KEY = Buffer.from('"signatures"', 'latin1');
 const SIGNED_KEY = Buffer.from('"signed"', 'latin1');
 
-/**
- * Byte classes: PLAIN, what a string the pass takes may hold as it is (printable ASCII but the
- * quote and the backslash: nothing to unescape, and its canonical form is itself); HEX, lower-
- * case hexadecimal digits; DIGIT, 0 to 9. One table lookup per byte in the loops below.
- */
-const PLAIN = 1;
-const HEX = 2;
-const DIGIT = 4;
-const CLASS = new Uint8Array(256);
-for (let c = 0x20; c <= 0x7e; c++) if (c !== 0x22 && c !== 0x5c) CLASS[c] = PLAIN;
-for (let c = 0x30; c <= 0x39; c++) CLASS[c] = (CLASS[c] as number) | HEX | DIGIT;
-for (let c = 0x61; c <= 0x66; c++) CLASS[c] = (CLASS[c] as number) | HEX;
-
-const QUOTE = 0x22;
 const COMMA = 0x2c;
 const COLON = 0x3a;
 const LBRACE = 0x7b;
@@ -113,15 +96,15 @@ export function readLinkMetablock(bytes: Uint8Array, source: string): { readonly
   }
 }
 
-class Pass {
-  private p = 0;
+class Pass implements Cursor {
+  p = 0;
   /** Canonical bytes of `signed`, written as it is read; never longer than the input. */
-  private readonly out: Buffer;
-  private q = 0;
+  readonly out: Buffer;
+  q = 0;
 
   constructor(
-    private readonly b: Uint8Array,
-    private readonly text: string,
+    readonly b: Uint8Array,
+    readonly text: string,
     private readonly source: string,
   ) {
     this.out = Buffer.allocUnsafe(b.length);
@@ -157,8 +140,8 @@ class Pass {
     for (const [i, name] of LINK_KEYS.entries()) {
       this.space();
       this.key(QUOTED_KEYS.get(name) as Buffer, true);
-      if (name === 'materials') materials = this.artifacts();
-      else if (name === 'products') products = this.artifacts();
+      if (name === 'materials') materials = scanArtifacts(this);
+      else if (name === 'products') products = scanArtifacts(this);
       else {
         fields.set(name, this.field(2, true));
         // A sublayout (or anything else) is for the general path; no need to read further.
@@ -218,196 +201,6 @@ class Pass {
   }
 
   private space(): void {
-    const { b } = this;
-    let p = this.p;
-    while (p < b.length) {
-      const c = b[p] as number;
-      if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) p++;
-      else break;
-    }
-    this.p = p;
+    this.p = skip(this.b, this.p);
   }
-
-  /**
-   * A materials or products object at nesting 3, its digest dicts at 4: the checks of
-   * link.ts (artifactsFromJson) on plain strings in strictly increasing order, the canonical
-   * bytes copied as they are read. The hot loop of verification: positions in locals.
-   */
-  private artifacts(): ArtifactMap {
-    const { b, text } = this;
-    const out = this.out;
-    let p = this.p;
-    let q = this.q;
-    const map = new Map<string, HashDict>();
-    // The entries in order too, for the rule queues (artifactList).
-    const names: string[] = [];
-    const dicts: HashDict[] = [];
-    if (b[p] !== LBRACE) throw DECLINE;
-    out[q++] = LBRACE;
-    p = skip(b, p + 1);
-    if (b[p] === RBRACE) {
-      out[q++] = RBRACE;
-      this.p = p + 1;
-      this.q = q;
-      return map;
-    }
-    let previousStart = -1;
-    let previousEnd = -1;
-    for (;;) {
-      // The name: plain printable ASCII in strictly increasing order (no two the same).
-      if (b[p] !== QUOTE) throw DECLINE;
-      out[q++] = QUOTE;
-      const nameStart = ++p;
-      let c = b[p] as number;
-      // (Past the end, b[p] is undefined and so is its class: the loop stops, the check fails.)
-      while (((CLASS[c] as number) & PLAIN) !== 0) {
-        out[q++] = c;
-        c = b[++p] as number;
-      }
-      if (c !== QUOTE) throw DECLINE;
-      const nameEnd = p;
-      out[q++] = QUOTE;
-      if (previousStart >= 0 && !increasing(b, previousStart, previousEnd, nameStart, nameEnd)) throw DECLINE;
-      // An all-digit name is an array index, which the general path's Object.keys lists first.
-      if (((CLASS[b[nameStart] as number] as number) & DIGIT) !== 0 && digitsOnly(b, nameStart, nameEnd)) throw DECLINE;
-      previousStart = nameStart;
-      previousEnd = nameEnd;
-      const name = text.slice(nameStart, nameEnd);
-      if (artifactNameProblem(name) !== undefined) throw DECLINE;
-      p = skip(b, p + 1);
-      if (b[p] !== COLON) throw DECLINE;
-      out[q++] = COLON;
-      p = skip(b, p + 1);
-      if (b[p] !== LBRACE) throw DECLINE;
-      out[q++] = LBRACE;
-      p = skip(b, p + 1);
-
-      // The digest dict: 1 to MAX_ALGORITHMS entries, algorithms strictly increasing.
-      let count = 0;
-      let algorithm0 = '';
-      let hex0 = '';
-      let algorithms: string[] | undefined;
-      let hexes: string[] | undefined;
-      let algorithmStart = -1;
-      let algorithmEnd = -1;
-      for (;;) {
-        if (b[p] !== QUOTE || ++count > MAX_ALGORITHMS) throw DECLINE;
-        out[q++] = QUOTE;
-        const start = ++p;
-        c = b[p] as number;
-        while (((CLASS[c] as number) & PLAIN) !== 0) {
-          out[q++] = c;
-          c = b[++p] as number;
-        }
-        if (c !== QUOTE) throw DECLINE;
-        if (algorithmStart >= 0 && !increasing(b, algorithmStart, algorithmEnd, start, p)) throw DECLINE;
-        algorithmStart = start;
-        algorithmEnd = p;
-        const known = knownAlgorithm(b, start, p);
-        const algorithm = known?.name ?? text.slice(start, p);
-        out[q++] = QUOTE;
-        p = skip(b, p + 1);
-        if (b[p] !== COLON) throw DECLINE;
-        out[q++] = COLON;
-        p = skip(b, p + 1);
-        if (b[p] !== QUOTE) throw DECLINE;
-        out[q++] = QUOTE;
-        const hexStart = ++p;
-        c = b[p] as number;
-        while (((CLASS[c] as number) & HEX) !== 0) {
-          out[q++] = c;
-          c = b[++p] as number;
-        }
-        if (c !== QUOTE) throw DECLINE;
-        const hex = text.slice(hexStart, p);
-        out[q++] = QUOTE;
-        // A known algorithm with lower-case hex of its length passes digestProblem; anything
-        // else is asked (an all-digit name is an array index: out of order, see above).
-        if (known !== undefined ? p - hexStart !== known.length : digestProblem(algorithm, hex) !== undefined || /^[0-9]+$/.test(algorithm)) throw DECLINE;
-        if (count === 1) {
-          algorithm0 = algorithm;
-          hex0 = hex;
-        } else {
-          (algorithms ??= []).push(algorithm);
-          (hexes ??= []).push(hex);
-        }
-        p = skip(b, p + 1);
-        c = b[p] as number;
-        if (c === COMMA) {
-          out[q++] = COMMA;
-          p = skip(b, p + 1);
-          continue;
-        }
-        if (c !== RBRACE) throw DECLINE;
-        out[q++] = RBRACE;
-        break;
-      }
-      const digests = makeDigests(algorithm0, hex0, algorithms, hexes);
-      map.set(name, digests);
-      names.push(name);
-      dicts.push(digests);
-      if (map.size > CAPS.artifactsPerLink) throw DECLINE;
-
-      p = skip(b, p + 1);
-      const next = b[p];
-      if (next === COMMA) {
-        out[q++] = COMMA;
-        p = skip(b, p + 1);
-        continue;
-      }
-      if (next !== RBRACE) throw DECLINE;
-      out[q++] = RBRACE;
-      this.p = p + 1;
-      this.q = q;
-      keepArtifactList(map, { names, digests: dicts });
-      return map;
-    }
-  }
-}
-
-/** The position of the first byte at or after `p` that is not JSON whitespace. */
-function skip(b: Uint8Array, p: number): number {
-  while (p < b.length) {
-    const c = b[p] as number;
-    if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) p++;
-    else break;
-  }
-  return p;
-}
-
-/** b[s2, e2) sorts strictly after b[s1, e1) (bytes of ASCII: code-point order). */
-function increasing(b: Uint8Array, s1: number, e1: number, s2: number, e2: number): boolean {
-  const n1 = e1 - s1;
-  const n2 = e2 - s2;
-  const m = n1 < n2 ? n1 : n2;
-  for (let i = 0; i < m; i++) {
-    const x = b[s1 + i] as number;
-    const y = b[s2 + i] as number;
-    if (x !== y) return y > x;
-  }
-  return n2 > n1;
-}
-
-/** The known algorithms, sha256 (nearly every digest) first. */
-const KNOWN = [...DIGEST_HEX_LENGTH]
-  .sort(([a], [b]) => (a === 'sha256' ? -1 : b === 'sha256' ? 1 : 0))
-  .map(([name, length]) => ({ name, length, bytes: Buffer.from(name, 'latin1') }));
-
-/** The known algorithm named at b[s, e), as one shared string (no copy per artifact). */
-function knownAlgorithm(b: Uint8Array, s: number, e: number): { readonly name: string; readonly length: number } | undefined {
-  for (let k = 0; k < KNOWN.length; k++) {
-    const known = KNOWN[k] as (typeof KNOWN)[number];
-    const bytes = known.bytes;
-    if (bytes.length !== e - s) continue;
-    let i = 0;
-    while (i < bytes.length && b[s + i] === bytes[i]) i++;
-    if (i === bytes.length) return known;
-  }
-  return undefined;
-}
-
-/** True when b[s, e) is all ASCII digits. */
-function digitsOnly(b: Uint8Array, s: number, e: number): boolean {
-  for (let i = s; i < e; i++) if (((CLASS[b[i] as number] as number) & DIGIT) === 0) return false;
-  return true;
 }
