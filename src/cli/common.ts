@@ -1,5 +1,6 @@
 import { Command } from 'commander';
-import { VERSION } from './main.js';
+import type { KeyType } from '../crypto/keys.js';
+import { usage, VERSION } from './main.js';
 
 /**
  * The commander setup shared by programs that parse with commander (intoto-sign,
@@ -20,4 +21,24 @@ export function newProgram(name: string, description: string): Command {
     .version(VERSION, '--version')
     .helpOption('-h, --help', 'show this help message and exit')
     .allowExcessArguments(false);
+}
+
+const KEY_TYPES: readonly string[] = ['ed25519', 'rsa', 'ecdsa'];
+
+/**
+ * The `-t` values given for `-k` keys, one per key by position (one value applies to all);
+ * undefined entries where none was given (the type is detected from the file).
+ * @throws UsageError E_USAGE for an unknown type or a count that does not fit
+ */
+export function keyTypesByPosition(given: readonly string[] | undefined, count: number): (KeyType | undefined)[] {
+  if (given === undefined) return new Array<undefined>(count).fill(undefined);
+  for (const type of given) if (!KEY_TYPES.includes(type)) usage(`-t must name one of ${KEY_TYPES.join(', ')}, got ${type}`);
+  if (given.length === 1 && count > 1) return new Array<KeyType>(count).fill(given[0] as KeyType);
+  if (given.length !== count) usage(`${given.length} key types for ${count} keys: give one per key, by position`);
+  return given as KeyType[];
+}
+
+/** The key-loading option for a `-t` value (checked against the type found in the file). */
+export function expectedTypeOption(type: KeyType | undefined): { expectedType?: KeyType } {
+  return type === undefined ? {} : { expectedType: type };
 }

@@ -1,15 +1,13 @@
 import { loadPublicKeyFile, loadSigningKeyFile } from '../crypto/keyfiles.js';
-import type { KeyType } from '../crypto/keys.js';
 import type { SigningKey } from '../crypto/signatures.js';
 import { CryptoError } from '../errors.js';
 import { writeFileAtomicSync } from '../io/files.js';
 import { dsseText, isSignedBy, metablockText, unverifiedPayload } from '../model/envelope.js';
 import { linkFileName } from '../model/link.js';
 import { metadataFromJson, readEnvelopeFile } from '../model/metadata.js';
-import { createOutput, newProgram, usage, verbosityOf } from './common.js';
+import { createOutput, expectedTypeOption, keyTypesByPosition, newProgram, usage, verbosityOf } from './common.js';
 import { readPassword } from './password.js';
 
-const KEY_TYPES: readonly string[] = ['ed25519', 'rsa', 'ecdsa'];
 
 interface SignOptions {
   file: string;
@@ -48,7 +46,7 @@ export async function signMain(argv: string[]): Promise<number> {
   if (opts.gpg !== undefined) usage('GPG keys are not supported; use key files with -k');
   const keyPaths = opts.key ?? [];
   if (keyPaths.length === 0) usage('pass at least one key with -k');
-  const types = keyTypes(opts.keyType, keyPaths.length);
+  const types = keyTypesByPosition(opts.keyType, keyPaths.length);
 
   const envelope = readEnvelopeFile(opts.file);
   const payload = unverifiedPayload(envelope);
@@ -56,7 +54,7 @@ export async function signMain(argv: string[]): Promise<number> {
 
   if (opts.verify) {
     for (const [i, path] of keyPaths.entries()) {
-      const key = loadPublicKeyFile(path, typeOption(types[i]));
+      const key = loadPublicKeyFile(path, expectedTypeOption(types[i]));
       if (!isSignedBy(envelope, key)) {
         throw new CryptoError('E_SIGNATURE', `${opts.file}: no valid signature by key ${key.keyid} (${path})`, {
           context: { file: opts.file, keyid: key.keyid },
@@ -77,7 +75,7 @@ export async function signMain(argv: string[]): Promise<number> {
   const keys: SigningKey[] = [];
   for (const [i, path] of keyPaths.entries()) {
     const password = opts.prompt ? await readPassword(`enter password for '${path}' (empty if not encrypted): `) : undefined;
-    keys.push(loadSigningKeyFile(path, { ...typeOption(types[i]), ...(password ? { password } : {}) }));
+    keys.push(loadSigningKeyFile(path, { ...expectedTypeOption(types[i]), ...(password ? { password } : {}) }));
   }
   const existing = opts.append ? envelope.signatures : [];
   const text = outputKind === 'dsse' ? dsseText(payload, keys, existing) : metablockText(payload, keys, existing);
@@ -88,14 +86,4 @@ export async function signMain(argv: string[]): Promise<number> {
   return 0;
 }
 
-function keyTypes(given: string[] | undefined, count: number): (string | undefined)[] {
-  if (given === undefined) return new Array<undefined>(count).fill(undefined);
-  for (const type of given) if (!KEY_TYPES.includes(type)) usage(`-t must name one of ${KEY_TYPES.join(', ')}, got ${type}`);
-  if (given.length === 1 && count > 1) return new Array<string>(count).fill(given[0] as string);
-  if (given.length !== count) usage(`${given.length} key types for ${count} keys: give one per key, by position`);
-  return given;
-}
 
-function typeOption(type: string | undefined): { expectedType?: KeyType } {
-  return type === undefined ? {} : { expectedType: type as KeyType };
-}

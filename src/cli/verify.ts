@@ -1,13 +1,12 @@
 import { loadPublicKeyFile } from '../crypto/keyfiles.js';
-import type { KeyType, PublicKey } from '../crypto/keys.js';
+import type { PublicKey } from '../crypto/keys.js';
 import { InTotoError } from '../errors.js';
 import { parseParams } from '../model/params.js';
 import type { SandboxMode } from '../runner/sandbox.js';
 import { failedReport, type LayoutReport, type RuleReport, type VerifyReport } from '../verify/report.js';
 import { verifySupplyChain } from '../verify/verify.js';
-import { createOutput, newProgram, usage, verbosityOf, type Output } from './common.js';
+import { createOutput, expectedTypeOption, keyTypesByPosition, newProgram, usage, verbosityOf, type Output } from './common.js';
 
-const KEY_TYPES: readonly string[] = ['ed25519', 'rsa', 'ecdsa'];
 const SANDBOX_MODES: readonly string[] = ['auto', 'bwrap', 'none'];
 
 interface VerifyCliOptions {
@@ -56,7 +55,7 @@ export async function verifyMain(argv: string[]): Promise<number> {
   if (opts.gpg !== undefined || opts.gpgHome !== undefined) usage('GPG keys are not supported; pass public key files with -k');
   const keyPaths = opts.layoutKeys ?? [];
   if (keyPaths.length === 0) usage('pass at least one layout key with -k/--layout-keys');
-  const types = keyTypes(opts.keyTypes, keyPaths.length);
+  const types = keyTypesByPosition(opts.keyTypes, keyPaths.length);
   if (!SANDBOX_MODES.includes(opts.sandbox)) usage(`--sandbox must be auto, bwrap or none, not ${opts.sandbox}`);
   const threshold = opts.layoutThreshold === undefined ? undefined : positiveInteger('--layout-threshold', opts.layoutThreshold);
   const timeout = opts.inspectionTimeout === undefined ? undefined : positiveNumber('--inspection-timeout', opts.inspectionTimeout);
@@ -69,7 +68,7 @@ export async function verifyMain(argv: string[]): Promise<number> {
 
   let keys: PublicKey[];
   try {
-    keys = keyPaths.map((path, i) => loadPublicKeyFile(path, types[i] === undefined ? {} : { expectedType: types[i] as KeyType }));
+    keys = keyPaths.map((path, i) => loadPublicKeyFile(path, expectedTypeOption(types[i])));
   } catch (error) {
     // A key that does not load is a failed verification (exit 1), reported like any other.
     if (!(error instanceof InTotoError) || error.code === 'E_USAGE') throw error;
@@ -140,13 +139,6 @@ function ruleLines(kind: string, rules: readonly RuleReport[], indent: string): 
   });
 }
 
-function keyTypes(given: string[] | undefined, count: number): (string | undefined)[] {
-  if (given === undefined) return new Array<undefined>(count).fill(undefined);
-  for (const type of given) if (!KEY_TYPES.includes(type)) usage(`-t must name one of ${KEY_TYPES.join(', ')}, got ${type}`);
-  if (given.length === 1 && count > 1) return new Array<string>(count).fill(given[0] as string);
-  if (given.length !== count) usage(`${given.length} key types for ${count} keys: give one per key, by position`);
-  return given;
-}
 
 function positiveInteger(flag: string, text: string): number {
   const n = /^[0-9]{1,6}$/.test(text) ? Number(text) : Number.NaN;
