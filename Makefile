@@ -30,6 +30,7 @@ $(DIST_STAMP): $(NPM_STAMP) $(SOURCES)
 build: $(DIST_STAMP)
 
 test: build
+	npx tsc -p tsconfig.test.json --noEmit
 	npx vitest run
 
 lint: deps
