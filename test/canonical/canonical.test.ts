@@ -6,6 +6,7 @@ import { canonicalBytes, canonicalString, pythonJsonDumps } from '../../src/cano
 import { parseJson } from '../../src/canonical/parse.js';
 import type { JsonValue } from '../../src/canonical/json.js';
 import { InTotoError } from '../../src/errors.js';
+import { codeOf } from '../helpers/errors.js';
 
 interface CanonicalVectors {
   cases: { input_json: string; canonical_hex: string; canonical_length: number; sha256: string }[];
@@ -27,15 +28,6 @@ const integerJson = fc.letrec<{ value: unknown }>((tie) => ({
     fc.dictionary(fc.string({ unit: 'binary' }), tie('value'), { maxKeys: 4 }),
   ),
 })).value;
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (error) {
-    return error instanceof InTotoError ? error.code : `non-InTotoError: ${String(error)}`;
-  }
-  return undefined;
-}
 
 describe('canonical JSON (securesystemslib encode_canonical)', () => {
   it.each(vectors.cases)('matches the vector bytes for $input_json', (c) => {

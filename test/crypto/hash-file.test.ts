@@ -4,23 +4,14 @@ import { closeSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HASH_CHUNK_BYTES, createHashBuffers, hashFile, openForHashing } from '../../src/crypto/hash-file.js';
-import { InTotoError } from '../../src/errors.js';
 import { makeTemp, removeTemp } from '../runner/helpers/trees.js';
+import { codeOfAsync } from '../helpers/errors.js';
 
 let dir: string;
 beforeAll(() => {
   dir = makeTemp('intoto-hash-file-');
 });
 afterAll(() => removeTemp(dir));
-
-async function codeOf(promise: Promise<unknown>): Promise<string | undefined> {
-  try {
-    await promise;
-  } catch (error) {
-    return error instanceof InTotoError ? error.code : `non-InTotoError: ${String(error)}`;
-  }
-  return undefined;
-}
 
 describe('hashFile', () => {
   // Sizes around the chunk and the sync/streaming switch, where off-by-one errors live.
@@ -41,23 +32,23 @@ describe('hashFile', () => {
   it('refuses a FIFO without blocking (O_NONBLOCK, then fstat)', async () => {
     const fifo = join(dir, 'fifo');
     execFileSync('mkfifo', [fifo]);
-    expect(await codeOf(hashFile(fifo))).toBe('E_NOT_REGULAR_FILE');
+    expect(await codeOfAsync(hashFile(fifo))).toBe('E_NOT_REGULAR_FILE');
     expect(openForHashing(fifo)).toEqual({ kind: 'not-regular', what: 'a FIFO' });
   });
 
   it('does not follow a symlink at the last component (O_NOFOLLOW)', async () => {
     writeFileSync(join(dir, 'target'), 'x');
     symlinkSync(join(dir, 'target'), join(dir, 'link'));
-    expect(await codeOf(hashFile(join(dir, 'link')))).toBe('E_NOT_REGULAR_FILE');
+    expect(await codeOfAsync(hashFile(join(dir, 'link')))).toBe('E_NOT_REGULAR_FILE');
   });
 
   it('refuses a directory', async () => {
     mkdirSync(join(dir, 'd'));
-    expect(await codeOf(hashFile(join(dir, 'd')))).toBe('E_NOT_REGULAR_FILE');
+    expect(await codeOfAsync(hashFile(join(dir, 'd')))).toBe('E_NOT_REGULAR_FILE');
   });
 
   it('reports a missing file as E_IO', async () => {
-    expect(await codeOf(hashFile(join(dir, 'missing')))).toBe('E_IO');
+    expect(await codeOfAsync(hashFile(join(dir, 'missing')))).toBe('E_IO');
   });
 
   it('returns an open descriptor only for a regular file', () => {

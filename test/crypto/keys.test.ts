@@ -8,8 +8,8 @@ import { generateSigningKey, loadPublicKeyFile, loadSigningKeyFile, writeKeyPair
 import { makePublicKey, publicKeyFromObject, type PublicKey } from '../../src/crypto/keys.js';
 import { SigningKey, verifySignature } from '../../src/crypto/signatures.js';
 import { parseJson } from '../../src/canonical/parse.js';
-import { InTotoError } from '../../src/errors.js';
 import { tempDir } from '../helpers/reference.js';
+import { codeOf } from '../helpers/errors.js';
 
 const vectors = JSON.parse(readFileSync(new URL('../vectors/keyids.json', import.meta.url), 'utf8')) as {
   public_hex: string;
@@ -20,15 +20,6 @@ const vectors = JSON.parse(readFileSync(new URL('../vectors/keyids.json', import
   modern_keyid: string;
 };
 const FIXTURES = new URL('../fixtures/reference/', import.meta.url).pathname;
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (error) {
-    return error instanceof InTotoError ? error.code : `non-InTotoError: ${String(error)}`;
-  }
-  return undefined;
-}
 
 describe('keyids (vectors/keyids.json)', () => {
   it('the legacy object (with keyid_hash_algorithms) hashes to the in-toto 1.3.1 keyid', () => {

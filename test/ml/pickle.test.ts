@@ -1,7 +1,7 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { InTotoError, PickleError } from '../../src/errors.js';
+import { PickleError } from '../../src/errors.js';
 import {
   DEFAULT_PICKLE_ALLOW,
   assertSafePickle,
@@ -13,21 +13,13 @@ import {
   type PickleScanResult,
 } from '../../src/ml/pickle.js';
 import { DATASET, FIXTURES, STEPS, runPython, tempDir } from './python.js';
+import { codeOf } from '../helpers/errors.js';
 
 /** Bytes from a string whose characters are all below U+0100 (one byte each). */
 const b = (text: string): Uint8Array => Buffer.from(text, 'latin1');
 const cat = (...parts: (string | Uint8Array)[]): Uint8Array =>
   Buffer.concat(parts.map((p) => (typeof p === 'string' ? b(p) : p)));
 const fixture = (name: string): Uint8Array => readFileSync(join(FIXTURES, name));
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (error) {
-    return error instanceof InTotoError ? error.code : `not an InTotoError: ${String(error)}`;
-  }
-  return undefined;
-}
 
 function verdict(bytes: Uint8Array, options?: PickleScanOptions): string | undefined {
   return codeOf(() => assertSafePickle(bytes, 'model.pkl', options));

@@ -17,6 +17,7 @@ import {
   unverifiedPayload,
   verifiedPayload,
 } from '../../src/model/envelope.js';
+import { codeOf } from '../helpers/errors.js';
 
 const dsse = JSON.parse(readFileSync(new URL('../vectors/dsse.json', import.meta.url), 'utf8')) as {
   pae_vector: { payloadType: string; payload_utf8: string; pae_utf8: string };
@@ -25,15 +26,6 @@ const dsse = JSON.parse(readFileSync(new URL('../vectors/dsse.json', import.meta
 };
 const FIXTURES = new URL('../fixtures/reference/', import.meta.url).pathname;
 const bytes = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'utf8'));
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (error) {
-    return error instanceof InTotoError ? error.code : `non-InTotoError: ${String(error)}`;
-  }
-  return undefined;
-}
 
 describe('DSSE PAE and the known-answer signature (vectors/dsse.json)', () => {
   it('encodes the PAE vector', () => {

@@ -12,6 +12,7 @@ import { layoutFromJson, layoutToJson, parseExpires } from '../../src/model/layo
 import { linkFromJson, linkToJson } from '../../src/model/link.js';
 import { metadataFromJson } from '../../src/model/metadata.js';
 import { canonicalString } from '../../src/canonical/encode.js';
+import { codeOf } from '../helpers/errors.js';
 
 const FIXTURES = new URL('../fixtures/reference/', import.meta.url).pathname;
 const layoutFile = join(FIXTURES, 'chain', 'root.layout');
@@ -22,14 +23,6 @@ const fetchLinkPath = (): string => {
 };
 const referenceLink = (): Record<string, any> => JSON.parse(JSON.stringify(unverifiedPayload(parseEnvelope(readFileSync(fetchLinkPath()), 'link'))));
 
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (error) {
-    return error instanceof InTotoError ? error.code : `non-InTotoError: ${String(error)}`;
-  }
-  return undefined;
-}
 const load = (value: unknown): unknown => layoutFromJson(parseJson(JSON.stringify(value)), 'layout');
 
 describe('layouts', () => {

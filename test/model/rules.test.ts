@@ -13,15 +13,7 @@ import {
   type ArtifactRule,
 } from '../../src/model/rules.js';
 import { hasReference, reference } from '../verify/reference.js';
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (error) {
-    return error instanceof InTotoError ? error.code : `non-InTotoError: ${String(error)}`;
-  }
-  return undefined;
-}
+import { codeOf } from '../helpers/errors.js';
 
 const W = "step 'train' expected_materials[2]";
 

@@ -1,6 +1,5 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { InTotoError } from '../../src/errors.js';
 import {
   assertRecordableName,
   checkLstripPrefixes,
@@ -10,15 +9,7 @@ import {
   pythonNormpath,
 } from '../../src/runner/artifact-names.js';
 import { referenceNormpath } from './helpers/reference.js';
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (error) {
-    return error instanceof InTotoError ? error.code : `non-InTotoError: ${String(error)}`;
-  }
-  return undefined;
-}
+import { codeOf } from '../helpers/errors.js';
 
 describe('pythonNormpath', () => {
   it.each([

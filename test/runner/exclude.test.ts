@@ -1,17 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { InTotoError } from '../../src/errors.js';
 import { compileExcludePatterns } from '../../src/runner/exclude.js';
 import { referencePathspec } from './helpers/reference.js';
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (error) {
-    return error instanceof InTotoError ? error.code : `non-InTotoError: ${String(error)}`;
-  }
-  return undefined;
-}
+import { codeOf } from '../helpers/errors.js';
 
 describe('gitwildmatch exclude patterns (pathspec 0.11)', () => {
   const defaults = ['*.link*', '.git', '*.pyc', '*~'];

@@ -3,23 +3,14 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { InTotoError } from '../../src/errors.js';
 import { compileExcludePatterns } from '../../src/runner/exclude.js';
 import { hashFiles } from '../../src/runner/hash-pool.js';
 import { DEFAULT_EXCLUDE_PATTERNS, recordArtifacts, type RecordOptions } from '../../src/runner/record.js';
 import { collectFiles } from '../../src/runner/walk.js';
 import { buildTree, makeTemp, removeTemp, sha256Of, type TreeSpec } from './helpers/trees.js';
+import { codeOfAsync } from '../helpers/errors.js';
 
 const sha = (text: string): string => createHash('sha256').update(text).digest('hex');
-
-async function codeOf(promise: Promise<unknown>): Promise<string | undefined> {
-  try {
-    await promise;
-  } catch (error) {
-    return error instanceof InTotoError ? error.code : `non-InTotoError: ${String(error)}`;
-  }
-  return undefined;
-}
 
 let root: string;
 let base: string;
@@ -89,14 +80,14 @@ describe('recordArtifacts naming', () => {
   });
 
   it('refuses an unknown algorithm, bad limits and bad concurrency with E_USAGE', async () => {
-    expect(await codeOf(recordArtifacts(['.'], { basePath: base, algorithms: ['md5' as 'sha256'] }))).toBe('E_USAGE');
-    expect(await codeOf(recordArtifacts(['.'], { basePath: base, limits: { maxDepth: 0 } }))).toBe('E_USAGE');
-    expect(await codeOf(recordArtifacts(['.'], { basePath: base, concurrency: 1.5 }))).toBe('E_USAGE');
-    expect(await codeOf(recordArtifacts(['.'], { basePath: base, excludePatterns: ['a\\'] }))).toBe('E_USAGE');
+    expect(await codeOfAsync(recordArtifacts(['.'], { basePath: base, algorithms: ['md5' as 'sha256'] }))).toBe('E_USAGE');
+    expect(await codeOfAsync(recordArtifacts(['.'], { basePath: base, limits: { maxDepth: 0 } }))).toBe('E_USAGE');
+    expect(await codeOfAsync(recordArtifacts(['.'], { basePath: base, concurrency: 1.5 }))).toBe('E_USAGE');
+    expect(await codeOfAsync(recordArtifacts(['.'], { basePath: base, excludePatterns: ['a\\'] }))).toBe('E_USAGE');
   });
 
   it('refuses a base path that does not exist with E_IO', async () => {
-    expect(await codeOf(recordArtifacts(['.'], { basePath: join(root, 'nope') }))).toBe('E_IO');
+    expect(await codeOfAsync(recordArtifacts(['.'], { basePath: join(root, 'nope') }))).toBe('E_IO');
   });
 
   it('keys a name like __proto__ as data', async () => {
@@ -110,19 +101,19 @@ describe('--lstrip-paths', () => {
   beforeEach(() => buildTree(base, { 'a/x.txt': '1', 'b/x.txt': '2', 'a/y.txt': '3' }));
 
   it('refuses a strip that makes two names collide with E_LSTRIP', async () => {
-    expect(await codeOf(recordArtifacts(['a', 'b'], { basePath: base, lstripPaths: ['a/', 'b/'] }))).toBe('E_LSTRIP');
+    expect(await codeOfAsync(recordArtifacts(['a', 'b'], { basePath: base, lstripPaths: ['a/', 'b/'] }))).toBe('E_LSTRIP');
   });
 
   it('refuses overlapping prefixes with E_LSTRIP', async () => {
-    expect(await codeOf(recordArtifacts(['a'], { basePath: base, lstripPaths: ['a/', 'a/x'] }))).toBe('E_LSTRIP');
+    expect(await codeOfAsync(recordArtifacts(['a'], { basePath: base, lstripPaths: ['a/', 'a/x'] }))).toBe('E_LSTRIP');
   });
 
   it('refuses a path recorded twice under --lstrip-paths, as the reference does', async () => {
-    expect(await codeOf(recordArtifacts(['.', 'a'], { basePath: base, lstripPaths: ['zzz/'] }))).toBe('E_LSTRIP');
+    expect(await codeOfAsync(recordArtifacts(['.', 'a'], { basePath: base, lstripPaths: ['zzz/'] }))).toBe('E_LSTRIP');
   });
 
   it('refuses a strip that leaves an absolute name with E_ARTIFACT_NAME', async () => {
-    expect(await codeOf(recordArtifacts(['a'], { basePath: base, lstripPaths: ['a'] }))).toBe('E_ARTIFACT_NAME');
+    expect(await codeOfAsync(recordArtifacts(['a'], { basePath: base, lstripPaths: ['a'] }))).toBe('E_ARTIFACT_NAME');
   });
 });
 
@@ -222,11 +213,11 @@ describe('attacks on recording', () => {
   it('path outside base path is refused', async () => {
     buildTree(outside, { 'o.txt': 'o' });
     buildTree(base, { 'a.txt': 'a' });
-    expect(await codeOf(recordArtifacts(['../outside/o.txt'], { basePath: base }))).toBe('E_PATH_OUTSIDE_BASE');
-    expect(await codeOf(recordArtifacts([join(outside, 'o.txt')], { basePath: base }))).toBe('E_PATH_OUTSIDE_BASE');
-    expect(await codeOf(recordArtifacts(['sub/../../outside'], { basePath: base }))).toBe('E_PATH_OUTSIDE_BASE');
+    expect(await codeOfAsync(recordArtifacts(['../outside/o.txt'], { basePath: base }))).toBe('E_PATH_OUTSIDE_BASE');
+    expect(await codeOfAsync(recordArtifacts([join(outside, 'o.txt')], { basePath: base }))).toBe('E_PATH_OUTSIDE_BASE');
+    expect(await codeOfAsync(recordArtifacts(['sub/../../outside'], { basePath: base }))).toBe('E_PATH_OUTSIDE_BASE');
     // An absolute path inside the base path would be recorded with an absolute name.
-    expect(await codeOf(recordArtifacts([join(base, 'a.txt')], { basePath: base }))).toBe('E_ARTIFACT_NAME');
+    expect(await codeOfAsync(recordArtifacts([join(base, 'a.txt')], { basePath: base }))).toBe('E_ARTIFACT_NAME');
   });
 
   it('a path outside the base path is recorded when --lstrip-paths covers it (the reference example)', async () => {
@@ -269,7 +260,7 @@ describe('attacks on recording', () => {
     ] as const) {
       const dir = join(base, `case-${content}`);
       buildTree(dir, { [name]: content });
-      expect(await codeOf(recordArtifacts(['.'], { basePath: dir })), JSON.stringify(name)).toBe('E_ARTIFACT_NAME');
+      expect(await codeOfAsync(recordArtifacts(['.'], { basePath: dir })), JSON.stringify(name)).toBe('E_ARTIFACT_NAME');
     }
   });
 
@@ -277,7 +268,7 @@ describe('attacks on recording', () => {
     const dir = join(base, 'bytes');
     mkdirSync(dir);
     writeFileSync(Buffer.concat([Buffer.from(`${dir}/bad-`), Buffer.from([0xff, 0xfe]), Buffer.from('.bin')]), 'x');
-    expect(await codeOf(recordArtifacts(['.'], { basePath: dir }))).toBe('E_ARTIFACT_NAME');
+    expect(await codeOfAsync(recordArtifacts(['.'], { basePath: dir }))).toBe('E_ARTIFACT_NAME');
     expect(await names(['.'], { basePath: dir, excludePatterns: ['*.bin'] })).toEqual([]);
     // A real U+FFFD in a name is valid UTF-8 and recorded.
     writeFileSync(join(dir, 'ok-\ufffd.txt'), 'ok');
@@ -286,13 +277,13 @@ describe('attacks on recording', () => {
 
   it('stops at the artifact cap before hashing, with E_LIMIT', async () => {
     buildTree(base, { 'a/1': '1', 'a/2': '2', 'a/3': '3' });
-    expect(await codeOf(recordArtifacts(['.'], { basePath: base, limits: { maxArtifacts: 2 } }))).toBe('E_LIMIT');
+    expect(await codeOfAsync(recordArtifacts(['.'], { basePath: base, limits: { maxArtifacts: 2 } }))).toBe('E_LIMIT');
     expect(await names(['.'], { limits: { maxArtifacts: 3 } })).toHaveLength(3);
   });
 
   it('stops at the depth cap with E_LIMIT', async () => {
     buildTree(base, { 'd1/d2/d3/f': 'f' });
-    expect(await codeOf(recordArtifacts(['.'], { basePath: base, limits: { maxDepth: 2 } }))).toBe('E_LIMIT');
+    expect(await codeOfAsync(recordArtifacts(['.'], { basePath: base, limits: { maxDepth: 2 } }))).toBe('E_LIMIT');
     expect(await names(['.'], { limits: { maxDepth: 3 } })).toEqual(['d1/d2/d3/f']);
   });
 
@@ -301,7 +292,7 @@ describe('attacks on recording', () => {
     buildTree(base, { 'locked/f': 'f' });
     execFileSync('chmod', ['000', join(base, 'locked')]);
     try {
-      expect(await codeOf(recordArtifacts(['.'], { basePath: base }))).toBe('E_IO');
+      expect(await codeOfAsync(recordArtifacts(['.'], { basePath: base }))).toBe('E_IO');
     } finally {
       execFileSync('chmod', ['755', join(base, 'locked')]);
     }

@@ -5,17 +5,9 @@ import { assertArtifactMap, assertArtifactNames } from '../../src/verify/artifac
 import { assertHashDict } from '../../src/verify/artifacts.js';
 import { compareHashes } from '../../src/verify/hashes.js';
 import { artifacts, context, digests, sha256, verdict, type LinkArtifacts } from './helpers.js';
+import { codeOf } from '../helpers/errors.js';
 
 const none = new Map();
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (error) {
-    return error instanceof InTotoError ? error.code : `non-InTotoError: ${String(error)}`;
-  }
-  return undefined;
-}
 
 /** A three-step chain: ingest -> train -> evaluate. */
 function chain(): Record<string, LinkArtifacts> {
