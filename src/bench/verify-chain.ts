@@ -38,7 +38,11 @@ function artifacts(prefix: string, count: number, salt: string): JsonObject {
   return object;
 }
 
-function link(name: string, materials: JsonObject, products: JsonObject): JsonObject {
+/**
+ * The signed part of a link for a step named `name` that ran the command [name] and succeeded;
+ * `extra` replaces any field (the verify tests build their chains with it too).
+ */
+export function linkJson(name: string, materials: JsonObject, products: JsonObject, extra: Partial<Record<string, JsonValue>> = {}): JsonObject {
   return {
     _type: 'link',
     byproducts: { 'return-value': 0, stderr: '', stdout: '' },
@@ -47,6 +51,7 @@ function link(name: string, materials: JsonObject, products: JsonObject): JsonOb
     materials,
     name,
     products,
+    ...(extra as Record<string, JsonValue>),
   };
 }
 
@@ -78,9 +83,9 @@ export function ensureVerifyChain(dir: string, count: number, env: NodeJS.Proces
   const data = artifacts('data', count, 'data');
   const model = artifacts('model', count, 'model');
   const dist = artifacts('dist', count, 'dist');
-  writeFileSync(join(chain.linkDir, linkFileName('fetch', fetch.keyid)), metablockText(link('fetch', {}, data), [fetch]));
-  writeFileSync(join(chain.linkDir, linkFileName('train', train.keyid)), metablockText(link('train', data, model), [train]));
-  writeFileSync(join(chain.linkDir, linkFileName('package', pack.keyid)), metablockText(link('package', model, dist), [pack]));
+  writeFileSync(join(chain.linkDir, linkFileName('fetch', fetch.keyid)), metablockText(linkJson('fetch', {}, data), [fetch]));
+  writeFileSync(join(chain.linkDir, linkFileName('train', train.keyid)), metablockText(linkJson('train', data, model), [train]));
+  writeFileSync(join(chain.linkDir, linkFileName('package', pack.keyid)), metablockText(linkJson('package', model, dist), [pack]));
   const keys: Record<string, JsonValue> = Object.create(null) as Record<string, JsonValue>;
   for (const key of [fetch, train, pack]) keys[key.keyid] = publicKeyToObject(key.public);
   const layout: JsonObject = {

@@ -201,19 +201,27 @@ class Parser {
       this.pos++;
       this.skipSpace();
       result[key] = this.value(depth);
-      this.skipSpace();
-      const c = this.text.charCodeAt(this.pos);
-      if (c === 0x2c) {
-        this.pos++;
-        this.skipSpace();
-        continue;
-      }
-      if (c === 0x7d) {
-        this.pos++;
-        return result;
-      }
-      this.fail("expected ',' or '}'");
+      if (!this.more(0x7d, "expected ',' or '}'")) return result;
     }
+  }
+
+  /**
+   * After a member or an element: past a ',' (and the space after it), true; past the closing
+   * bracket `close`, false; anything else fails with `message`.
+   */
+  private more(close: number, message: string): boolean {
+    this.skipSpace();
+    const c = this.text.charCodeAt(this.pos);
+    if (c === 0x2c) {
+      this.pos++;
+      this.skipSpace();
+      return true;
+    }
+    if (c === close) {
+      this.pos++;
+      return false;
+    }
+    return this.fail(message);
   }
 
   private array(depth: number): JsonValue[] {
@@ -227,18 +235,7 @@ class Parser {
     }
     for (;;) {
       result.push(this.value(depth));
-      this.skipSpace();
-      const c = this.text.charCodeAt(this.pos);
-      if (c === 0x2c) {
-        this.pos++;
-        this.skipSpace();
-        continue;
-      }
-      if (c === 0x5d) {
-        this.pos++;
-        return result;
-      }
-      this.fail("expected ',' or ']'");
+      if (!this.more(0x5d, "expected ',' or ']'")) return result;
     }
   }
 

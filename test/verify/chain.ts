@@ -3,6 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll } from 'vitest';
+import { linkJson } from '../../src/bench/verify-chain.js';
 import type { JsonObject, JsonValue } from '../../src/canonical/json.js';
 import { generateSigningKey } from '../../src/crypto/keyfiles.js';
 import { publicKeyToObject } from '../../src/crypto/keys.js';
@@ -26,18 +27,7 @@ export function arts(entries: Record<string, string>): JsonObject {
   return object;
 }
 
-export function linkJson(name: string, materials: JsonObject, products: JsonObject, extra: Partial<Record<string, JsonValue>> = {}): JsonObject {
-  return {
-    _type: 'link',
-    byproducts: { 'return-value': 0, stderr: '', stdout: '' },
-    command: [name],
-    environment: {},
-    materials,
-    name,
-    products,
-    ...(extra as Record<string, JsonValue>),
-  };
-}
+export { linkJson };
 
 export interface StepSpec {
   readonly name: string;
