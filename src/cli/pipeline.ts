@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { loadPublicKeyFile, loadSigningKeyFile } from '../crypto/keyfiles.js';
 import { InTotoError } from '../errors.js';
+import { parseParams } from '../model/params.js';
 import { loadLayoutSource } from '../pipeline/load.js';
 import { runPipeline, type PipelineRunOptions, type PipelineRunResult } from '../pipeline/run-pipeline.js';
 import type { SandboxMode } from '../runner/sandbox.js';
@@ -23,6 +24,7 @@ interface RunFlags {
   useDsse?: boolean;
   keepWorkspace?: boolean;
   json?: boolean;
+  param: string[];
 }
 
 const SANDBOX_MODES: readonly string[] = ['auto', 'bwrap', 'none'];
@@ -50,6 +52,7 @@ export async function pipelineRunMain(argv: string[]): Promise<number> {
     .option('--pubkey-dir <dir>', "read functionary NAME's public key from DIR/NAME.pub instead of the path in the YAML")
     .option('--sandbox <mode>', 'auto (bwrap when available), bwrap (required) or none', 'auto')
     .option('--timeout <seconds>', 'time limit of each step that sets none (default: no limit)')
+    .option('--param <KEY=VALUE>', 'a parameter substituted into the steps\' run and rules, and at verification (repeatable); the signed layout keeps {KEY}', (v: string, all: string[]) => [...all, v], [])
     .option('--use-dsse', 'write links and the layout as DSSE envelopes')
     .option('--keep-workspace', 'keep the workspace even when the pipeline passes')
     .option('--json', 'print the result (runs, failure, verification report) as JSON on standard output');
@@ -61,6 +64,12 @@ export async function pipelineRunMain(argv: string[]): Promise<number> {
   if (!SANDBOX_MODES.includes(opts.sandbox)) usage(`--sandbox must be one of ${SANDBOX_MODES.join(', ')}`);
   if (opts.timeout !== undefined && !/^[1-9][0-9]{0,6}$/.test(opts.timeout)) usage('--timeout takes a whole number of seconds');
   if (opts.layout !== undefined && opts.ownerKey !== undefined) usage('give --layout (signed elsewhere) or --owner-key (sign here), not both');
+  let params: ReadonlyMap<string, string>;
+  try {
+    params = parseParams(opts.param);
+  } catch (error) {
+    usage((error as Error).message);
+  }
 
   const { source, warnings } = loadLayoutSource({ file, ...(opts.pubkeyDir === undefined ? {} : { pubkeyDir: opts.pubkeyDir }) });
   printWarnings(file, warnings, out);
@@ -78,6 +87,7 @@ export async function pipelineRunMain(argv: string[]): Promise<number> {
       layout,
       sandbox: opts.sandbox as SandboxMode,
       useDsse: opts.useDsse === true,
+      params,
       echo: verbosity === 'verbose' && opts.json !== true,
       onEvent: progress.onEvent,
       warn: (message) => {
@@ -126,8 +136,14 @@ function printSummary(file: string, opts: RunFlags, result: PipelineRunResult, w
   if (result.layoutPath !== undefined) {
     lines.push(`final products in ${opts.out}: ${result.finalProducts.join(', ') || '(none)'}`);
     const keys = opts.layout !== undefined ? (opts.layoutKey ?? []) : [`${opts.ownerKey ?? join(opts.keys, 'owner')}.pub`];
-    lines.push(`verify again: cd ${opts.out} && intoto verify -l root.layout -k ${keys.map((k) => resolve(k)).join(' ')}`);
+    const args = ['-l', 'root.layout', '-k', ...keys.map((k) => resolve(k)), ...opts.param.flatMap((p) => ['--param', p])];
+    lines.push(`verify again: cd ${quote(opts.out)} && intoto verify ${args.map(quote).join(' ')}`);
   }
   if (!result.passed && workspace !== undefined) lines.push(`workspace kept for inspection: ${workspace}`);
   process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+/** `text` as one POSIX shell word: as it is when only safe characters, else single-quoted. */
+function quote(text: string): string {
+  return /^[A-Za-z0-9_./:=,+@%-]+$/.test(text) ? text : `'${text.replace(/'/g, `'"'"'`)}'`;
 }

@@ -15,6 +15,7 @@ import { failureOf, type Failure } from '../verify/report.js';
 import { verifySupplyChain, type VerifyReport } from '../verify/verify.js';
 import { listInputFiles } from './inputs.js';
 import { finalProducts, linkDifferences, outputTail } from './outcomes.js';
+import { withParams } from './params.js';
 import { planSteps } from './plan.js';
 import type { PipelineSource, PipelineStep } from './source.js';
 import { planMaterials, populateWorkspace, type StepOutcome } from './stage.js';
@@ -41,6 +42,11 @@ export interface PipelineRunOptions {
   /** The time limit of steps that set none; no limit when undefined. */
   readonly timeoutSeconds?: number;
   readonly useDsse?: boolean;
+  /**
+   * `--param` values, substituted into each step's `run` and rules and passed to the
+   * verification; the signed layout keeps its placeholders.
+   */
+  readonly params?: ReadonlyMap<string, string>;
   /** Show each command's output as it runs. */
   readonly echo?: boolean;
   readonly onEvent?: (event: PipelineEvent) => void;
@@ -81,6 +87,7 @@ export interface PipelineRunResult {
  * reported in the result (`passed: false`, `failure`), with everything done until then.
  * @throws UsageError E_USAGE (a non-empty workspace or output directory, missing keys for a
  *   threshold), CryptoError (a key that does not load or is not the functionary's),
+ *   FormatError E_PARAM (a placeholder without a value, before anything runs),
  *   PipelineError E_PIPELINE_CYCLE / E_LAYOUT_SOURCE (a signed layout not made from this
  *   source), IoError (inputs, staging)
  */
@@ -88,7 +95,9 @@ export async function runPipeline(options: PipelineRunOptions): Promise<Pipeline
   const start = performance.now();
   const { source } = options;
   const emit = options.onEvent ?? ((): void => {});
-  const order = planSteps(source.steps);
+  const params = options.params ?? new Map<string, string>();
+  const { steps, outputs } = withParams(source, params);
+  const order = planSteps(steps);
   const runners = new Map(order.map((step) => [step.name, step.run === undefined ? [] : chooseFunctionaries(step, options.keyDir)]));
   const layoutKeys = prepareLayout(options);
   const inputs = listInputFiles(source.inputs);
@@ -163,7 +172,7 @@ export async function runPipeline(options: PipelineRunOptions): Promise<Pipeline
     }
   }
 
-  const finals = finalProducts(order, outcomes, source.outputs);
+  const finals = finalProducts(order, outcomes, outputs);
   for (const [name, file] of finals) copyInto(outDir, name, file);
   for (const entry of readdirSync(linkDir)) copyInto(outDir, entry, join(linkDir, entry));
   const layoutPath = join(outDir, 'root.layout');
@@ -177,6 +186,7 @@ export async function runPipeline(options: PipelineRunOptions): Promise<Pipeline
     cwd: outDir,
     finalProducts: [...finals.keys()],
     sandbox: options.sandbox ?? 'auto',
+    params,
     onEvent: (event) => {
       if (event.kind === 'warning') options.warn(event.message);
     },

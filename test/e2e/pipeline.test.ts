@@ -191,6 +191,51 @@ describe('intoto pipeline run: reports', () => {
     expect(result.stderr).toMatch(/step 'build': the runs of builder and builder-2 disagree .*app\.tar.* \[E_LINKS_DISAGREE\]/);
   });
 
+  describe('--param', () => {
+    // The archive's name is a parameter: in the build's run and products, the package step's
+    // rules and run, the inspection, and the outputs.
+    const parameterised = tarball
+      .replace('-cf app.tar src', '-cf {ARCHIVE} src')
+      .replace('products: ["CREATE app.tar", ', 'products: ["CREATE {ARCHIVE}", ')
+      .replace('run: [gzip, -n, app.tar]', 'run: [gzip, -n, "{ARCHIVE}"]')
+      .replace('materials: ["MATCH app.tar WITH PRODUCTS FROM build", "DISALLOW *"]', 'materials: ["MATCH {ARCHIVE} WITH PRODUCTS FROM build", "DISALLOW *"]')
+      .replace('products: ["CREATE app.tar.gz", "DISALLOW *"]', 'products: ["CREATE {ARCHIVE}.gz", "DISALLOW *"]')
+      .replace('run: [tar, -xzf, app.tar.gz]', 'run: [tar, -xzf, "{ARCHIVE}.gz"]')
+      .replaceAll('MATCH app.tar.gz WITH PRODUCTS FROM package', 'MATCH {ARCHIVE}.gz WITH PRODUCTS FROM package')
+      .replace('outputs: [app.tar.gz]', 'outputs: ["{ARCHIVE}.gz"]');
+
+    it('substitutes the values into run, rules and outputs, signs the placeholders, and verifies with them', () => {
+      expect(parameterised.match(/\{ARCHIVE\}/g)?.length).toBe(9); // every edit above took
+      const file = write('param', parameterised);
+      const result = pipeline(file, 'param', ['--param', 'ARCHIVE=release 1.tar']);
+      expect(result.status, result.stderr).toBe(0);
+      expect(readdirSync(result.out)).toContain('release 1.tar.gz');
+      expect(readFileSync(join(result.out, 'root.layout'), 'utf8')).toContain('"{ARCHIVE}.gz"'); // rules are token lists
+      expect(result.stdout).toContain("--param 'ARCHIVE=release 1.tar'");
+      const verify = (extra: string[]): ReturnType<typeof runBin> => runBin('intoto', ['verify', '-l', 'root.layout', '-k', join(keyDir, 'owner.pub'), ...extra], { cwd: result.out, env });
+      expect(verify(['--param', 'ARCHIVE=release 1.tar']).status).toBe(0);
+      const without = verify([]);
+      expect(without.status).toBe(1);
+      expect(without.stderr).toContain('FAIL E_PARAM: root.layout: step \'build\' expected_products[0]: parameter {ARCHIVE} has no value');
+      const other = verify(['--param', 'ARCHIVE=other.tar']); // the rules then name a file no step made
+      expect(other.status).toBe(1);
+      expect(other.stderr).toMatch(/^FAIL E_RULE_DISALLOW: step 'build': .* matched "release 1.tar"$/m);
+    });
+
+    it('a placeholder without a value stops the pipeline before any step runs', () => {
+      const file = write('param-missing', parameterised);
+      const result = pipeline(file, 'param-missing');
+      expect(result.status).toBe(1);
+      expect(result.stderr).toMatch(/parameter \{ARCHIVE\} has no value; pass --param ARCHIVE=VALUE \[E_PARAM\]/);
+      expect(existsSync(result.out)).toBe(false);
+      expect(existsSync(result.work)).toBe(false);
+    });
+
+    it('a malformed --param is a usage error (exit 2)', () => {
+      expect(pipeline(write('param-usage', parameterised), 'param-usage', ['--param', 'ARCHIVE']).status).toBe(2);
+    });
+  });
+
   it('a private key that is not the functionary\'s is refused before any step runs', () => {
     const wrong = join(root, 'wrong-keys');
     cpSync(keyDir, wrong, { recursive: true });

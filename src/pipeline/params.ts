@@ -1,0 +1,27 @@
+import { layoutFromJson } from '../model/layout.js';
+import { substituteParams } from '../model/params.js';
+import type { PipelineSource, PipelineStep } from './source.js';
+
+/**
+ * `intoto pipeline run --param KEY=VALUE`: the steps as they run, with the values substituted
+ * exactly where the verifier substitutes them into the signed layout (its artifact rules,
+ * expected commands and inspections), and into each step's `run` and the `outputs` patterns. The layout that is signed
+ * keeps its `{NAME}` placeholders: the values are given again at every verification.
+ *
+ * The substituted layout is read whole by the verifier's own reader, so a placeholder without
+ * a value, or a malformed brace, anywhere in it (an inspection too) stops the pipeline before
+ * any step runs, instead of after every step has run.
+ * @throws FormatError E_PARAM naming the step and field; the layout reader's errors for a
+ *   value that makes a rule malformed (E_RULE_SYNTAX, E_RULE_UNKNOWN_STEP)
+ */
+export function withParams(source: PipelineSource, params: ReadonlyMap<string, string>): { readonly steps: readonly PipelineStep[]; readonly outputs: readonly string[] | undefined } {
+  const layout = layoutFromJson(source.layoutJson, source.file, { params });
+  const steps = source.steps.map((step) => {
+    const model = layout.steps.find((s) => s.name === step.name);
+    if (model === undefined) throw new Error(`compiled layout lost step '${step.name}'`); // compileSource made one per step
+    const run = step.run?.map((arg, i) => substituteParams(arg, params, `${source.file}: step '${step.name}' run[${i}]`));
+    return Object.freeze({ ...step, run, materials: model.expectedMaterials, products: model.expectedProducts });
+  });
+  const outputs = source.outputs?.map((pattern, i) => substituteParams(pattern, params, `${source.file}: outputs[${i}]`));
+  return { steps, outputs };
+}
