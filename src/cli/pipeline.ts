@@ -1,14 +1,16 @@
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { loadPublicKeyFile, loadSigningKeyFile } from '../crypto/keyfiles.js';
-import { InTotoError } from '../errors.js';
+import { isEncryptedKeyFile, loadPublicKeyFile, loadSigningKeyFile } from '../crypto/keyfiles.js';
+import { CryptoError, InTotoError } from '../errors.js';
 import { parseParams } from '../model/params.js';
 import { loadLayoutSource } from '../pipeline/load.js';
-import { runPipeline, type PipelineRunOptions, type PipelineRunResult } from '../pipeline/run-pipeline.js';
+import { chooseRunners, runPipeline, type PipelineRunOptions, type PipelineRunResult } from '../pipeline/run-pipeline.js';
+import type { PipelineSource } from '../pipeline/source.js';
 import type { SandboxMode } from '../runner/sandbox.js';
 import { createOutput, newProgram, usage, verbosityOf } from './common.js';
 import { printWarnings } from './layout.js';
+import { readPassword } from './password.js';
 import { createProgress, seconds } from './progress.js';
 
 interface RunFlags {
@@ -25,6 +27,7 @@ interface RunFlags {
   keepWorkspace?: boolean;
   json?: boolean;
   param: string[];
+  prompt?: boolean;
 }
 
 const SANDBOX_MODES: readonly string[] = ['auto', 'bwrap', 'none'];
@@ -53,6 +56,7 @@ export async function pipelineRunMain(argv: string[]): Promise<number> {
     .option('--sandbox <mode>', 'auto (bwrap when available), bwrap (required) or none', 'auto')
     .option('--timeout <seconds>', 'time limit of each step that sets none (default: no limit)')
     .option('--param <KEY=VALUE>', 'a parameter substituted into the steps\' run and rules, and at verification (repeatable); the signed layout keeps {KEY}', (v: string, all: string[]) => [...all, v], [])
+    .option('--prompt', 'ask for the password of each encrypted key it will use (lines of standard input when it is not a terminal)')
     .option('--use-dsse', 'write links and the layout as DSSE envelopes')
     .option('--keep-workspace', 'keep the workspace even when the pipeline passes')
     .option('--json', 'print the result (runs, failure, verification report) as JSON on standard output');
@@ -73,7 +77,8 @@ export async function pipelineRunMain(argv: string[]): Promise<number> {
 
   const { source, warnings } = loadLayoutSource({ file, ...(opts.pubkeyDir === undefined ? {} : { pubkeyDir: opts.pubkeyDir }) });
   printWarnings(file, warnings, out);
-  const layout = layoutOption(opts);
+  const passwords = await keyPasswords(source, opts);
+  const layout = layoutOption(opts, passwords.get(OWNER));
   const createdWorkspace = opts.workspace === undefined;
   const workspace = opts.workspace ?? mkdtempSync(join(tmpdir(), 'intoto-pipeline-'));
   const progress = createProgress({ tty: process.stderr.isTTY === true, quiet: verbosity === 'quiet' || opts.json === true, verbose: verbosity === 'verbose' });
@@ -88,6 +93,7 @@ export async function pipelineRunMain(argv: string[]): Promise<number> {
       sandbox: opts.sandbox as SandboxMode,
       useDsse: opts.useDsse === true,
       params,
+      passwords,
       echo: verbosity === 'verbose' && opts.json !== true,
       onEvent: progress.onEvent,
       warn: (message) => {
@@ -109,15 +115,44 @@ export async function pipelineRunMain(argv: string[]): Promise<number> {
   return 0;
 }
 
-function layoutOption(opts: RunFlags): PipelineRunOptions['layout'] {
-  if (opts.layout !== undefined) {
-    const keys = (opts.layoutKey ?? []).map((path) => loadPublicKeyFile(path));
-    if (keys.length === 0) usage("--layout needs the owner's public key: --layout-key OWNER.pub");
-    return { kind: 'signed', path: opts.layout, keys };
+/** The name under which the owner key's password is kept (not a functionary name: it has a space). */
+const OWNER = 'layout owner';
+
+function ownerKeyPath(opts: RunFlags): string | undefined {
+  return opts.layout === undefined ? (opts.ownerKey ?? join(opts.keys, 'owner')) : undefined;
+}
+
+/**
+ * The passwords of the encrypted keys this run will use (each functionary who runs a step, and
+ * the owner's when it signs the layout), asked before anything runs, by functionary name.
+ * @throws CryptoError E_KEY_PASSWORD for an encrypted key without --prompt, or an empty answer
+ */
+async function keyPasswords(source: PipelineSource, opts: RunFlags): Promise<ReadonlyMap<string, string>> {
+  const wanted = [...new Set([...chooseRunners(source.steps, opts.keys).values()].flat())].map((name) => ({ name, path: join(opts.keys, name), what: `functionary '${name}'` }));
+  const owner = ownerKeyPath(opts);
+  if (owner !== undefined && existsSync(owner)) wanted.push({ name: OWNER, path: owner, what: 'the layout owner' });
+  const passwords = new Map<string, string>();
+  for (const { name, path, what } of wanted) {
+    if (!isEncryptedKeyFile(path)) continue;
+    const password = opts.prompt ? await readPassword(`password for the key of ${what} (${path}): `) : '';
+    if (password === '') {
+      const why = opts.prompt ? 'no password given' : 'give --prompt to be asked for its password';
+      throw new CryptoError('E_KEY_PASSWORD', `${path}: the key of ${what} is encrypted; ${why}`, { context: { file: path } });
+    }
+    passwords.set(name, password);
   }
-  const path = opts.ownerKey ?? join(opts.keys, 'owner');
+  return passwords;
+}
+
+function layoutOption(opts: RunFlags, ownerPassword: string | undefined): PipelineRunOptions['layout'] {
+  const path = ownerKeyPath(opts);
+  if (path === undefined) {
+    const keys = (opts.layoutKey ?? []).map((file) => loadPublicKeyFile(file));
+    if (keys.length === 0) usage("--layout needs the owner's public key: --layout-key OWNER.pub");
+    return { kind: 'signed', path: opts.layout as string, keys };
+  }
   if (!existsSync(path)) usage(`no owner key to sign the layout with: ${path} does not exist (give --owner-key, or --layout with a signed layout)`);
-  return { kind: 'sign', keys: [loadSigningKeyFile(path)] };
+  return { kind: 'sign', keys: [loadSigningKeyFile(path, ownerPassword === undefined ? {} : { password: ownerPassword })] };
 }
 
 function printSummary(file: string, opts: RunFlags, result: PipelineRunResult, workspace: string | undefined): void {

@@ -95,6 +95,18 @@ export function loadPublicKeyFile(path: string, options: LoadKeyOptions = {}): P
 }
 
 /**
+ * Whether a private key file is encrypted (securesystemslib's encrypted JSON, or an encrypted
+ * PEM), so a caller can ask for the password before it needs the key.
+ * @throws IoError; CryptoError E_KEY_FORMAT (not a key file)
+ */
+export function isEncryptedKeyFile(path: string): boolean {
+  return withFile(path, () => {
+    const { detected } = readKeyFile(path);
+    return detected.format === 'encrypted-json' || (detected.format === 'pem' && /-----BEGIN (ENCRYPTED PRIVATE KEY|[A-Z ]*PRIVATE KEY-----\r?\nProc-Type: 4,ENCRYPTED)/.test(detected.text));
+  });
+}
+
+/**
  * Loads a private key file for signing.
  * @throws IoError; CryptoError E_KEY_FORMAT, E_KEY_UNSUPPORTED, E_KEY_WEAK, E_KEYID_MISMATCH,
  *   E_KEY_PASSWORD (encrypted and no or a wrong password), E_KEY_PRIVATE_EXPECTED (a .pub file)

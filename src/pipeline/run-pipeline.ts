@@ -47,6 +47,8 @@ export interface PipelineRunOptions {
    * verification; the signed layout keeps its placeholders.
    */
   readonly params?: ReadonlyMap<string, string>;
+  /** Passwords of encrypted functionary keys, by functionary name. */
+  readonly passwords?: ReadonlyMap<string, string>;
   /** Show each command's output as it runs. */
   readonly echo?: boolean;
   readonly onEvent?: (event: PipelineEvent) => void;
@@ -98,8 +100,8 @@ export async function runPipeline(options: PipelineRunOptions): Promise<Pipeline
   const params = options.params ?? new Map<string, string>();
   const { steps, outputs } = withParams(source, params);
   const order = planSteps(steps);
-  const runners = new Map(order.map((step) => [step.name, step.run === undefined ? [] : chooseFunctionaries(step, options.keyDir)]));
-  const layoutKeys = prepareLayout(options);
+  const runners = chooseRunners(order, options.keyDir);
+  const layoutKeys = prepareLayout(options, runners);
   const inputs = listInputFiles(source.inputs);
   const [workspace, outDir] = [resolve(options.workspace), resolve(options.outDir)];
   for (const dir of [workspace, outDir]) freshDirectory(dir);
@@ -137,6 +139,7 @@ export async function runPipeline(options: PipelineRunOptions): Promise<Pipeline
       const result = await runStep({
         name: step.name,
         keyPath: resolve(options.keyDir, functionary), // the step runs elsewhere: never relative
+        ...passwordOf(options, functionary),
         materials: ['.'],
         products: ['.'],
         command: step.run,
@@ -203,36 +206,42 @@ export async function runPipeline(options: PipelineRunOptions): Promise<Pipeline
 }
 
 /**
- * The functionaries who run `step`: in YAML order, those whose private key is in `keyDir`,
- * as many as the threshold asks.
- * @throws UsageError E_USAGE when fewer keys than the threshold are there
+ * Who runs each step that has a `run`: in YAML order, the functionaries whose private key is
+ * in `keyDir`, as many as the threshold asks (no entry for a step without `run`).
+ * @throws UsageError E_USAGE when fewer keys than a threshold are there
  */
-function chooseFunctionaries(step: PipelineStep, keyDir: string): string[] {
-  const held = step.functionaries.filter((name) => existsSync(join(keyDir, name)));
-  if (held.length < step.threshold) {
-    const missing = step.functionaries.filter((name) => !held.includes(name)).map((name) => join(keyDir, name));
-    throw new UsageError('E_USAGE', `step '${step.name}' needs ${step.threshold} functionary key(s) and ${keyDir} holds ${held.length}; missing: ${missing.join(', ')}`);
+export function chooseRunners(steps: readonly PipelineStep[], keyDir: string): ReadonlyMap<string, readonly string[]> {
+  const runners = new Map<string, readonly string[]>();
+  for (const step of steps) {
+    if (step.run === undefined) continue;
+    const held = step.functionaries.filter((name) => existsSync(join(keyDir, name)));
+    if (held.length < step.threshold) {
+      const missing = step.functionaries.filter((name) => !held.includes(name)).map((name) => join(keyDir, name));
+      throw new UsageError('E_USAGE', `step '${step.name}' needs ${step.threshold} functionary key(s) and ${keyDir} holds ${held.length}; missing: ${missing.join(', ')}`);
+    }
+    runners.set(step.name, held.slice(0, step.threshold));
   }
-  return held.slice(0, step.threshold);
+  return runners;
+}
+
+function passwordOf(options: PipelineRunOptions, functionary: string): { password?: string } {
+  const password = options.passwords?.get(functionary);
+  return password === undefined ? {} : { password };
 }
 
 /**
- * Checks the keys before any step runs: each functionary's private key must be the one the
- * layout names (a wrong key would only show at verification, after all the work), and a
- * signed layout must verify and be the one this source compiles to.
+ * Checks the keys before any step runs: the private key of each functionary who will run a
+ * step must be the one the layout names (a wrong key would only show at verification, after
+ * all the work), and a signed layout must verify and be the one this source compiles to.
  */
-function prepareLayout(options: PipelineRunOptions): readonly PublicKey[] {
+function prepareLayout(options: PipelineRunOptions, runners: ReadonlyMap<string, readonly string[]>): readonly PublicKey[] {
   const { source } = options;
-  for (const step of source.steps) {
-    if (step.run === undefined) continue;
-    for (const name of step.functionaries) {
-      const path = join(options.keyDir, name);
-      if (!existsSync(path)) continue;
-      const key = loadSigningKeyFile(path);
-      const expected = source.functionaries.get(name);
-      if (expected !== undefined && key.public.identity !== expected.key.identity) {
-        throw new CryptoError('E_KEYID_MISMATCH', `${path} holds key ${key.keyid}, but the layout names ${expected.keyFile} (${expected.key.keyid}) for functionary '${name}'`, { context: { file: path, keyid: key.keyid } });
-      }
+  for (const name of new Set([...runners.values()].flat())) {
+    const path = join(options.keyDir, name);
+    const key = loadSigningKeyFile(path, passwordOf(options, name));
+    const expected = source.functionaries.get(name);
+    if (expected !== undefined && key.public.identity !== expected.key.identity) {
+      throw new CryptoError('E_KEYID_MISMATCH', `${path} holds key ${key.keyid}, but the layout names ${expected.keyFile} (${expected.key.keyid}) for functionary '${name}'`, { context: { file: path, keyid: key.keyid } });
     }
   }
   if (options.layout.kind === 'sign') return options.layout.keys.map((k) => k.public);

@@ -236,6 +236,43 @@ describe('intoto pipeline run: reports', () => {
     });
   });
 
+  describe('encrypted keys', () => {
+    // The builder's and the owner's keys encrypted (as `intoto keygen -p` writes them), the
+    // packager's not: only the encrypted ones are asked for, in the order they are used.
+    const keys = join(root, 'encrypted-keys');
+    cpSync(keyDir, keys, { recursive: true });
+    for (const [name, password] of [['builder', 'build pw'], ['owner', 'owner pw']] as const) {
+      const made = runBin('intoto', ['keygen', '-q', '-f', '-p', join(keys, name)], { env, input: `${password}\n${password}\n` });
+      if (made.status !== 0) throw new Error(made.stderr);
+    }
+    const run = (name: string, extra: string[], input: string): ReturnType<typeof runBin> & { out: string } => {
+      const out = join(root, `${name}-out`);
+      const args = ['pipeline', 'run', TARBALL, '--keys', keys, '--pubkey-dir', keys, '--out', out, '--workspace', join(root, `${name}-work`), ...extra];
+      return { ...runBin('intoto', args, { env, input }), out };
+    };
+
+    it('without --prompt, an encrypted key is refused before anything runs, naming it', () => {
+      const result = run('enc-no-prompt', [], '');
+      expect(result.status).toBe(1);
+      expect(result.stderr).toContain(`${join(keys, 'builder')}: the key of functionary 'builder' is encrypted; give --prompt to be asked for its password [E_KEY_PASSWORD]`);
+      expect(existsSync(result.out)).toBe(false);
+    });
+
+    it('with --prompt, each encrypted key is asked for once and the pipeline passes', () => {
+      const result = run('enc-prompt', ['--prompt'], 'build pw\nowner pw\n');
+      expect(result.status, result.stderr).toBe(0);
+      expect(result.stdout).toContain('PASSED');
+      expect(`${result.stdout}${result.stderr}`).not.toContain(' pw');
+    });
+
+    it('with --prompt, a wrong password fails with E_KEY_PASSWORD before any step runs', () => {
+      const result = run('enc-wrong', ['--prompt'], 'build pw\nnot the owner pw\n');
+      expect(result.status).toBe(1);
+      expect(result.stderr).toContain('[E_KEY_PASSWORD]');
+      expect(existsSync(join(root, 'enc-wrong-work', 'runs'))).toBe(false);
+    });
+  });
+
   it('a private key that is not the functionary\'s is refused before any step runs', () => {
     const wrong = join(root, 'wrong-keys');
     cpSync(keyDir, wrong, { recursive: true });
