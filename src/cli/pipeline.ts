@@ -5,7 +5,8 @@ import { isEncryptedKeyFile, loadPublicKeyFile, loadSigningKeyFile } from '../cr
 import { CryptoError, InTotoError } from '../errors.js';
 import { parseParams } from '../model/params.js';
 import { loadLayoutSource } from '../pipeline/load.js';
-import { chooseRunners, runPipeline, type PipelineRunOptions, type PipelineRunResult } from '../pipeline/run-pipeline.js';
+import { chooseRunners } from '../pipeline/functionaries.js';
+import { runPipeline, type PipelineRunOptions, type PipelineRunResult } from '../pipeline/run-pipeline.js';
 import type { PipelineSource } from '../pipeline/source.js';
 import type { SandboxMode } from '../runner/sandbox.js';
 import { createOutput, newProgram, usage, verbosityOf } from './common.js';

@@ -23,7 +23,6 @@ import {
   STEP_NAME,
   USE_DSSE,
   VERBOSE,
-  VERSION_OPTION,
   verbosity,
 } from './step-options.js';
 

@@ -2,10 +2,9 @@ import { constants, copyFileSync, existsSync, mkdirSync, readdirSync } from 'nod
 import { dirname, join, resolve } from 'node:path';
 import { canonicalString } from '../canonical/encode.js';
 import { isJsonObject, type JsonObject } from '../canonical/json.js';
-import { loadSigningKeyFile } from '../crypto/keyfiles.js';
 import type { PublicKey } from '../crypto/keys.js';
 import type { SigningKey } from '../crypto/signatures.js';
-import { asInTotoError, CryptoError, ioError, PipelineError, UsageError, VerificationError } from '../errors.js';
+import { asInTotoError, ioError, PipelineError, UsageError, VerificationError } from '../errors.js';
 import { writeFileAtomicSync } from '../io/files.js';
 import { dsseText, metablockText, verifiedPayload } from '../model/envelope.js';
 import { readEnvelopeFile } from '../model/metadata.js';
@@ -15,6 +14,7 @@ import { failureOf, type Failure } from '../verify/report.js';
 import { verifySupplyChain, type VerifyReport } from '../verify/verify.js';
 import { listInputFiles } from './inputs.js';
 import { finalProducts, linkDifferences, outputTail } from './outcomes.js';
+import { checkFunctionaryKeys, chooseRunners, passwordFor } from './functionaries.js';
 import { withParams } from './params.js';
 import { planSteps } from './plan.js';
 import type { PipelineSource, PipelineStep } from './source.js';
@@ -139,7 +139,7 @@ export async function runPipeline(options: PipelineRunOptions): Promise<Pipeline
       const result = await runStep({
         name: step.name,
         keyPath: resolve(options.keyDir, functionary), // the step runs elsewhere: never relative
-        ...passwordOf(options, functionary),
+        ...passwordFor(options.passwords, functionary),
         materials: ['.'],
         products: ['.'],
         command: step.run,
@@ -206,44 +206,13 @@ export async function runPipeline(options: PipelineRunOptions): Promise<Pipeline
 }
 
 /**
- * Who runs each step that has a `run`: in YAML order, the functionaries whose private key is
- * in `keyDir`, as many as the threshold asks (no entry for a step without `run`).
- * @throws UsageError E_USAGE when fewer keys than a threshold are there
- */
-export function chooseRunners(steps: readonly PipelineStep[], keyDir: string): ReadonlyMap<string, readonly string[]> {
-  const runners = new Map<string, readonly string[]>();
-  for (const step of steps) {
-    if (step.run === undefined) continue;
-    const held = step.functionaries.filter((name) => existsSync(join(keyDir, name)));
-    if (held.length < step.threshold) {
-      const missing = step.functionaries.filter((name) => !held.includes(name)).map((name) => join(keyDir, name));
-      throw new UsageError('E_USAGE', `step '${step.name}' needs ${step.threshold} functionary key(s) and ${keyDir} holds ${held.length}; missing: ${missing.join(', ')}`);
-    }
-    runners.set(step.name, held.slice(0, step.threshold));
-  }
-  return runners;
-}
-
-function passwordOf(options: PipelineRunOptions, functionary: string): { password?: string } {
-  const password = options.passwords?.get(functionary);
-  return password === undefined ? {} : { password };
-}
-
-/**
  * Checks the keys before any step runs: the private key of each functionary who will run a
  * step must be the one the layout names (a wrong key would only show at verification, after
  * all the work), and a signed layout must verify and be the one this source compiles to.
  */
 function prepareLayout(options: PipelineRunOptions, runners: ReadonlyMap<string, readonly string[]>): readonly PublicKey[] {
   const { source } = options;
-  for (const name of new Set([...runners.values()].flat())) {
-    const path = join(options.keyDir, name);
-    const key = loadSigningKeyFile(path, passwordOf(options, name));
-    const expected = source.functionaries.get(name);
-    if (expected !== undefined && key.public.identity !== expected.key.identity) {
-      throw new CryptoError('E_KEYID_MISMATCH', `${path} holds key ${key.keyid}, but the layout names ${expected.keyFile} (${expected.key.keyid}) for functionary '${name}'`, { context: { file: path, keyid: key.keyid } });
-    }
-  }
+  checkFunctionaryKeys(source, options.keyDir, runners, options.passwords);
   if (options.layout.kind === 'sign') return options.layout.keys.map((k) => k.public);
   const { path, keys } = options.layout;
   const envelope = readEnvelopeFile(path, { what: 'layout' });

@@ -1,0 +1,56 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadSigningKeyFile } from '../crypto/keyfiles.js';
+import { CryptoError, UsageError } from '../errors.js';
+import type { PipelineSource, PipelineStep } from './source.js';
+
+/**
+ * Which functionaries run each step of `pipeline run`, and their keys: chosen from the key
+ * directory, loaded and compared with the layout before anything runs.
+ */
+
+/**
+ * Who runs each step that has a `run`: in YAML order, the functionaries whose private key is
+ * in `keyDir`, as many as the threshold asks (no entry for a step without `run`).
+ * @throws UsageError E_USAGE when fewer keys than a threshold are there
+ */
+export function chooseRunners(steps: readonly PipelineStep[], keyDir: string): ReadonlyMap<string, readonly string[]> {
+  const runners = new Map<string, readonly string[]>();
+  for (const step of steps) {
+    if (step.run === undefined) continue;
+    const held = step.functionaries.filter((name) => existsSync(join(keyDir, name)));
+    if (held.length < step.threshold) {
+      const missing = step.functionaries.filter((name) => !held.includes(name)).map((name) => join(keyDir, name));
+      throw new UsageError('E_USAGE', `step '${step.name}' needs ${step.threshold} functionary key(s) and ${keyDir} holds ${held.length}; missing: ${missing.join(', ')}`);
+    }
+    runners.set(step.name, held.slice(0, step.threshold));
+  }
+  return runners;
+}
+
+/** The password option for `functionary`'s key: empty when none was given. */
+export function passwordFor(passwords: ReadonlyMap<string, string> | undefined, functionary: string): { password?: string } {
+  const password = passwords?.get(functionary);
+  return password === undefined ? {} : { password };
+}
+
+/**
+ * Loads the private key of every functionary in `runners` (with its password, if any) and
+ * checks it is the key the layout names for that functionary.
+ * @throws CryptoError E_KEYID_MISMATCH, E_KEY_PASSWORD and the key file's other errors; IoError
+ */
+export function checkFunctionaryKeys(
+  source: PipelineSource,
+  keyDir: string,
+  runners: ReadonlyMap<string, readonly string[]>,
+  passwords: ReadonlyMap<string, string> | undefined,
+): void {
+  for (const name of new Set([...runners.values()].flat())) {
+    const path = join(keyDir, name);
+    const key = loadSigningKeyFile(path, passwordFor(passwords, name));
+    const expected = source.functionaries.get(name);
+    if (expected !== undefined && key.public.identity !== expected.key.identity) {
+      throw new CryptoError('E_KEYID_MISMATCH', `${path} holds key ${key.keyid}, but the layout names ${expected.keyFile} (${expected.key.keyid}) for functionary '${name}'`, { context: { file: path, keyid: key.keyid } });
+    }
+  }
+}
