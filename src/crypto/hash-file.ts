@@ -132,9 +132,11 @@ function readInto(fd: number, buffer: Buffer): Promise<number> {
 }
 
 /**
- * Hashes an open file to its end, reading the next chunk on libuv's thread pool while this
- * thread hashes the current one, so a large file costs about its hashing time rather than
- * hashing plus copying. Returns hex digests in the order of `algorithms`.
+ * Hashes an open file to its end. While `readAhead()` says so (checked before each read), the
+ * next chunk is read on libuv's thread pool as this thread hashes the current one, so a large
+ * file costs about its hashing time rather than hashing plus copying; otherwise the chunk is
+ * read inline, which costs less CPU when no core is idle to do the copy. Returns hex digests in
+ * the order of `algorithms`.
  * @throws IoError E_IO on a read error
  */
 export async function hashOpenFile(
@@ -142,17 +144,23 @@ export async function hashOpenFile(
   algorithms: readonly FileHashAlgorithm[],
   buffers: HashBuffers,
   file: string,
+  readAhead: () => boolean = () => true,
 ): Promise<string[]> {
   const hashes = algorithms.map((algorithm) => createHash(algorithm));
   let current = buffers.first;
   let spare = buffers.second;
-  let pending: Promise<number> | undefined = readInto(fd, current);
+  let pending: Promise<number> | undefined;
+  const start = (buffer: Buffer): Promise<number> | number => {
+    if (readAhead()) return (pending = readInto(fd, buffer));
+    return readSync(fd, buffer, 0, buffer.length, null);
+  };
   try {
+    let next = start(current);
     for (;;) {
-      const n: number = await pending;
+      const n: number = typeof next === 'number' ? next : await next;
       pending = undefined;
       if (n === 0) break;
-      pending = readInto(fd, spare);
+      next = start(spare);
       const chunk = current.subarray(0, n);
       for (const h of hashes) h.update(chunk);
       [current, spare] = [spare, current];

@@ -34,15 +34,26 @@ function failed(error: unknown): HashOutcome {
   return { kind: 'error', code: e.code, message: e.message, file: e.context.file };
 }
 
+/** Where a thread hashes: the run's shared state, and how many cores the process may use. */
+export interface HashPlace {
+  readonly state: Int32Array;
+  readonly cores: number;
+}
+
 /**
  * Opens and hashes one file. Small files are read synchronously and the outcome is returned
  * directly (no promise per file: with tens of thousands of small files that overhead would
- * dominate); larger ones stream with read-ahead and return a promise. Never throws.
+ * dominate); larger ones stream and return a promise. A large file is read ahead on another
+ * thread only while fewer threads of the run hash large files than there are cores: the
+ * read-ahead moves the copy out of the page cache to an idle core, and with no core idle it
+ * only competes with the hashing (four 256 MiB files on two cores: 0.70 s with inline reads,
+ * 0.85 s with read-ahead; one 1 GiB file: 1.15 s with read-ahead, 1.26 s inline). Never throws.
  */
 export function hashOne(
   path: string,
   algorithms: readonly RecordableHashAlgorithm[],
   buffers: HashBuffers,
+  place: HashPlace,
 ): HashOutcome | Promise<HashOutcome> {
   let opened;
   try {
@@ -61,13 +72,19 @@ export function hashOne(
       closeQuietly(fd);
     }
   }
-  return hashOpenFile(fd, algorithms, buffers, path).then(
+  const { state, cores } = place;
+  Atomics.add(state, SLOT.largeFiles, 1);
+  const done = (): void => {
+    Atomics.sub(state, SLOT.largeFiles, 1);
+    closeQuietly(fd);
+  };
+  return hashOpenFile(fd, algorithms, buffers, path, () => Atomics.load(state, SLOT.largeFiles) < cores).then(
     (digests): HashOutcome => {
-      closeQuietly(fd);
+      done();
       return { kind: 'ok', digests };
     },
     (error: unknown): HashOutcome => {
-      closeQuietly(fd);
+      done();
       return failed(error);
     },
   );
@@ -102,9 +119,11 @@ export const SLOT = {
    * (compare-and-swap) and closing (or) cannot interleave.
    */
   members: 2,
+  /** Threads hashing a file larger than one chunk right now (see hashOne). */
+  largeFiles: 3,
 } as const;
 /** Int32 slots in a run's shared state. */
-export const SLOT_COUNT = 3;
+export const SLOT_COUNT = 4;
 /** The bit of SLOT.members that closes a run to workers that have not joined yet. */
 export const CLOSED = 1 << 30;
 
@@ -133,6 +152,8 @@ export interface HashRequest {
   readonly paths: string;
   readonly algorithms: readonly RecordableHashAlgorithm[];
   readonly state: SharedArrayBuffer;
+  /** Cores the process may use (see HashPlace). */
+  readonly cores: number;
 }
 
 /** Worker -> main thread. */

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import { createHashBuffers, type HashBuffers } from '../crypto/hash-file.js';
 import type { RecordableHashAlgorithm } from '../model/artifacts.js';
@@ -170,12 +171,13 @@ async function runOnce(
       paths: paths.join('\0'),
       algorithms,
       state: run.state.buffer as SharedArrayBuffer,
+      cores: availableParallelism(),
     };
     for (const worker of helpers) {
       worker.ref();
       worker.postMessage(request);
     }
-    await hashOnMainThread(paths, algorithms, run);
+    await hashOnMainThread(paths, algorithms, run, request.cores);
     run.expected = closeRun(run.state);
     await new Promise<void>((resolve) => {
       run.settle = resolve;
@@ -193,13 +195,15 @@ async function hashOnMainThread(
   paths: readonly string[],
   algorithms: readonly RecordableHashAlgorithm[],
   run: Run,
+  cores: number,
 ): Promise<void> {
   mainBuffers ??= createHashBuffers();
   const { state } = run;
+  const place = { state, cores };
   while (Atomics.load(state, SLOT.abort) === 0) {
     const i = Atomics.add(state, SLOT.next, 1);
     if (i >= paths.length) return;
-    const pending = hashOne(paths[i]!, algorithms, mainBuffers);
+    const pending = hashOne(paths[i]!, algorithms, mainBuffers, place);
     const outcome = pending instanceof Promise ? await pending : pending;
     run.outcomes[i] = outcome;
     if (outcome.kind === 'error') Atomics.store(state, SLOT.abort, 1);

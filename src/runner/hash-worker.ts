@@ -19,6 +19,7 @@ async function run(request: HashRequest): Promise<void> {
   // A run the main thread already finished alone: nothing to claim and no one waiting for us.
   if (!joinRun(state)) return;
   const paths = request.paths.split('\0');
+  const place = { state, cores: request.cores };
   let indices: number[] = [];
   let outcomes: HashOutcome[] = [];
   const flush = (): void => {
@@ -30,7 +31,7 @@ async function run(request: HashRequest): Promise<void> {
   while (Atomics.load(state, SLOT.abort) === 0) {
     const i = Atomics.add(state, SLOT.next, 1);
     if (i >= paths.length) break;
-    const pending = hashOne(paths[i]!, request.algorithms, buffers);
+    const pending = hashOne(paths[i]!, request.algorithms, buffers, place);
     const big = pending instanceof Promise;
     const outcome = big ? await pending : pending;
     indices.push(i);

@@ -3,7 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HASH_CHUNK_BYTES, createHashBuffers, hashFile, openForHashing } from '../../src/crypto/hash-file.js';
+import { HASH_CHUNK_BYTES, createHashBuffers, hashFile, hashOpenFile, openForHashing } from '../../src/crypto/hash-file.js';
 import { makeTemp, removeTemp } from '../runner/helpers/trees.js';
 import { codeOfAsync } from '../helpers/errors.js';
 
@@ -26,6 +26,29 @@ describe('hashFile', () => {
       expect(digests.get('sha256')).toBe(createHash('sha256').update(data).digest('hex'));
       expect(digests.get('sha512')).toBe(createHash('sha512').update(data).digest('hex'));
       expect([...digests.keys()]).toEqual(['sha256', 'sha512']);
+    }
+  });
+
+  it('gives the same digests whether each chunk is read ahead or inline, switching mid-file', async () => {
+    const data = randomBytes(7 * 4096 + 123);
+    const file = join(dir, 'switching');
+    writeFileSync(file, data);
+    const want = createHash('sha256').update(data).digest('hex');
+    const policies: [string, () => () => boolean][] = [
+      ['always ahead', () => () => true],
+      ['always inline', () => () => false],
+      ['alternating', () => { let k = 0; return () => k++ % 2 === 0; }],
+      ['inline, then ahead', () => { let k = 0; return () => k++ >= 3; }],
+    ];
+    for (const [name, policy] of policies) {
+      const opened = openForHashing(file);
+      if (opened.kind !== 'file') throw new Error('not a file');
+      try {
+        const digests = await hashOpenFile(opened.fd, ['sha256'], createHashBuffers(4096), file, policy());
+        expect(digests, name).toEqual([want]);
+      } finally {
+        closeSync(opened.fd);
+      }
     }
   });
 
