@@ -9,22 +9,27 @@ import { applyRules, type RuleSubject } from './rules.js';
  * link and, for MATCH, the links of other steps (and, for inspections, of inspections).
  */
 
-export interface ItemRulesInput {
-  readonly who: RuleSubject;
+type Artifacts = { readonly materials: ArtifactMap; readonly products: ArtifactMap };
+
+/** A step or an inspection: both carry the two rule lists. */
+export interface RuleLists {
   readonly expectedMaterials: readonly ArtifactRule[];
   readonly expectedProducts: readonly ArtifactRule[];
-  readonly materials: ArtifactMap;
-  readonly products: ArtifactMap;
-  readonly linkOf: (name: string) => { materials: ArtifactMap; products: ArtifactMap } | undefined;
 }
 
 /**
- * Applies both rule lists; returns what each rule consumed.
+ * Applies both rule lists of `item` to its own (reduced) `link`, materials first; MATCH rules
+ * read other links through `linkOf`. Returns what each rule consumed.
  * @throws VerificationError E_RULE_DISALLOW, E_RULE_REQUIRE (from applyRules)
  */
-export function verifyItemRules(input: ItemRulesInput): { materials: RuleReport[]; products: RuleReport[] } {
-  const ctx = { materials: input.materials, products: input.products, linkOf: input.linkOf };
-  const materials = applyRules('materials', input.expectedMaterials, ctx, input.who).trace;
-  const products = applyRules('products', input.expectedProducts, ctx, input.who).trace;
+export function verifyItemRules(
+  who: RuleSubject,
+  item: RuleLists,
+  link: Artifacts,
+  linkOf: (name: string) => Artifacts | undefined,
+): { materials: RuleReport[]; products: RuleReport[] } {
+  const ctx = { materials: link.materials, products: link.products, linkOf };
+  const materials = applyRules('materials', item.expectedMaterials, ctx, who).trace;
+  const products = applyRules('products', item.expectedProducts, ctx, who).trace;
   return { materials: [...materials], products: [...products] };
 }

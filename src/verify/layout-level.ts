@@ -67,14 +67,7 @@ export async function verifyLevel(level: Level, session: Session): Promise<Reado
       const link = reduced.get(step.name);
       const draft = drafts[i];
       if (link === undefined || draft === undefined) return;
-      const traces = verifyItemRules({
-          who: { stepOrInspection: 'step', name: step.name },
-          expectedMaterials: step.expectedMaterials,
-          expectedProducts: step.expectedProducts,
-          materials: link.materials,
-          products: link.products,
-          linkOf: (name) => reduced.get(name),
-        });
+      const traces = verifyItemRules({ stepOrInspection: 'step', name: step.name }, step, link, (name) => reduced.get(name));
       draft.materials = traces.materials;
       draft.products = traces.products;
     });
@@ -94,14 +87,7 @@ export async function verifyLevel(level: Level, session: Session): Promise<Reado
       const link = inspectionLinks.get(inspection.name);
       const draft = report.inspections[i] as Mutable<LayoutReport['inspections'][number]> | undefined;
       if (link === undefined) return;
-      const traces = verifyItemRules({
-          who: { stepOrInspection: 'inspection', name: inspection.name },
-          expectedMaterials: inspection.expectedMaterials,
-          expectedProducts: inspection.expectedProducts,
-          materials: link.materials,
-          products: link.products,
-          linkOf: (name) => combined.get(name),
-        });
+      const traces = verifyItemRules({ stepOrInspection: 'inspection', name: inspection.name }, inspection, link, (name) => combined.get(name));
       if (draft !== undefined) {
         draft.materials = traces.materials;
         draft.products = traces.products;
