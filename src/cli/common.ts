@@ -1,5 +1,7 @@
 import { Command } from 'commander';
 import type { KeyType } from '../crypto/keys.js';
+import { parseParams } from '../model/params.js';
+import type { SandboxMode } from '../runner/sandbox.js';
 import { usage, VERSION } from './main.js';
 
 /**
@@ -41,4 +43,32 @@ export function keyTypesByPosition(given: readonly string[] | undefined, count: 
 /** The key-loading option for a `-t` value (checked against the type found in the file). */
 export function expectedTypeOption(type: KeyType | undefined): { expectedType?: KeyType } {
   return type === undefined ? {} : { expectedType: type };
+}
+
+/** Collects a repeatable commander option into a list. */
+export function repeatable(value: string, all: string[]): string[] {
+  return [...all, value];
+}
+
+/**
+ * The `--param KEY=VALUE` values, parsed.
+ * @throws UsageError E_USAGE for a malformed or repeated parameter
+ */
+export function paramsOf(assignments: readonly string[]): ReadonlyMap<string, string> {
+  try {
+    return parseParams(assignments);
+  } catch (error) {
+    return usage((error as Error).message);
+  }
+}
+
+const SANDBOX_MODES: readonly string[] = ['auto', 'bwrap', 'none'];
+
+/**
+ * A `--sandbox` value, checked.
+ * @throws UsageError E_USAGE for anything but auto, bwrap or none
+ */
+export function sandboxModeOf(value: string): SandboxMode {
+  if (!SANDBOX_MODES.includes(value)) usage(`--sandbox must be auto, bwrap or none, not ${value}`);
+  return value as SandboxMode;
 }

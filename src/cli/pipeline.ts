@@ -3,13 +3,11 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { isEncryptedKeyFile, loadPublicKeyFile, loadSigningKeyFile } from '../crypto/keyfiles.js';
 import { CryptoError, InTotoError } from '../errors.js';
-import { parseParams } from '../model/params.js';
 import { loadLayoutSource } from '../pipeline/load.js';
 import { chooseRunners } from '../pipeline/functionaries.js';
 import { runPipeline, type PipelineRunOptions, type PipelineRunResult } from '../pipeline/run-pipeline.js';
 import type { PipelineSource } from '../pipeline/source.js';
-import type { SandboxMode } from '../runner/sandbox.js';
-import { createOutput, newProgram, usage, verbosityOf } from './common.js';
+import { createOutput, newProgram, paramsOf, repeatable, sandboxModeOf, usage, verbosityOf } from './common.js';
 import { printWarnings } from './layout.js';
 import { readPassword } from './password.js';
 import { createProgress, seconds } from './progress.js';
@@ -30,8 +28,6 @@ interface RunFlags {
   param: string[];
   prompt?: boolean;
 }
-
-const SANDBOX_MODES: readonly string[] = ['auto', 'bwrap', 'none'];
 
 /**
  * `intoto pipeline run LAYOUT.yaml --keys DIR [--workspace DIR] [--out DIR] [--owner-key KEY |
@@ -56,7 +52,7 @@ export async function pipelineRunMain(argv: string[]): Promise<number> {
     .option('--pubkey-dir <dir>', "read functionary NAME's public key from DIR/NAME.pub instead of the path in the YAML")
     .option('--sandbox <mode>', 'auto (bwrap when available), bwrap (required) or none', 'auto')
     .option('--timeout <seconds>', 'time limit of each step that sets none (default: no limit)')
-    .option('--param <KEY=VALUE>', 'a parameter substituted into the steps\' run and rules, and at verification (repeatable); the signed layout keeps {KEY}', (v: string, all: string[]) => [...all, v], [])
+    .option('--param <KEY=VALUE>', 'a parameter substituted into the steps\' run and rules, and at verification (repeatable); the signed layout keeps {KEY}', repeatable, [])
     .option('--prompt', 'ask for the password of each encrypted key it will use (lines of standard input when it is not a terminal)')
     .option('--use-dsse', 'write links and the layout as DSSE envelopes')
     .option('--keep-workspace', 'keep the workspace even when the pipeline passes')
@@ -66,15 +62,10 @@ export async function pipelineRunMain(argv: string[]): Promise<number> {
   const [file] = program.args as [string];
   const verbosity = verbosityOf(argv);
   const out = createOutput('intoto pipeline run', verbosity);
-  if (!SANDBOX_MODES.includes(opts.sandbox)) usage(`--sandbox must be one of ${SANDBOX_MODES.join(', ')}`);
+  const sandbox = sandboxModeOf(opts.sandbox);
   if (opts.timeout !== undefined && !/^[1-9][0-9]{0,6}$/.test(opts.timeout)) usage('--timeout takes a whole number of seconds');
   if (opts.layout !== undefined && opts.ownerKey !== undefined) usage('give --layout (signed elsewhere) or --owner-key (sign here), not both');
-  let params: ReadonlyMap<string, string>;
-  try {
-    params = parseParams(opts.param);
-  } catch (error) {
-    usage((error as Error).message);
-  }
+  const params = paramsOf(opts.param);
 
   const { source, warnings } = loadLayoutSource({ file, ...(opts.pubkeyDir === undefined ? {} : { pubkeyDir: opts.pubkeyDir }) });
   printWarnings(file, warnings, out);
@@ -91,7 +82,7 @@ export async function pipelineRunMain(argv: string[]): Promise<number> {
       workspace: createdWorkspace ? join(workspace, 'w') : workspace,
       outDir: opts.out,
       layout,
-      sandbox: opts.sandbox as SandboxMode,
+      sandbox,
       useDsse: opts.useDsse === true,
       params,
       passwords,

@@ -1,5 +1,5 @@
 import { DEFAULT_PICKLE_ALLOW, formatPickleFinding, scanPickleFile, type PickleScanResult } from '../ml/pickle.js';
-import { newProgram, usage, verbosityOf } from './common.js';
+import { newProgram, repeatable, usage, verbosityOf } from './common.js';
 
 const IMPORT_NAME = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$/;
 
@@ -14,7 +14,7 @@ const IMPORT_NAME = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$/;
 export async function scanPickleMain(argv: string[]): Promise<number> {
   const program = newProgram('intoto scan-pickle', 'Check pickles for imports outside an allow-list, without loading them.')
     .argument('<files...>', 'pickle files (model.pkl, ...)')
-    .option('--allow <name>', 'also allow this import (module.name); repeatable', (value: string, previous: string[]) => [...previous, value], [] as string[])
+    .option('--allow <name>', 'also allow this import (module.name); repeatable', repeatable, [] as string[])
     .option('--json', 'print the results as JSON on standard output');
   program.parse(argv, { from: 'user' });
   const opts = program.opts<{ allow: string[]; json?: boolean }>();

@@ -1,13 +1,9 @@
 import { loadPublicKeyFile } from '../crypto/keyfiles.js';
 import type { PublicKey } from '../crypto/keys.js';
 import { InTotoError } from '../errors.js';
-import { parseParams } from '../model/params.js';
-import type { SandboxMode } from '../runner/sandbox.js';
 import { failedReport, type LayoutReport, type RuleReport, type VerifyReport } from '../verify/report.js';
 import { verifySupplyChain } from '../verify/verify.js';
-import { createOutput, expectedTypeOption, keyTypesByPosition, newProgram, usage, verbosityOf, type Output } from './common.js';
-
-const SANDBOX_MODES: readonly string[] = ['auto', 'bwrap', 'none'];
+import { createOutput, expectedTypeOption, keyTypesByPosition, newProgram, paramsOf, repeatable, sandboxModeOf, usage, verbosityOf, type Output } from './common.js';
 
 interface VerifyCliOptions {
   layout: string;
@@ -42,7 +38,7 @@ export async function verifyMain(argv: string[]): Promise<number> {
     .option('--gpg-home <path>', 'GPG home directory (not supported)')
     .option('--link-dir <path>', 'directory holding the link files', '.')
     .option('--layout-threshold <n>', 'how many distinct layout keys must have signed (default: all given)')
-    .option('--param <KEY=VALUE>', 'a parameter substituted into the layout (repeatable)', (v: string, all: string[]) => [...all, v], [])
+    .option('--param <KEY=VALUE>', 'a parameter substituted into the layout (repeatable)', repeatable, [])
     .option('--json', 'print the verification report as JSON on stdout')
     .option('--inspection-timeout <seconds>', 'stop an inspection after this many seconds (default: no limit)')
     .option('--allow-sublayout-inspections', "run the inspections of sublayouts (commands chosen by functionaries)")
@@ -56,15 +52,10 @@ export async function verifyMain(argv: string[]): Promise<number> {
   const keyPaths = opts.layoutKeys ?? [];
   if (keyPaths.length === 0) usage('pass at least one layout key with -k/--layout-keys');
   const types = keyTypesByPosition(opts.keyTypes, keyPaths.length);
-  if (!SANDBOX_MODES.includes(opts.sandbox)) usage(`--sandbox must be auto, bwrap or none, not ${opts.sandbox}`);
+  const sandbox = sandboxModeOf(opts.sandbox);
   const threshold = opts.layoutThreshold === undefined ? undefined : positiveInteger('--layout-threshold', opts.layoutThreshold);
   const timeout = opts.inspectionTimeout === undefined ? undefined : positiveNumber('--inspection-timeout', opts.inspectionTimeout);
-  let params: ReadonlyMap<string, string>;
-  try {
-    params = parseParams(opts.param);
-  } catch (error) {
-    usage((error as Error).message);
-  }
+  const params = paramsOf(opts.param);
 
   let keys: PublicKey[];
   try {
@@ -81,7 +72,7 @@ export async function verifyMain(argv: string[]): Promise<number> {
     linkDir: opts.linkDir,
     params,
     excludeFromFinalProducts: keyPaths,
-    sandbox: opts.sandbox as SandboxMode,
+    sandbox,
     allowSublayoutInspections: opts.allowSublayoutInspections ?? false,
     ...(threshold === undefined ? {} : { layoutThreshold: threshold }),
     ...(timeout === undefined ? {} : { inspectionTimeoutSeconds: timeout }),
