@@ -104,12 +104,14 @@ async function ensureWorkers(count: number): Promise<readonly Worker[]> {
 }
 
 /**
- * Starts `count` worker threads now, for a run that comes later: a worker takes tens of
- * milliseconds to boot, which otherwise delays its first file. intoto-run calls this before
- * the step's command, so the workers are ready when the products are hashed. They are unref'd
- * (they never keep the process alive); nothing happens when running from .ts sources.
+ * Starts `count` worker threads now (by default one per core but the main thread's), for a run
+ * that comes later: a worker takes tens of milliseconds to boot, which otherwise delays its
+ * first file. intoto-run calls this before it loads the rest of the program, and runStep before
+ * the step's command, so the workers are ready when the products are hashed; a second call
+ * starts nothing new. They are unref'd (they never keep the process alive); nothing happens
+ * when running from .ts sources.
  */
-export function prewarmHashWorkers(count: number): void {
+export function prewarmHashWorkers(count: number = availableParallelism() - 1): void {
   if (FROM_SOURCES || count <= 0) return;
   ensureWorkers(count).then(
     (started) => {

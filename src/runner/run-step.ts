@@ -1,4 +1,3 @@
-import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { asInTotoError } from '../errors.js';
 import { loadSigningKeyFile } from '../crypto/keyfiles.js';
@@ -104,7 +103,7 @@ export async function runStep(options: RunStepOptions): Promise<RunStepResult> {
   checkDirectory(places.metadataDirectory, 'metadata directory');
   const recording = recordOptions(places, { ...options, warn });
   // Hashing threads boot while the command runs (and the materials are hashed), not after it.
-  prewarmHashWorkers(availableParallelism() - 1);
+  prewarmHashWorkers();
 
   // The command is checked before the materials are hashed: a missing program or sandbox
   // should not cost a pass over a large dataset.
