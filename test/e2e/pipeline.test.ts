@@ -26,10 +26,11 @@ for (const name of ['owner', 'validator', 'trainer-a', 'trainer-b', 'evaluator',
   if (made.status !== 0) throw new Error(made.stderr);
 }
 
-function pipeline(layout: string, name: string, extra: string[] = []): { status: number | null; stdout: string; stderr: string; out: string; work: string } {
+/** `intoto pipeline run` with the keys of `keys` (default: the shared key directory), fed `input`. */
+function pipeline(layout: string, name: string, extra: string[] = [], { keys = keyDir, input = '' } = {}): { status: number | null; stdout: string; stderr: string; out: string; work: string } {
   const out = join(root, `${name}-out`);
   const work = join(root, `${name}-work`);
-  const result = runBin('intoto', ['pipeline', 'run', layout, '--keys', keyDir, '--pubkey-dir', keyDir, '--out', out, '--workspace', work, ...extra], { env });
+  const result = runBin('intoto', ['pipeline', 'run', layout, '--keys', keys, '--pubkey-dir', keys, '--out', out, '--workspace', work, ...extra], { env, input });
   return { status: result.status, stdout: result.stdout, stderr: result.stderr, out, work };
 }
 
@@ -245,11 +246,7 @@ describe('intoto pipeline run: reports', () => {
       const made = runBin('intoto', ['keygen', '-q', '-f', '-p', join(keys, name)], { env, input: `${password}\n${password}\n` });
       if (made.status !== 0) throw new Error(made.stderr);
     }
-    const run = (name: string, extra: string[], input: string): ReturnType<typeof runBin> & { out: string } => {
-      const out = join(root, `${name}-out`);
-      const args = ['pipeline', 'run', TARBALL, '--keys', keys, '--pubkey-dir', keys, '--out', out, '--workspace', join(root, `${name}-work`), ...extra];
-      return { ...runBin('intoto', args, { env, input }), out };
-    };
+    const run = (name: string, extra: string[], input: string): ReturnType<typeof pipeline> => pipeline(TARBALL, name, extra, { keys, input });
 
     it('without --prompt, an encrypted key is refused before anything runs, naming it', () => {
       const result = run('enc-no-prompt', [], '');
@@ -269,7 +266,7 @@ describe('intoto pipeline run: reports', () => {
       const result = run('enc-wrong', ['--prompt'], 'build pw\nnot the owner pw\n');
       expect(result.status).toBe(1);
       expect(result.stderr).toContain('[E_KEY_PASSWORD]');
-      expect(existsSync(join(root, 'enc-wrong-work', 'runs'))).toBe(false);
+      expect(existsSync(join(result.work, 'runs'))).toBe(false);
     });
   });
 
