@@ -127,6 +127,25 @@ def dump_model(model, protocol):
     return buffer.getvalue()
 
 
+def build_model(path, label, ignore, seed):
+    """The model fitted on the training rows of the dataset at `path` (raises DataError)."""
+    data_sha256, label, features, xs, ys = read_dataset(path, label, ignore)
+    train = [i for i in range(len(xs)) if not is_test_row(seed, i)]
+    classes, counts, means, variances = fit([xs[i] for i in train], [ys[i] for i in train])
+    return {
+        "format": MODEL_FORMAT,
+        "label": label,
+        "features": features,
+        "classes": classes,
+        "class_counts": counts,
+        "means": means,
+        "variances": variances,
+        "split": {"method": "sha256-mod", "seed": seed, "modulus": TEST_MODULUS},
+        "train_rows": len(train),
+        "data_sha256": data_sha256,
+    }
+
+
 def main(argv):
     parser = argparse.ArgumentParser(prog="train.py", description="Fit a Gaussian naive Bayes model.")
     parser.add_argument("data", help="the CSV dataset")
@@ -138,24 +157,10 @@ def main(argv):
     args = parser.parse_args(argv)
     ignore = set(args.ignore) if args.ignore is not None else {"id"}
     try:
-        data_sha256, label, features, xs, ys = read_dataset(args.data, args.label, ignore)
-        train = [i for i in range(len(xs)) if not is_test_row(args.seed, i)]
-        classes, counts, means, variances = fit([xs[i] for i in train], [ys[i] for i in train])
+        model = build_model(args.data, args.label, ignore, args.seed)
     except DataError as error:
         print("train: %s" % error, file=sys.stderr)
         return 2
-    model = {
-        "format": MODEL_FORMAT,
-        "label": label,
-        "features": features,
-        "classes": classes,
-        "class_counts": counts,
-        "means": means,
-        "variances": variances,
-        "split": {"method": "sha256-mod", "seed": args.seed, "modulus": TEST_MODULUS},
-        "train_rows": len(train),
-        "data_sha256": data_sha256,
-    }
     payload = dump_model(model, args.protocol)
     temp = args.out + ".tmp"
     try:
@@ -165,7 +170,7 @@ def main(argv):
     except OSError as error:
         print("train: cannot write %s: %s" % (args.out, error.strerror or error), file=sys.stderr)
         return 2
-    print("train: %d training rows, %d features, classes %s" % (len(train), len(features), ", ".join(classes)))
+    print("train: %d training rows, %d features, classes %s" % (model["train_rows"], len(model["features"]), ", ".join(model["classes"])))
     print("train: wrote %s (%d bytes, sha256 %s)" % (args.out, len(payload), hashlib.sha256(payload).hexdigest()))
     return 0
 
