@@ -63,14 +63,20 @@ class RestrictedUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError("refusing a persistent id in a model pickle")
 
 
-def load_model(path):
+def read_bounded(path, limit):
+    """The bytes of `path`, refused when it is larger than `limit` (read at most limit + 1)."""
     try:
         with open(path, "rb") as f:
-            raw = f.read(MAX_MODEL_BYTES + 1)
+            raw = f.read(limit + 1)
     except OSError as error:
         raise InputError("cannot read %s: %s" % (path, error.strerror or error))
-    if len(raw) > MAX_MODEL_BYTES:
-        raise InputError("%s is larger than %d bytes" % (path, MAX_MODEL_BYTES))
+    if len(raw) > limit:
+        raise InputError("%s is larger than %d bytes" % (path, limit))
+    return raw
+
+
+def load_model(path):
+    raw = read_bounded(path, MAX_MODEL_BYTES)
     stream = io.BytesIO(raw)
     try:
         model = RestrictedUnpickler(stream).load()
@@ -119,13 +125,7 @@ def is_list_of(value, kind):
 
 
 def read_test_rows(path, model):
-    try:
-        with open(path, "rb") as f:
-            raw = f.read(MAX_DATA_BYTES + 1)
-    except OSError as error:
-        raise InputError("cannot read %s: %s" % (path, error.strerror or error))
-    if len(raw) > MAX_DATA_BYTES:
-        raise InputError("%s is larger than %d bytes" % (path, MAX_DATA_BYTES))
+    raw = read_bounded(path, MAX_DATA_BYTES)
     try:
         rows = list(csv.reader(io.StringIO(raw.decode("utf-8"), newline=""), strict=True))
     except (UnicodeDecodeError, csv.Error) as error:
