@@ -102,7 +102,7 @@ export function loadPublicKeyFile(path: string, options: LoadKeyOptions = {}): P
 export function isEncryptedKeyFile(path: string): boolean {
   return withFile(path, () => {
     const { detected } = readKeyFile(path);
-    return detected.format === 'encrypted-json' || (detected.format === 'pem' && /-----BEGIN (ENCRYPTED PRIVATE KEY|[A-Z ]*PRIVATE KEY-----\r?\nProc-Type: 4,ENCRYPTED)/.test(detected.text));
+    return detected.format === 'encrypted-json' || (detected.format === 'pem' && isEncryptedPem(detected.text));
   });
 }
 
@@ -156,12 +156,16 @@ function signingKeyFromJson(value: JsonValue, path: string): SigningKey {
   return new SigningKey(publicKey, { kind: 'node', key: privateKey });
 }
 
+/** An encrypted PEM private key: PKCS#8 `ENCRYPTED PRIVATE KEY`, or a traditional key with `Proc-Type: 4,ENCRYPTED`. */
+function isEncryptedPem(text: string): boolean {
+  return /-----BEGIN (ENCRYPTED PRIVATE KEY|[A-Z ]*PRIVATE KEY-----\r?\nProc-Type: 4,ENCRYPTED)/.test(text);
+}
+
 function parsePrivatePem(text: string, password: string | undefined, path: string): KeyObject {
   try {
     return createPrivateKey(password === undefined ? { key: text, format: 'pem' } : { key: text, format: 'pem', passphrase: password });
   } catch (cause) {
-    const encrypted = /ENCRYPTED/.test(text);
-    if (encrypted) {
+    if (isEncryptedPem(text)) {
       const reason = password === undefined || password === '' ? 'the key is encrypted; give its password (-P, or -p to be prompted)' : 'wrong password';
       throw new CryptoError('E_KEY_PASSWORD', `${path}: ${reason}`, { cause });
     }

@@ -1,10 +1,11 @@
+import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync, writeFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ed25519Verify } from '../../src/crypto/ed25519.js';
 import { decodeBase64Strict } from '../../src/crypto/encoding.js';
-import { generateSigningKey, loadPublicKeyFile, loadSigningKeyFile, writeKeyPair } from '../../src/crypto/keyfiles.js';
+import { generateSigningKey, isEncryptedKeyFile, loadPublicKeyFile, loadSigningKeyFile, writeKeyPair } from '../../src/crypto/keyfiles.js';
 import { makePublicKey, publicKeyFromObject, type PublicKey } from '../../src/crypto/keys.js';
 import { SigningKey, verifySignature } from '../../src/crypto/signatures.js';
 import { parseJson } from '../../src/canonical/parse.js';
@@ -155,6 +156,7 @@ describe('key files', () => {
     const path = join(dir, `k-${type}`);
     writeKeyPair(key, path);
     expect(statSync(path).mode & 0o777).toBe(0o600);
+    expect(isEncryptedKeyFile(path)).toBe(false);
     expect(loadSigningKeyFile(path).keyid).toBe(key.keyid);
     expect(loadPublicKeyFile(`${path}.pub`).keyid).toBe(key.keyid);
   });
@@ -162,9 +164,23 @@ describe('key files', () => {
     const key = generateSigningKey({ type, ...(type === 'rsa' ? { bits: 2048 } : {}) });
     const path = join(dir, `enc-${type}`);
     writeKeyPair(key, path, 'correct horse');
+    expect(isEncryptedKeyFile(path)).toBe(true);
     expect(codeOf(() => loadSigningKeyFile(path))).toBe('E_KEY_PASSWORD');
     expect(codeOf(() => loadSigningKeyFile(path, { password: 'wrong' }))).toBe('E_KEY_PASSWORD');
     expect(loadSigningKeyFile(path, { password: 'correct horse' }).keyid).toBe(key.keyid);
+  });
+  it('a traditional encrypted PEM (Proc-Type: 4,ENCRYPTED) is seen as encrypted and needs its password', () => {
+    const { privateKey } = generateKeyPairSync('rsa', {
+      modulusLength: 2048,
+      privateKeyEncoding: { type: 'pkcs1', format: 'pem', cipher: 'aes-256-cbc', passphrase: 'correct horse' },
+      publicKeyEncoding: { type: 'spki', format: 'pem' },
+    });
+    expect(privateKey).toContain('Proc-Type: 4,ENCRYPTED');
+    const path = join(dir, 'enc-traditional');
+    writeFileSync(path, privateKey);
+    expect(isEncryptedKeyFile(path)).toBe(true);
+    expect(codeOf(() => loadSigningKeyFile(path))).toBe('E_KEY_PASSWORD');
+    expect(loadSigningKeyFile(path, { password: 'correct horse' }).public.keytype).toBe('rsa');
   });
   it('refuses a private key where a public key is expected, and the reverse', () => {
     expect(codeOf(() => loadPublicKeyFile(join(FIXTURES, 'keys', 'alice')))).toBe('E_KEY_PUBLIC_EXPECTED');
