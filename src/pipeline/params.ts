@@ -1,3 +1,4 @@
+import { InternalError } from '../errors.js';
 import { layoutFromJson } from '../model/layout.js';
 import { substituteParams } from '../model/params.js';
 import type { PipelineSource, PipelineStep } from './source.js';
@@ -18,7 +19,8 @@ export function withParams(source: PipelineSource, params: ReadonlyMap<string, s
   const layout = layoutFromJson(source.layoutJson, source.file, { params });
   const steps = source.steps.map((step) => {
     const model = layout.steps.find((s) => s.name === step.name);
-    if (model === undefined) throw new Error(`compiled layout lost step '${step.name}'`); // compileSource made one per step
+    // compileSource made one layout step per source step, with the same name.
+    if (model === undefined) throw new InternalError('E_INTERNAL', `the compiled layout has no step '${step.name}'`);
     const run = step.run?.map((arg, i) => substituteParams(arg, params, `${source.file}: step '${step.name}' run[${i}]`));
     return Object.freeze({ ...step, run, materials: model.expectedMaterials, products: model.expectedProducts });
   });
