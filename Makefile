@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 NPM_STAMP := node_modules/.npm-ci-stamp
 DIST_STAMP := dist/.build-stamp
-SOURCES := $(shell find src -name '*.ts' 2>/dev/null) tsconfig.json
+SOURCES := $(shell find src -name '*.ts' 2>/dev/null) tsconfig.json scripts/build.mjs
 
 .PHONY: help deps build test lint demo bench clean
 
@@ -12,7 +12,7 @@ help:
 	@echo "make test   run every test (unit, property, interop with the reference, end-to-end)"
 	@echo "make bench  time intoto-run and intoto-verify against the Python reference"
 	@echo "make lint   type-check sources and tests, check the architecture's import direction"
-	@echo "make build  compile TypeScript to dist/"
+	@echo "make build  compile TypeScript to dist/ and bundle each command into one file"
 
 # npm ci when node_modules is missing or older than the manifest or lock file.
 $(NPM_STAMP): package.json package-lock.json
@@ -23,9 +23,7 @@ deps: $(NPM_STAMP)
 
 $(DIST_STAMP): $(NPM_STAMP) $(SOURCES)
 	rm -rf dist
-	npx tsc -p tsconfig.json
-	chmod +x dist/bin/*.js
-	@touch $@
+	node scripts/build.mjs
 
 build: $(DIST_STAMP)
 

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync, writeFileSync, chmodSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 /**
@@ -22,9 +22,6 @@ function newestSource(dir: string): number {
 export default function setup(): void {
   const built = existsSync(stamp) ? statSync(stamp).mtimeMs : 0;
   if (newestSource(join(root, 'src')) <= built) return;
-  execFileSync(join(root, 'node_modules', '.bin', 'tsc'), ['-p', join(root, 'tsconfig.json')], { stdio: 'inherit' });
-  for (const file of readdirSync(join(root, 'dist', 'bin'))) {
-    if (file.endsWith('.js')) chmodSync(join(root, 'dist', 'bin', file), 0o755);
-  }
-  writeFileSync(stamp, '');
+  // The same build as `make build` (tsc, then one-file commands); it writes the stamp.
+  execFileSync(process.execPath, [join(root, 'scripts', 'build.mjs')], { stdio: 'inherit' });
 }
