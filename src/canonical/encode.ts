@@ -1,4 +1,5 @@
 import { ParseError } from '../errors.js';
+import { ByteWriter } from './byte-writer.js';
 import { compareCodePoints, type JsonObject, type JsonValue } from './json.js';
 
 /**
@@ -28,59 +29,24 @@ export function canonicalString(value: JsonValue): string {
 export function canonicalBytes(value: JsonValue): Uint8Array {
   const writer = new ByteWriter();
   writeBytes(value, writer, 0);
-  return writer.bytes();
+  return writer.finish();
 }
 
-class ByteWriter {
-  private buffer = Buffer.allocUnsafe(64 * 1024);
-  private pos = 0;
+/**
+ * Writes `text` as a canonical JSON string.
+ * @throws ParseError E_CANONICAL for a lone surrogate
+ */
+function writeCanonicalString(out: ByteWriter, text: string): void {
+  // Canonical JSON escapes only `"` and `\`: any other ASCII is written as it is.
+  if (!out.plainQuoted(text, 0x00, 0x7f)) out.utf8(canonicalQuote(text));
+}
 
-  private ensure(n: number): void {
-    if (this.pos + n <= this.buffer.length) return;
-    const grown = Buffer.allocUnsafe(Math.max(this.buffer.length * 2, this.pos + n));
-    this.buffer.copy(grown, 0, 0, this.pos);
-    this.buffer = grown;
-  }
-
-  byte(b: number): void {
-    this.ensure(1);
-    this.buffer[this.pos++] = b;
-  }
-
-  /** Text known to be ASCII. */
-  ascii(text: string): void {
-    this.ensure(text.length);
-    this.pos += this.buffer.write(text, this.pos, 'latin1');
-  }
-
-  /** A quoted canonical string. */
-  quoted(text: string): void {
-    // ASCII with no quote or backslash, copied by a loop the JIT compiles: most strings in a
-    // link are short (names, algorithms, digests), and a native write per string costs more.
-    this.ensure(text.length + 2);
-    const buffer = this.buffer;
-    const start = this.pos;
-    let p = start;
-    buffer[p++] = 0x22;
-    let i = 0;
-    for (; i < text.length; i++) {
-      const c = text.charCodeAt(i);
-      if (c >= 0x80 || c === 0x22 || c === 0x5c) break;
-      buffer[p++] = c;
-    }
-    if (i === text.length) {
-      buffer[p++] = 0x22;
-      this.pos = p;
-      return;
-    }
-    const quoted = canonicalQuote(text);
-    this.ensure(quoted.length * 3);
-    this.pos += this.buffer.write(quoted, this.pos, 'utf8');
-  }
-
-  bytes(): Uint8Array {
-    return new Uint8Array(this.buffer.buffer, this.buffer.byteOffset, this.pos);
-  }
+/**
+ * Writes {@link canonicalString} of `value` as UTF-8.
+ * @throws ParseError E_CANONICAL
+ */
+export function writeCanonical(value: JsonValue, out: ByteWriter): void {
+  writeBytes(value, out, 0);
 }
 
 function writeBytes(value: JsonValue, out: ByteWriter, depth: number): void {
@@ -89,7 +55,7 @@ function writeBytes(value: JsonValue, out: ByteWriter, depth: number): void {
   else if (value === true) out.ascii('true');
   else if (value === false) out.ascii('false');
   else if (typeof value === 'number') out.ascii(integerText(value));
-  else if (typeof value === 'string') out.quoted(value);
+  else if (typeof value === 'string') writeCanonicalString(out, value);
   else if (Array.isArray(value)) {
     out.byte(0x5b);
     for (let i = 0; i < value.length; i++) {
@@ -105,7 +71,7 @@ function writeBytes(value: JsonValue, out: ByteWriter, depth: number): void {
     for (let i = 0; i < keys.length; i++) {
       const key = keys[i] as string;
       if (i > 0) out.byte(0x2c);
-      out.quoted(key);
+      writeCanonicalString(out, key);
       out.byte(0x3a);
       writeBytes(object[key] as JsonValue, out, depth + 1);
     }

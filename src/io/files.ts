@@ -1,4 +1,4 @@
-import { constants, openSync, fstatSync, readSync, closeSync, writeFileSync, renameSync, rmSync } from 'node:fs';
+import { constants, openSync, fstatSync, readSync, closeSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { IoError, ioError } from '../errors.js';
@@ -81,15 +81,61 @@ export function readRegularFileSync(path: string, options: ReadOptions): Buffer 
 /**
  * Writes a file atomically: a temporary file in the same directory, then a rename, so that a
  * crash never leaves a half-written link or layout and an existing file is replaced whole.
- * @throws IoError E_IO
+ * `data` may be a function that writes the content in chunks (a large link is never held
+ * whole in memory); if it throws, the temporary file is removed and the error passes through.
+ * @throws IoError E_IO; whatever `data` throws
  */
-export function writeFileAtomicSync(path: string, data: string | Uint8Array, mode = 0o644): void {
+export function writeFileAtomicSync(
+  path: string,
+  data: string | Uint8Array | ((write: (chunk: Uint8Array) => void) => void),
+  mode = 0o644,
+): void {
   const temp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+  let fd: number | undefined;
   try {
-    writeFileSync(temp, data, { mode, flag: 'wx' });
+    fd = openSync(temp, 'wx', mode);
+    const target = fd;
+    if (typeof data !== 'function') writeAll(target, typeof data === 'string' ? Buffer.from(data, 'utf8') : data);
+    else {
+      try {
+        data((chunk) => writeAll(target, chunk));
+      } catch (error) {
+        // What the producer threw (our typed errors) passes through; a failed write is E_IO.
+        throw error instanceof WriteFailure ? error : new ProducerFailure(error);
+      }
+    }
+    closeSync(fd);
+    fd = undefined;
     renameSync(temp, path);
   } catch (error) {
+    if (fd !== undefined) closeQuietly(fd);
     rmSync(temp, { force: true });
-    throw ioError(path, error, 'cannot write');
+    if (error instanceof ProducerFailure) throw error.cause;
+    throw ioError(path, error instanceof WriteFailure ? error.cause : error, 'cannot write');
+  }
+}
+
+/** Wrappers that tell, in the catch above, a producer's error from a write's. */
+class WriteFailure {
+  constructor(readonly cause: unknown) {}
+}
+class ProducerFailure {
+  constructor(readonly cause: unknown) {}
+}
+
+function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // The write already failed; that is the error to report.
+  }
+}
+
+function writeAll(fd: number, bytes: Uint8Array): void {
+  let offset = 0;
+  try {
+    while (offset < bytes.length) offset += writeSync(fd, bytes, offset, bytes.length - offset);
+  } catch (error) {
+    throw new WriteFailure(error);
   }
 }

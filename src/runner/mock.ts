@@ -1,6 +1,5 @@
 import { UsageError } from '../errors.js';
 import { makeLink, type Link } from '../model/link.js';
-import { linkMetablockText } from '../model/link-text.js';
 import { recordArtifacts } from './record.js';
 import { allowedEnvironment, resolveSandbox, type SandboxMode } from './sandbox.js';
 import { assertStepName, byproductsOf, checkTimeout, recordOptions, stepPlaces, writeLinkFile } from './step-files.js';
@@ -49,7 +48,7 @@ export async function mockStep(options: MockOptions): Promise<MockResult> {
   const exec = await import('./exec.js');
   const [program] = options.command;
   if (program === undefined) throw new UsageError('E_USAGE', 'a command is required (intoto-mock -n NAME -- COMMAND [ARGS...])');
-  const sandboxed = resolveSandbox(options.sandbox ?? 'auto', options.warn);
+  const sandboxed = await resolveSandbox(options.sandbox ?? 'auto', options.warn);
   exec.resolveExecutable(program, places.cwd, allowedEnvironment(process.env, options.passEnv ?? [])['PATH']);
   const recording = recordOptions(places, { warn: options.warn });
 
@@ -78,8 +77,7 @@ export async function mockStep(options: MockOptions): Promise<MockResult> {
     byproducts: byproductsOf(result, true),
     environment: {},
   });
-  const text = linkMetablockText(link, []);
-  const linkPath = writeLinkFile(places.cwd, `${options.name}.link`, text);
+  const linkPath = writeLinkFile(places.cwd, `${options.name}.link`, link, [], false);
   options.info?.(`wrote unsigned ${linkPath}; sign it with 'intoto-sign -f ${options.name}.link -k KEY'`);
   return { link, linkPath, returnValue: result.returnValue, timedOut: result.timedOut, sandboxed };
 }

@@ -9,7 +9,7 @@ import { verifiedPayload, type Envelope } from '../model/envelope.js';
 import { linkFileName, linkFromJson, makeLink, unfinishedLinkFileName, type Link } from '../model/link.js';
 import { readEnvelopeFile } from '../model/metadata.js';
 import { recordArtifacts } from './record.js';
-import { assertStepName, checkDirectory, recordOptions, signedLinkText, stepPlaces, writeLinkFile } from './step-files.js';
+import { assertStepName, checkDirectory, recordOptions, stepPlaces, writeLinkFile } from './step-files.js';
 
 /**
  * `intoto-record start|stop`, for steps that are not one command (a manual edit, a review):
@@ -78,7 +78,7 @@ export async function recordStart(options: RecordStartOptions): Promise<RecordRe
   options.info?.(`recording materials of '${options.name}'...`);
   const materials = await recordArtifacts(options.materials, recordOptions(places, options));
   const link = makeLink({ name: options.name, command: [], materials, products: new Map(), byproducts: {}, environment: {} });
-  const linkPath = writeLinkFile(places.cwd, unfinishedLinkFileName(options.name, key.keyid), signedLinkText(link, key, options.useDsse ?? false));
+  const linkPath = writeLinkFile(places.cwd, unfinishedLinkFileName(options.name, key.keyid), link, [key], options.useDsse ?? false);
   options.info?.(`wrote ${linkPath}; finish with 'intoto-record stop -n ${options.name} -k ${options.keyPath} -p ...'`);
   return { link, linkPath, keyid: key.keyid };
 }
@@ -113,7 +113,7 @@ export async function recordStop(options: RecordStopOptions): Promise<RecordResu
   const products = await recordArtifacts(options.products, recordOptions(places, options));
   const link = makeLink({ ...started, products });
   const useDsse = (options.useDsse ?? false) || envelope.kind === 'dsse';
-  const linkPath = writeLinkFile(places.metadataDirectory, linkFileName(options.name, key.keyid), signedLinkText(link, key, useDsse));
+  const linkPath = writeLinkFile(places.metadataDirectory, linkFileName(options.name, key.keyid), link, [key], useDsse);
   rmSync(unfinishedPath, { force: true });
   options.info?.(`wrote ${linkPath}; removed ${unfinishedPath}`);
   return { link, linkPath, keyid: key.keyid };

@@ -4,6 +4,7 @@ import { resolve } from 'node:path';
 import { compareCodePoints } from '../canonical/json.js';
 import { InternalError, IoError, UsageError, asInTotoError, ioError } from '../errors.js';
 import { RECORDABLE_HASH_ALGORITHMS, type HashDict, type RecordableHashAlgorithm } from '../model/artifacts.js';
+import { makeDigests } from '../model/digests.js';
 import { checkLstripPrefixes } from './artifact-names.js';
 import { compileExcludePatterns } from './exclude.js';
 import { hashFiles } from './hash-pool.js';
@@ -124,11 +125,18 @@ async function record(paths: readonly string[], options: RecordOptions): Promise
     if (outcome.kind === 'not-regular') {
       warn(`${job.name}: became ${outcome.what} while recording; skipped`);
     } else if (outcome.kind === 'ok') {
-      recorded.push([job.name, new Map(algorithms.map((algorithm, k) => [algorithm, outcome.digests[k]!]))]);
+      recorded.push([job.name, digestsOf(algorithms, outcome.digests)]);
     }
   });
   recorded.sort((a, b) => compareCodePoints(a[0], b[0]));
   return new Map(recorded);
+}
+
+/** The digest dict of one file: the compact form links keep (one Map per artifact costs several times more). */
+function digestsOf(algorithms: readonly RecordableHashAlgorithm[], digests: readonly string[]): HashDict {
+  const [first, ...rest] = algorithms;
+  if (first === undefined || digests.length !== algorithms.length) throw new InternalError('E_INTERNAL', 'a file was hashed with the wrong algorithms');
+  return makeDigests(first, digests[0]!, rest.length === 0 ? undefined : rest, rest.length === 0 ? undefined : digests.slice(1));
 }
 
 /**

@@ -15,7 +15,6 @@ import {
   checkTimeout,
   isWithin,
   recordOptions,
-  signedLinkText,
   since,
   stepPlaces,
   writeLinkFile,
@@ -112,7 +111,7 @@ export async function runStep(options: RunStepOptions): Promise<RunStepResult> {
   let exec: typeof import('./exec.js') | undefined;
   if (command.length > 0) {
     exec = await import('./exec.js');
-    sandboxed = resolveSandbox(options.sandbox ?? 'auto', warn);
+    sandboxed = await resolveSandbox(options.sandbox ?? 'auto', warn);
     exec.resolveExecutable(command[0]!, places.cwd, allowedEnvironment(process.env, options.passEnv ?? [])['PATH']);
     if (sandboxed && !isWithin(places.basePath, places.cwd)) {
       warn(`the command runs in ${places.cwd}, outside the base path ${places.basePath}: only the base path is writable in the sandbox`);
@@ -159,7 +158,7 @@ export async function runStep(options: RunStepOptions): Promise<RunStepResult> {
     environment: {},
   });
   const key = loadKeyAfterCommand(keyPath, options, result?.returnValue);
-  const linkPath = writeLinkFile(places.metadataDirectory, linkFileName(options.name, key.keyid), signedLinkText(link, key, options.useDsse ?? false));
+  const linkPath = writeLinkFile(places.metadataDirectory, linkFileName(options.name, key.keyid), link, [key], options.useDsse ?? false);
   info(`wrote ${linkPath}`);
   return {
     link,

@@ -5,7 +5,7 @@ import type { JsonObject } from '../canonical/json.js';
 import { writeFileAtomicSync } from '../io/files.js';
 import type { SigningKey } from '../crypto/signatures.js';
 import { dsseText } from '../model/envelope.js';
-import { linkMetablockText } from '../model/link-text.js';
+import { writeLinkMetablock } from '../model/link-text.js';
 import { linkToJson, type Link } from '../model/link.js';
 import { stepNameProblem } from '../model/names.js';
 import type { RecordableHashAlgorithm } from '../model/artifacts.js';
@@ -142,18 +142,16 @@ export function byproductsOf(
   };
 }
 
-/** The file text of a signed link: a Metablock (as in-toto 1.3.1 writes it) or a DSSE envelope. */
-export function signedLinkText(link: Link, key: SigningKey, useDsse: boolean): string {
-  return useDsse ? dsseText(linkToJson(link), [key]) : linkMetablockText(link, [key]);
-}
-
 /**
- * Writes `text` atomically as `directory/fileName` and returns the path.
- * @throws IoError E_IO
+ * Writes `link` atomically as `directory/fileName`, signed by `keys` (none: unsigned, as
+ * in-toto-mock writes), as a Metablock laid out as in-toto 1.3.1 writes it or, with `useDsse`,
+ * as a DSSE envelope; returns the path. The Metablock goes to the file in chunks.
+ * @throws IoError E_IO; ParseError E_CANONICAL; CryptoError when a key cannot sign
  */
-export function writeLinkFile(directory: string, fileName: string, text: string): string {
+export function writeLinkFile(directory: string, fileName: string, link: Link, keys: readonly SigningKey[], useDsse: boolean): string {
   const path = join(directory, fileName);
-  writeFileAtomicSync(path, text);
+  if (useDsse) writeFileAtomicSync(path, dsseText(linkToJson(link), keys));
+  else writeFileAtomicSync(path, (write) => writeLinkMetablock(link, keys, write));
   return path;
 }
 

@@ -4,7 +4,7 @@ import { canonicalBytes } from '../../src/canonical/encode.js';
 import { generateSigningKey } from '../../src/crypto/keyfiles.js';
 import { metablockText } from '../../src/model/envelope.js';
 import { linkToJson, makeLink } from '../../src/model/link.js';
-import { linkCanonicalBytes, linkMetablockText } from '../../src/model/link-text.js';
+import { linkCanonicalBytes, linkMetablockText, writeLinkMetablock } from '../../src/model/link-text.js';
 
 /** The link writer's fast path against the generic encoders: the same bytes, always. */
 
@@ -61,4 +61,33 @@ describe('linkMetablockText', () => {
     expect(() => metablockText(linkToJson(l), [key])).toThrow();
     expect(() => linkMetablockText(l, [key])).toThrow();
   });
+
+  it('writes links of many artifacts in batches with the same bytes: one less, exactly and one more than a batch, several batches, escapes among them', () => {
+    for (const count of [4095, 4096, 4097, 8192, 10_001]) {
+      const entries: [string, Map<string, string>][] = [];
+      for (let i = 0; i < count; i++) {
+        const name = i % 1000 === 7 ? `dir/é "${i}".bin` : `dir/f${String(i).padStart(6, '0')}.bin`;
+        const digests = i % 777 === 3 ? new Map([['sha512', 'b'.repeat(128)], ['sha256', 'a'.repeat(64)]]) : new Map([['sha256', (i % 16).toString(16).repeat(64)]]);
+        entries.push([name, digests]);
+      }
+      const l = makeLink({ name: 'big', command: ['true'], materials: new Map(entries.slice(0, 10)), products: new Map(entries), byproducts: {} });
+      expect(linkMetablockText(l, [key])).toBe(metablockText(linkToJson(l), [key]));
+      expect(Buffer.from(linkCanonicalBytes(l)).equals(Buffer.from(canonicalBytes(linkToJson(l))))).toBe(true);
+    }
+  });
+
+  it('hands the file to its sink in chunks, and refuses an unencodable name in an unsigned link before the end', () => {
+    const entries: [string, Map<string, string>][] = [];
+    for (let i = 0; i < 30_000; i++) entries.push([`f${String(i).padStart(6, '0')}`, new Map([['sha256', 'c'.repeat(64)]])]);
+    const l = makeLink({ name: 'big', command: [], materials: new Map(), products: new Map(entries), byproducts: {} });
+    const sizes: number[] = [];
+    writeLinkMetablock(l, [key], (chunk) => sizes.push(chunk.length));
+    expect(sizes.length).toBeGreaterThan(1);
+    expect(Math.max(...sizes)).toBeLessThanOrEqual(1 << 20);
+    expect(sizes.reduce((a, b) => a + b, 0)).toBe(Buffer.byteLength(metablockText(linkToJson(l), [key])));
+
+    const bad = makeLink({ name: 'bad', command: [], materials: new Map(), products: new Map([...entries, ['z\ud800', new Map([['sha256', 'c'.repeat(64)]])]]), byproducts: {} });
+    expect(() => writeLinkMetablock(bad, [], () => undefined)).toThrow(expect.objectContaining({ code: 'E_CANONICAL' }));
+  });
 });
+

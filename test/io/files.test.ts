@@ -1,0 +1,53 @@
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ParseError } from '../../src/errors.js';
+import { writeFileAtomicSync } from '../../src/io/files.js';
+import { codeOf } from '../helpers/errors.js';
+
+describe('writeFileAtomicSync', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'intoto-files-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('writes a string, bytes, or what a producer hands it in chunks, replacing the file whole', () => {
+    const path = join(dir, 'a.link');
+    writeFileAtomicSync(path, 'old');
+    writeFileAtomicSync(path, new Uint8Array([104, 105]));
+    expect(readFileSync(path, 'utf8')).toBe('hi');
+    writeFileAtomicSync(path, (write) => {
+      write(Buffer.from('one '));
+      write(Buffer.from(''));
+      write(Buffer.from('two'));
+    });
+    expect(readFileSync(path, 'utf8')).toBe('one two');
+    expect(readdirSync(dir)).toEqual(['a.link']);
+  });
+
+  it('a producer that fails part-way leaves the old file and no temporary file, and its error passes through', () => {
+    const path = join(dir, 'a.link');
+    writeFileSync(path, 'kept');
+    const failure = new ParseError('E_CANONICAL', 'cannot encode');
+    expect(() =>
+      writeFileAtomicSync(path, (write) => {
+        write(Buffer.from('half of it'));
+        throw failure;
+      }),
+    ).toThrow(failure);
+    expect(readFileSync(path, 'utf8')).toBe('kept');
+    expect(readdirSync(dir)).toEqual(['a.link']);
+  });
+
+  it('a directory it cannot write to is E_IO', () => {
+    if (process.getuid?.() === 0) {
+      // root writes anywhere: a missing directory fails the same way
+      expect(codeOf(() => writeFileAtomicSync(join(dir, 'missing', 'a.link'), 'x'))).toBe('E_IO');
+      return;
+    }
+    chmodSync(dir, 0o500);
+    expect(codeOf(() => writeFileAtomicSync(join(dir, 'a.link'), (write) => write(Buffer.from('x'))))).toBe('E_IO');
+  });
+});
