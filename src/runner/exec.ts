@@ -99,7 +99,7 @@ export async function executeCommand(options: ExecOptions): Promise<ExecResult> 
   if (command === undefined) throw new RunError('E_COMMAND_NOT_FOUND', 'no command given');
   const env = allowedEnvironment(options.sourceEnv ?? process.env, options.passEnv ?? []);
   const executable = resolveExecutable(command, options.cwd, env['PATH']);
-  const sandboxed = resolveSandbox(options.sandbox, options.warn);
+  const sandboxed = await resolveSandbox(options.sandbox, options.warn);
   const [file, fileArgs] = sandboxed
     ? [
         'bwrap',

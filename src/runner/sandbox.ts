@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { realpathSync } from 'node:fs';
 import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import { RunError } from '../errors.js';
@@ -38,20 +38,38 @@ export function allowedEnvironment(source: NodeJS.ProcessEnv, extra: readonly st
   return env;
 }
 
-let probed: { ok: true } | { ok: false; reason: string } | undefined;
+type Probe = { readonly ok: true } | { readonly ok: false; readonly reason: string };
 
-/** Whether bwrap exists and can create its namespaces here (probed once per process). */
-export function probeBwrap(): { ok: true } | { ok: false; reason: string } {
-  if (probed) return probed;
-  const result = spawnSync('bwrap', ['--unshare-all', '--die-with-parent', '--ro-bind', '/', '/', '--cap-drop', 'ALL', '--', 'true'], {
-    encoding: 'utf8',
-    timeout: 10_000,
-    env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin' },
+let probe: Promise<Probe> | undefined;
+
+const PROBE_TIMEOUT_MS = 10_000;
+
+/**
+ * Whether bwrap exists and can create its namespaces here: it runs `true` in a sandbox like
+ * ours, once per process. Asynchronous, so that intoto-run can start it before the rest of the
+ * program has loaded (see cli/prewarm.ts) and find the answer ready: a bwrap start costs about
+ * 20 ms of waiting. Never rejects.
+ */
+export function probeBwrap(): Promise<Probe> {
+  probe ??= new Promise<Probe>((resolveProbe) => {
+    let stderr = '';
+    const child = spawn('bwrap', ['--unshare-all', '--die-with-parent', '--ro-bind', '/', '/', '--cap-drop', 'ALL', '--', 'true'], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      timeout: PROBE_TIMEOUT_MS,
+      env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin' },
+    });
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (chunk: string) => {
+      if (stderr.length < 4096) stderr += chunk;
+    });
+    child.once('error', (error: NodeJS.ErrnoException) => resolveProbe({ ok: false, reason: `bwrap not found (${error.code ?? error.message})` }));
+    child.once('close', (code, signal) => {
+      if (code === 0) return resolveProbe({ ok: true });
+      const how = signal === null ? `exit ${String(code)}` : `killed by ${signal}`;
+      resolveProbe({ ok: false, reason: `bwrap cannot create a sandbox here: ${stderr.trim() || how}` });
+    });
   });
-  if (result.error) probed = { ok: false, reason: `bwrap not found (${(result.error as NodeJS.ErrnoException).code ?? result.error.message})` };
-  else if (result.status !== 0) probed = { ok: false, reason: `bwrap cannot create a sandbox here: ${result.stderr.trim() || `exit ${result.status}`}` };
-  else probed = { ok: true };
-  return probed;
+  return probe;
 }
 
 /**
@@ -59,14 +77,14 @@ export function probeBwrap(): { ok: true } | { ok: false; reason: string } {
  * otherwise), `none` never.
  * @throws RunError E_SANDBOX_UNAVAILABLE for `bwrap` when bubblewrap cannot run
  */
-export function resolveSandbox(mode: SandboxMode, warn: (message: string) => void): boolean {
+export async function resolveSandbox(mode: SandboxMode, warn: (message: string) => void): Promise<boolean> {
   if (mode === 'none') return false;
-  const probe = probeBwrap();
-  if (probe.ok) return true;
+  const result = await probeBwrap();
+  if (result.ok) return true;
   if (mode === 'bwrap') {
-    throw new RunError('E_SANDBOX_UNAVAILABLE', `--sandbox bwrap: ${probe.reason}; install bubblewrap or choose --sandbox none`);
+    throw new RunError('E_SANDBOX_UNAVAILABLE', `--sandbox bwrap: ${result.reason}; install bubblewrap or choose --sandbox none`);
   }
-  warn(`${probe.reason}; the command runs WITHOUT isolation (environment still reduced to an allow-list)`);
+  warn(`${result.reason}; the command runs WITHOUT isolation (environment still reduced to an allow-list)`);
   return false;
 }
 

@@ -44,7 +44,7 @@ export async function runInspections(input: InspectionsInput): Promise<Map<strin
   const links = new Map<string, Link>();
   if (input.layout.inspections.length === 0) return links;
   const { session } = input;
-  const sandboxed = resolveSandbox(session.options.sandbox, (message) => session.warn(`inspections: ${message}`));
+  const sandboxed = await resolveSandbox(session.options.sandbox, (message) => session.warn(`inspections: ${message}`));
   const scratch = session.scratchDir();
   const placement = placeFinalProducts({
     scratch,
