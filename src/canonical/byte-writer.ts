@@ -37,6 +37,19 @@ export class ByteWriter {
     this.pos += this.buffer.write(text, this.pos, 'latin1');
   }
 
+  /**
+   * Text whose every unit is below 0x100, one byte per unit, copied by a loop (the caller has
+   * checked: for ASCII this is the UTF-8). For the short pieces of a large link a loop the JIT
+   * compiles costs less than a native call per piece.
+   */
+  latin1(text: string): void {
+    this.ensure(text.length);
+    const buffer = this.buffer;
+    let p = this.pos;
+    for (let i = 0; i < text.length; i++) buffer[p++] = text.charCodeAt(i);
+    this.pos = p;
+  }
+
   /** Any text, as UTF-8 (a lone surrogate becomes U+FFFD: callers refuse those first). */
   utf8(text: string): void {
     // Three bytes per UTF-16 unit is the most UTF-8 needs (an astral character: 4 for 2 units).

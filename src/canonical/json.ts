@@ -42,6 +42,20 @@ export function compareCodePoints(a: string, b: string): number {
   return a.length - b.length;
 }
 
+// Code-point order and JavaScript's UTF-16 order differ only where a surrogate is compared.
+const SURROGATE = /[\ud800-\udfff]/;
+
+/**
+ * Sorts `strings` in place by code point and returns it: with the engine's own comparison
+ * when no string holds a surrogate (then UTF-16 order is code-point order, and a native sort
+ * of 20,000 names costs a fraction of one calling {@link compareCodePoints}), otherwise with
+ * {@link compareCodePoints}.
+ */
+export function sortByCodePoints(strings: string[]): string[] {
+  if (strings.some((s) => SURROGATE.test(s))) return strings.sort(compareCodePoints);
+  return strings.sort();
+}
+
 /** The keys of an object sorted by code point. */
 export function sortedKeys(object: JsonObject): string[] {
   return Object.keys(object).sort(compareCodePoints);

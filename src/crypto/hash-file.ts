@@ -88,7 +88,7 @@ export function describeType(stat: {
  * Hashes an open file from its current offset to the end with synchronous reads into
  * `buffer`: the cheapest path for small files, where a thread hop per read costs more than the
  * read. `expectedSize` (from fstat) lets a short read end the loop without one more read.
- * Returns hex digests in the order of `algorithms`.
+ * Returns the raw digests in the order of `algorithms`.
  * @throws IoError E_IO on a read error
  */
 export function hashOpenFileSync(
@@ -97,7 +97,7 @@ export function hashOpenFileSync(
   buffer: Buffer,
   expectedSize: number,
   file: string,
-): string[] {
+): Buffer[] {
   let total = 0;
   let hashes: Hash[] | undefined;
   for (;;) {
@@ -113,12 +113,12 @@ export function hashOpenFileSync(
     const atEnd = n === 0 || (n < buffer.length && total + n >= expectedSize);
     if (hashes === undefined && atEnd) {
       // The whole file fitted in one read: one-shot hashing skips creating Hash objects.
-      return algorithms.map((algorithm) => hashOnce(algorithm, chunk, 'hex'));
+      return algorithms.map((algorithm) => hashOnce(algorithm, chunk, 'buffer'));
     }
     hashes ??= algorithms.map((algorithm) => createHash(algorithm));
     for (const h of hashes) h.update(chunk);
     total += n;
-    if (atEnd) return hashes.map((h) => h.digest('hex'));
+    if (atEnd) return hashes.map((h) => h.digest());
   }
 }
 
@@ -135,8 +135,8 @@ function readInto(fd: number, buffer: Buffer): Promise<number> {
  * Hashes an open file to its end. While `readAhead()` says so (checked before each read), the
  * next chunk is read on libuv's thread pool as this thread hashes the current one, so a large
  * file costs about its hashing time rather than hashing plus copying; otherwise the chunk is
- * read inline, which costs less CPU when no core is idle to do the copy. Returns hex digests in
- * the order of `algorithms`.
+ * read inline, which costs less CPU when no core is idle to do the copy. Returns the raw digests
+ * in the order of `algorithms`.
  * @throws IoError E_IO on a read error
  */
 export async function hashOpenFile(
@@ -145,7 +145,7 @@ export async function hashOpenFile(
   buffers: HashBuffers,
   file: string,
   readAhead: () => boolean = () => true,
-): Promise<string[]> {
+): Promise<Buffer[]> {
   const hashes = algorithms.map((algorithm) => createHash(algorithm));
   let current = buffers.first;
   let spare = buffers.second;
@@ -171,7 +171,7 @@ export async function hashOpenFile(
     if (pending !== undefined) await pending.catch(() => 0);
     throw ioError(file, error);
   }
-  return hashes.map((h) => h.digest('hex'));
+  return hashes.map((h) => h.digest());
 }
 
 /** Files up to this size are read synchronously in one go; larger ones get read-ahead. */
@@ -198,7 +198,7 @@ export async function hashFile(
       opened.size <= SYNC_HASH_MAX_BYTES
         ? hashOpenFileSync(opened.fd, algorithms, buffers.first, opened.size, path)
         : await hashOpenFile(opened.fd, algorithms, buffers, path);
-    return new Map(algorithms.map((algorithm, i) => [algorithm, digests[i]!]));
+    return new Map(algorithms.map((algorithm, i) => [algorithm, digests[i]!.toString('hex')]));
   } catch (error) {
     throw asInTotoError(error);
   } finally {

@@ -10,51 +10,116 @@ import { InTotoError, InternalError, IoError, asInTotoError, type IoCode } from 
 import type { RecordableHashAlgorithm } from '../model/artifacts.js';
 
 /**
- * Hashing one file of a recording, the same on the main thread and in a worker, and the
- * plain-data form of its outcome (it crosses a thread boundary, so no class instances).
+ * Hashing one file of a recording, the same on the main thread and in a worker, and the shared
+ * memory its outcome goes to. Every thread of a run writes the digests of the files it hashed
+ * into one SharedArrayBuffer, at the file's index, and marks the file done there: no message
+ * and no object per file (with tens of thousands of small files, cloning outcomes from the
+ * workers and back cost as much as a fifth of the hashing). Only what is rare crosses as a
+ * message: a file that is not regular, an error.
  */
 
-/** What became of one file. Digests are in the order of the requested algorithms. */
-export type HashOutcome =
-  | { readonly kind: 'ok'; readonly digests: readonly string[] }
+/** Raw digest size in bytes per recordable algorithm. */
+export const DIGEST_BYTES: Readonly<Record<RecordableHashAlgorithm, number>> = { sha256: 32, sha512: 64 };
+
+/** A file's state in a run's status array. */
+export const STATUS = {
+  /** Not hashed (yet, or at all when the run stopped at an error). */
+  pending: 0,
+  /** Hashed: its digests are in the digest array. */
+  ok: 1,
+  /** Not hashed, for the reason given in the run's problems. */
+  problem: 2,
+} as const;
+
+/** Why a file has no digests. Plain data: it crosses a thread boundary. */
+export type HashProblem =
   | { readonly kind: 'not-regular'; readonly what: string }
   | { readonly kind: 'error'; readonly code: string; readonly message: string; readonly file: string | undefined };
 
-/** The outcome as an error to throw: our codes keep their class, anything else is internal. */
-export function outcomeError(outcome: Extract<HashOutcome, { kind: 'error' }>): InTotoError {
-  const context = outcome.file === undefined ? {} : { file: outcome.file };
-  if (outcome.code === 'E_IO' || outcome.code === 'E_NOT_REGULAR_FILE' || outcome.code === 'E_FILE_TOO_LARGE' || outcome.code === 'E_LIMIT') {
-    return new IoError(outcome.code satisfies IoCode, outcome.message, { context });
+/** The problem as an error to throw: our codes keep their class, anything else is internal. */
+export function problemError(problem: Extract<HashProblem, { kind: 'error' }>): InTotoError {
+  const context = problem.file === undefined ? {} : { file: problem.file };
+  if (problem.code === 'E_IO' || problem.code === 'E_NOT_REGULAR_FILE' || problem.code === 'E_FILE_TOO_LARGE' || problem.code === 'E_LIMIT') {
+    return new IoError(problem.code satisfies IoCode, problem.message, { context });
   }
-  return new InternalError('E_INTERNAL', outcome.message, { context });
+  return new InternalError('E_INTERNAL', problem.message, { context });
 }
 
-function failed(error: unknown): HashOutcome {
+function failed(error: unknown): HashProblem {
   const e = asInTotoError(error);
   return { kind: 'error', code: e.code, message: e.message, file: e.context.file };
 }
 
-/** Where a thread hashes: the run's shared state, and how many cores the process may use. */
-export interface HashPlace {
+/** The memory of one run, shared by all its threads (views over SharedArrayBuffers). */
+export interface RunMemory {
+  /** The run's counters, indexed by {@link SLOT}. */
   readonly state: Int32Array;
+  /** One {@link STATUS} per file. */
+  readonly status: Int32Array;
+  /** `stride` bytes per file: its digests, in the order of the run's algorithms. */
+  readonly digests: Uint8Array;
+  readonly stride: number;
+}
+
+/** Allocates the shared memory of a run of `files` files. */
+export function createRunMemory(files: number, algorithms: readonly RecordableHashAlgorithm[]): RunMemory {
+  const stride = digestStride(algorithms);
+  return {
+    state: new Int32Array(new SharedArrayBuffer(SLOT_COUNT * Int32Array.BYTES_PER_ELEMENT)),
+    status: new Int32Array(new SharedArrayBuffer(Math.max(files, 1) * Int32Array.BYTES_PER_ELEMENT)),
+    digests: new Uint8Array(new SharedArrayBuffer(Math.max(files * stride, 1))),
+    stride,
+  };
+}
+
+/** The same memory seen from another thread, from the buffers of a {@link HashRequest}. */
+export function runMemoryOf(request: HashRequest): RunMemory {
+  return {
+    state: new Int32Array(request.state),
+    status: new Int32Array(request.status),
+    digests: new Uint8Array(request.digests),
+    stride: digestStride(request.algorithms),
+  };
+}
+
+function digestStride(algorithms: readonly RecordableHashAlgorithm[]): number {
+  return algorithms.reduce((sum, algorithm) => sum + DIGEST_BYTES[algorithm], 0);
+}
+
+/** Where a thread hashes: the run's shared memory, and how many cores the process may use. */
+export interface HashPlace {
+  readonly memory: RunMemory;
   readonly cores: number;
 }
 
+function store(place: HashPlace, index: number, digests: readonly Buffer[]): void {
+  const { memory } = place;
+  let offset = index * memory.stride;
+  for (const digest of digests) {
+    memory.digests.set(digest, offset);
+    offset += digest.length;
+  }
+  Atomics.store(memory.status, index, STATUS.ok);
+}
+
 /**
- * Opens and hashes one file. Small files are read synchronously and the outcome is returned
- * directly (no promise per file: with tens of thousands of small files that overhead would
- * dominate); larger ones stream and return a promise. A large file is read ahead on another
- * thread only while fewer threads of the run hash large files than there are cores: the
- * read-ahead moves the copy out of the page cache to an idle core, and with no core idle it
- * only competes with the hashing (four 256 MiB files on two cores: 0.70 s with inline reads,
- * 0.85 s with read-ahead; one 1 GiB file: 1.15 s with read-ahead, 1.26 s inline). Never throws.
+ * Opens and hashes file `index` of the run, stores its digests in the run's memory, and returns
+ * undefined, or the problem when it could not be hashed (the caller records it). Small files
+ * are read synchronously and the outcome is returned directly (no promise per file: with tens
+ * of thousands of small files that overhead would dominate); larger ones stream and return a
+ * promise. A large file is read ahead on another thread only while fewer threads of the run
+ * hash large files than there are cores: the read-ahead moves the copy out of the page cache
+ * to an idle core, and with no core idle it only competes with the hashing (four 256 MiB files
+ * on two cores: 0.70 s with inline reads, 0.85 s with read-ahead; one 1 GiB file: 1.15 s with
+ * read-ahead, 1.26 s inline). Never throws.
  */
 export function hashOne(
   path: string,
+  index: number,
   algorithms: readonly RecordableHashAlgorithm[],
   buffers: HashBuffers,
   place: HashPlace,
-): HashOutcome | Promise<HashOutcome> {
+): HashProblem | undefined | Promise<HashProblem | undefined> {
   let opened;
   try {
     opened = openForHashing(path);
@@ -65,25 +130,28 @@ export function hashOne(
   const { fd, size } = opened;
   if (size <= SYNC_HASH_MAX_BYTES) {
     try {
-      return { kind: 'ok', digests: hashOpenFileSync(fd, algorithms, buffers.first, size, path) };
+      store(place, index, hashOpenFileSync(fd, algorithms, buffers.first, size, path));
+      return undefined;
     } catch (error) {
       return failed(error);
     } finally {
       closeQuietly(fd);
     }
   }
-  const { state, cores } = place;
+  const { state } = place.memory;
+  const { cores } = place;
   Atomics.add(state, SLOT.largeFiles, 1);
   const done = (): void => {
     Atomics.sub(state, SLOT.largeFiles, 1);
     closeQuietly(fd);
   };
   return hashOpenFile(fd, algorithms, buffers, path, () => Atomics.load(state, SLOT.largeFiles) < cores).then(
-    (digests): HashOutcome => {
+    (digests): undefined => {
       done();
-      return { kind: 'ok', digests };
+      store(place, index, digests);
+      return undefined;
     },
-    (error: unknown): HashOutcome => {
+    (error: unknown): HashProblem => {
       done();
       return failed(error);
     },
@@ -104,9 +172,8 @@ export function workerFailure(message: string, cause?: unknown): InternalError {
 }
 
 /**
- * The wire format between the pool and its workers. Jobs are handed out through a shared
- * counter so that no thread waits for a message to get its next file; see hash-pool.ts for
- * the protocol.
+ * The run's counters. Jobs are handed out through a shared counter so that no thread waits for
+ * a message to get its next file; see hash-pool.ts for the protocol.
  */
 export const SLOT = {
   /** Index of the next unclaimed job (Atomics.add claims one). */
@@ -122,7 +189,7 @@ export const SLOT = {
   /** Threads hashing a file larger than one chunk right now (see hashOne). */
   largeFiles: 3,
 } as const;
-/** Int32 slots in a run's shared state. */
+/** Int32 slots in a run's state. */
 export const SLOT_COUNT = 4;
 /** The bit of SLOT.members that closes a run to workers that have not joined yet. */
 export const CLOSED = 1 << 30;
@@ -152,11 +219,13 @@ export interface HashRequest {
   readonly paths: string;
   readonly algorithms: readonly RecordableHashAlgorithm[];
   readonly state: SharedArrayBuffer;
+  readonly status: SharedArrayBuffer;
+  readonly digests: SharedArrayBuffer;
   /** Cores the process may use (see HashPlace). */
   readonly cores: number;
 }
 
 /** Worker -> main thread. */
 export type WorkerMessage =
-  | { readonly type: 'results'; readonly run: number; readonly indices: readonly number[]; readonly outcomes: readonly HashOutcome[] }
+  | { readonly type: 'problems'; readonly run: number; readonly indices: readonly number[]; readonly problems: readonly HashProblem[] }
   | { readonly type: 'done'; readonly run: number };

@@ -3,13 +3,16 @@ import type { Worker } from 'node:worker_threads';
 import { createHashBuffers, type HashBuffers } from '../crypto/hash-file.js';
 import type { RecordableHashAlgorithm } from '../model/artifacts.js';
 import {
+  DIGEST_BYTES,
   SLOT,
-  SLOT_COUNT,
+  STATUS,
   closeRun,
+  createRunMemory,
   hashOne,
   workerFailure,
-  type HashOutcome,
+  type HashProblem,
   type HashRequest,
+  type RunMemory,
   type WorkerMessage,
 } from './hash-job.js';
 
@@ -18,8 +21,8 @@ import {
  *
  * Jobs are claimed from a shared counter (Atomics on a SharedArrayBuffer), so the main thread
  * starts at once and workers join when they have booted (about 50 ms) without anyone waiting
- * for a message to get work. Outcomes land in an array by job index, which makes the result
- * independent of which thread hashed what.
+ * for a message to get work. Digests land in shared memory by job index (hash-job.ts), which
+ * makes the result independent of which thread hashed what.
  *
  * Ending a run without waiting for a worker that has not booted yet: a worker joins a run with a
  * compare-and-swap on one shared word, and the main thread, when it runs out of jobs, closes the
@@ -51,8 +54,8 @@ export function workerCount(): number {
 
 interface Run {
   readonly id: number;
-  readonly outcomes: (HashOutcome | undefined)[];
-  readonly state: Int32Array;
+  readonly memory: RunMemory;
+  readonly problems: Map<number, HashProblem>;
   doneCount: number;
   expected: number | undefined;
   failure: Error | undefined;
@@ -64,9 +67,10 @@ let current: Run | undefined;
 function onMessage(message: WorkerMessage): void {
   const run = current;
   if (run === undefined || message.run !== run.id) return;
-  if (message.type === 'results') {
+  if (message.type === 'problems') {
     message.indices.forEach((index, k) => {
-      run.outcomes[index] = message.outcomes[k];
+      const problem = message.problems[k];
+      if (problem !== undefined) run.problems.set(index, problem);
     });
   } else {
     run.doneCount += 1;
@@ -80,7 +84,7 @@ function onWorkerFailure(worker: Worker, error: Error): void {
   const run = current;
   if (run === undefined) return;
   run.failure ??= error;
-  Atomics.store(run.state, SLOT.abort, 1);
+  Atomics.store(run.memory.state, SLOT.abort, 1);
   maybeSettle(run);
 }
 
@@ -128,16 +132,65 @@ export interface HashFilesOptions {
   readonly threads: number;
 }
 
+/** What one file's hashing came to: its hex digests in the order of the algorithms, or why not. */
+export type HashOutcome = { readonly kind: 'ok'; readonly digests: readonly string[] } | HashProblem;
+
+/**
+ * The outcomes of a run, by file index, read from the run's shared memory. A file is either
+ * hashed (its digests are there), or has a problem, or was never hashed (the run stopped at an
+ * error first).
+ */
+export class HashResults {
+  private readonly bytes: Buffer;
+
+  constructor(
+    private readonly memory: RunMemory,
+    private readonly algorithms: readonly RecordableHashAlgorithm[],
+    private readonly problems_: ReadonlyMap<number, HashProblem>,
+    readonly length: number,
+  ) {
+    this.bytes = Buffer.from(memory.digests.buffer, memory.digests.byteOffset, memory.digests.byteLength);
+  }
+
+  /** True when file `index` was hashed. */
+  hashed(index: number): boolean {
+    return this.memory.status[index] === STATUS.ok;
+  }
+
+  /** Every file that had a problem, by index. */
+  problems(): IterableIterator<[number, HashProblem]> {
+    return this.problems_.entries();
+  }
+
+  /** Why file `index` was not hashed, if it had a problem. */
+  problem(index: number): HashProblem | undefined {
+    return this.problems_.get(index);
+  }
+
+  /** Digest `k` (in the order of the algorithms) of a hashed file, as lower-case hex. */
+  hex(index: number, k: number): string {
+    let offset = index * this.memory.stride;
+    for (let j = 0; j < k; j++) offset += DIGEST_BYTES[this.algorithms[j]!];
+    return this.bytes.toString('hex', offset, offset + DIGEST_BYTES[this.algorithms[k]!]);
+  }
+
+  /** The outcome of file `index` as one value (undefined: never hashed). */
+  outcome(index: number): HashOutcome | undefined {
+    if (this.hashed(index)) return { kind: 'ok', digests: this.algorithms.map((_, k) => this.hex(index, k)) };
+    return this.problem(index);
+  }
+}
+
 /**
  * Hashes every path; the outcome at index i belongs to `paths[i]`. On the first error no new
- * jobs are started, so later entries may be undefined (the caller reports the first error).
+ * jobs are started, so later files may be left unhashed (the caller reports the first error).
  * @throws InternalError E_INTERNAL when a worker thread dies
  */
 export function hashFiles(
   paths: readonly string[],
   algorithms: readonly RecordableHashAlgorithm[],
   options: HashFilesOptions,
-): Promise<(HashOutcome | undefined)[]> {
+): Promise<HashResults> {
   // One run at a time: workers and the shared state belong to the current run.
   const result = queue.then(() => runOnce(paths, algorithms, options));
   queue = result.then(
@@ -153,11 +206,11 @@ async function runOnce(
   paths: readonly string[],
   algorithms: readonly RecordableHashAlgorithm[],
   options: HashFilesOptions,
-): Promise<(HashOutcome | undefined)[]> {
+): Promise<HashResults> {
   const run: Run = {
     id: nextRun++,
-    outcomes: new Array<HashOutcome | undefined>(paths.length),
-    state: new Int32Array(new SharedArrayBuffer(SLOT_COUNT * Int32Array.BYTES_PER_ELEMENT)),
+    memory: createRunMemory(paths.length, algorithms),
+    problems: new Map(),
     doneCount: 0,
     expected: undefined,
     failure: undefined,
@@ -167,12 +220,15 @@ async function runOnce(
   const helpers = wanted > 0 ? await ensureWorkers(wanted) : [];
   current = run;
   try {
+    const { memory } = run;
     const request: HashRequest = {
       type: 'hash',
       run: run.id,
-      paths: paths.join('\0'),
+      paths: helpers.length > 0 ? paths.join('\0') : '',
       algorithms,
-      state: run.state.buffer as SharedArrayBuffer,
+      state: memory.state.buffer as SharedArrayBuffer,
+      status: memory.status.buffer as SharedArrayBuffer,
+      digests: memory.digests.buffer as SharedArrayBuffer,
       cores: availableParallelism(),
     };
     for (const worker of helpers) {
@@ -180,13 +236,13 @@ async function runOnce(
       worker.postMessage(request);
     }
     await hashOnMainThread(paths, algorithms, run, request.cores);
-    run.expected = closeRun(run.state);
+    run.expected = closeRun(memory.state);
     await new Promise<void>((resolve) => {
       run.settle = resolve;
       maybeSettle(run);
     });
     if (run.failure !== undefined) throw run.failure;
-    return run.outcomes;
+    return new HashResults(memory, algorithms, run.problems, paths.length);
   } finally {
     current = undefined;
     for (const worker of helpers) worker.unref();
@@ -200,14 +256,15 @@ async function hashOnMainThread(
   cores: number,
 ): Promise<void> {
   mainBuffers ??= createHashBuffers();
-  const { state } = run;
-  const place = { state, cores };
+  const { state } = run.memory;
+  const place = { memory: run.memory, cores };
   while (Atomics.load(state, SLOT.abort) === 0) {
     const i = Atomics.add(state, SLOT.next, 1);
     if (i >= paths.length) return;
-    const pending = hashOne(paths[i]!, algorithms, mainBuffers, place);
-    const outcome = pending instanceof Promise ? await pending : pending;
-    run.outcomes[i] = outcome;
-    if (outcome.kind === 'error') Atomics.store(state, SLOT.abort, 1);
+    const pending = hashOne(paths[i]!, i, algorithms, mainBuffers, place);
+    const problem = pending instanceof Promise ? await pending : pending;
+    if (problem === undefined) continue;
+    run.problems.set(i, problem);
+    if (problem.kind === 'error') Atomics.store(state, SLOT.abort, 1);
   }
 }

@@ -1,45 +1,37 @@
 import { parentPort } from 'node:worker_threads';
 import { createHashBuffers } from '../crypto/hash-file.js';
-import { SLOT, hashOne, joinRun, type HashOutcome, type HashRequest, type WorkerMessage } from './hash-job.js';
+import { SLOT, hashOne, joinRun, runMemoryOf, type HashProblem, type HashRequest, type WorkerMessage } from './hash-job.js';
 
 /**
  * Entry point of a hashing worker thread (started by hash-pool.ts). `hash.update` runs on the
  * calling thread, so hashing on more than one core needs more than one thread. The worker
- * claims jobs from the shared counter until none are left, and sends outcomes in batches.
+ * claims jobs from the shared counter until none are left, writes the digests into the run's
+ * shared memory, and sends only the files it could not hash, then `done`.
  */
-
-/** Outcomes per message: small enough to stream, large enough not to cost per file. */
-const BATCH = 512;
 
 const port = parentPort;
 const buffers = createHashBuffers();
 
 async function run(request: HashRequest): Promise<void> {
-  const state = new Int32Array(request.state);
+  const memory = runMemoryOf(request);
+  const { state } = memory;
   // A run the main thread already finished alone: nothing to claim and no one waiting for us.
   if (!joinRun(state)) return;
   const paths = request.paths.split('\0');
-  const place = { state, cores: request.cores };
-  let indices: number[] = [];
-  let outcomes: HashOutcome[] = [];
-  const flush = (): void => {
-    if (indices.length === 0) return;
-    post({ type: 'results', run: request.run, indices, outcomes });
-    indices = [];
-    outcomes = [];
-  };
+  const place = { memory, cores: request.cores };
+  const indices: number[] = [];
+  const problems: HashProblem[] = [];
   while (Atomics.load(state, SLOT.abort) === 0) {
     const i = Atomics.add(state, SLOT.next, 1);
     if (i >= paths.length) break;
-    const pending = hashOne(paths[i]!, request.algorithms, buffers, place);
-    const big = pending instanceof Promise;
-    const outcome = big ? await pending : pending;
+    const pending = hashOne(paths[i]!, i, request.algorithms, buffers, place);
+    const problem = pending instanceof Promise ? await pending : pending;
+    if (problem === undefined) continue;
     indices.push(i);
-    outcomes.push(outcome);
-    if (outcome.kind === 'error') Atomics.store(state, SLOT.abort, 1);
-    if (big || indices.length >= BATCH || outcome.kind === 'error') flush();
+    problems.push(problem);
+    if (problem.kind === 'error') Atomics.store(state, SLOT.abort, 1);
   }
-  flush();
+  if (indices.length > 0) post({ type: 'problems', run: request.run, indices, problems });
   post({ type: 'done', run: request.run });
 }
 

@@ -1,14 +1,14 @@
 import { realpathSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
-import { compareCodePoints } from '../canonical/json.js';
+import { sortByCodePoints } from '../canonical/json.js';
 import { InternalError, IoError, UsageError, asInTotoError, ioError } from '../errors.js';
 import { RECORDABLE_HASH_ALGORITHMS, type HashDict, type RecordableHashAlgorithm } from '../model/artifacts.js';
 import { makeDigests } from '../model/digests.js';
 import { checkLstripPrefixes } from './artifact-names.js';
 import { compileExcludePatterns } from './exclude.js';
-import { hashFiles } from './hash-pool.js';
-import { outcomeError } from './hash-job.js';
+import { hashFiles, type HashResults } from './hash-pool.js';
+import { problemError, type HashProblem } from './hash-job.js';
 import { collectFiles, type FileJob } from './walk.js';
 
 /**
@@ -105,38 +105,45 @@ async function record(paths: readonly string[], options: RecordOptions): Promise
     warn,
   });
   const { order, threads } = plan(jobs, concurrency);
-  const outcomes = await hashFiles(
+  const results = await hashFiles(
     order.map((i) => jobs[i]!.openPath),
     algorithms,
     { threads },
   );
-
-  // Report in walk order, whatever order the files were hashed in.
-  const byJob = new Array<(typeof outcomes)[number]>(jobs.length);
+  // Report in walk order, whatever order the files were hashed in: the first error in walk
+  // order is the one reported.
+  const position = new Int32Array(jobs.length);
   order.forEach((jobIndex, k) => {
-    byJob[jobIndex] = outcomes[k];
+    position[jobIndex] = k;
   });
-  const firstError = byJob.find((outcome) => outcome?.kind === 'error');
-  if (firstError?.kind === 'error') throw outcomeError(firstError);
-  const recorded: [string, HashDict][] = [];
+  let firstError: { walkIndex: number; problem: Extract<HashProblem, { kind: 'error' }> } | undefined;
+  for (const [k, problem] of results.problems()) {
+    const walkIndex = order[k]!;
+    if (problem.kind === 'error' && (firstError === undefined || walkIndex < firstError.walkIndex)) firstError = { walkIndex, problem };
+  }
+  if (firstError !== undefined) throw problemError(firstError.problem);
+  const recorded = new Map<string, HashDict>();
   jobs.forEach((job, i) => {
-    const outcome = byJob[i];
-    if (outcome === undefined) throw new InternalError('E_INTERNAL', `${job.name}: was never hashed`);
-    if (outcome.kind === 'not-regular') {
-      warn(`${job.name}: became ${outcome.what} while recording; skipped`);
-    } else if (outcome.kind === 'ok') {
-      recorded.push([job.name, digestsOf(algorithms, outcome.digests)]);
+    const k = position[i]!;
+    if (results.hashed(k)) {
+      recorded.set(job.name, digestsOf(algorithms, results, k));
+      return;
     }
+    const problem = results.problem(k);
+    if (problem === undefined) throw new InternalError('E_INTERNAL', `${job.name}: was never hashed`);
+    warn(`${job.name}: became ${problem.kind === 'not-regular' ? problem.what : 'unreadable'} while recording; skipped`);
   });
-  recorded.sort((a, b) => compareCodePoints(a[0], b[0]));
-  return new Map(recorded);
+  const sorted = new Map<string, HashDict>();
+  for (const name of sortByCodePoints([...recorded.keys()])) sorted.set(name, recorded.get(name)!);
+  return sorted;
 }
 
 /** The digest dict of one file: the compact form links keep (one Map per artifact costs several times more). */
-function digestsOf(algorithms: readonly RecordableHashAlgorithm[], digests: readonly string[]): HashDict {
+function digestsOf(algorithms: readonly RecordableHashAlgorithm[], results: HashResults, k: number): HashDict {
   const [first, ...rest] = algorithms;
-  if (first === undefined || digests.length !== algorithms.length) throw new InternalError('E_INTERNAL', 'a file was hashed with the wrong algorithms');
-  return makeDigests(first, digests[0]!, rest.length === 0 ? undefined : rest, rest.length === 0 ? undefined : digests.slice(1));
+  if (first === undefined) throw new InternalError('E_INTERNAL', 'a file was hashed with no algorithm');
+  if (rest.length === 0) return makeDigests(first, results.hex(k, 0), undefined, undefined);
+  return makeDigests(first, results.hex(k, 0), rest, rest.map((_, j) => results.hex(k, j + 1)));
 }
 
 /**

@@ -1,0 +1,35 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { compareCodePoints, sortByCodePoints } from '../../src/canonical/json.js';
+
+/** Code-point order as Python's sorted() sees it: compare the sequences of code points. */
+function byCodePointsSlow(a: string, b: string): number {
+  const x = [...a].map((c) => c.codePointAt(0)!);
+  const y = [...b].map((c) => c.codePointAt(0)!);
+  for (let i = 0; i < Math.min(x.length, y.length); i++) if (x[i] !== y[i]) return x[i]! - y[i]!;
+  return x.length - y.length;
+}
+
+// Characters on both sides of the surrogate range, astral ones, and ASCII.
+const unit = fc.constantFrom('a', 'b', '/', '.', 'é', '\ud7ff', '\ue000', '\uffff', '😀', '𝄞', '\u{10ffff}');
+const text = fc.array(unit, { maxLength: 6 }).map((parts) => parts.join(''));
+
+describe('code-point order', () => {
+  it('compareCodePoints orders as Python does (astral characters after U+FFFF)', () => {
+    fc.assert(fc.property(text, text, (a, b) => Math.sign(compareCodePoints(a, b)) === Math.sign(byCodePointsSlow(a, b))));
+    expect(compareCodePoints('\uffff', '😀')).toBeLessThan(0); // UTF-16 order says the opposite
+  });
+
+  it('sortByCodePoints sorts as compareCodePoints, with and without surrogates among the strings', () => {
+    fc.assert(
+      fc.property(fc.array(text, { maxLength: 30 }), (strings) => {
+        expect(sortByCodePoints([...strings])).toEqual([...strings].sort(byCodePointsSlow));
+      }),
+    );
+    fc.assert(
+      fc.property(fc.array(fc.string({ maxLength: 8 }), { maxLength: 30 }), (strings) => {
+        expect(sortByCodePoints([...strings])).toEqual([...strings].sort(byCodePointsSlow));
+      }),
+    );
+  });
+});
