@@ -95,6 +95,20 @@ export async function runMain(program: string, main: (argv: string[]) => Promise
     }
   }
   process.exitCode = status;
+  // Exit now instead of when the event loop drains: tearing down a large heap and the idle
+  // hashing threads took another 30 ms after a 20,000-artifact link (intoto-run 0.72 -> 0.69 s,
+  // medians of 7 alternating runs). Both streams are flushed first, so no output is lost.
+  await flushed(process.stdout);
+  await flushed(process.stderr);
+  process.exit(status);
+}
+
+/** Resolves once everything written to `stream` so far has been handed to the system. */
+function flushed(stream: NodeJS.WriteStream): Promise<void> {
+  return new Promise((resolve) => {
+    if (stream.destroyed || !stream.writable) resolve();
+    else stream.write('', () => resolve());
+  });
 }
 
 /** Throws a usage error (exit status 2). */

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -7,7 +8,7 @@ import { MOCK_SPEC } from '../../src/cli/mock.js';
 import { START_SPEC, STOP_SPEC } from '../../src/cli/record.js';
 import { RUN_SPEC } from '../../src/cli/run.js';
 import { commandOf, refuseRepeatedLists } from '../../src/cli/step-options.js';
-import { runBin } from '../helpers/bin.js';
+import { binPath, runBin } from '../helpers/bin.js';
 import { REFERENCE_PYTHON, referenceAvailable, run, tempDir } from '../helpers/reference.js';
 import { cleanEnv, makeKey } from './helpers/step.js';
 
@@ -262,6 +263,22 @@ describe('intoto-run command lines through the binary', () => {
     expect(quiet.status, quiet.stderr).toBe(0);
     expect(quiet.stdout).toBe('');
     expect(quiet.stderr).toBe('');
+  });
+
+  it("loses none of a command's output when it exits, even through a slow pipe", () => {
+    // intoto-run exits as soon as the link is written (process.exit, after flushing): 2 MB on
+    // each stream, read by a reader that starts late, must arrive whole.
+    const ws = join(root, 'big-output');
+    mkdirSync(ws);
+    const bin = [process.execPath, binPath('intoto-run'), '-n', 'big', '-k', key, '--', 'sh', '-c', 'head -c 2000000 /dev/zero; head -c 2000000 /dev/zero >&2'];
+    const quoted = bin.map((word) => `'${word}'`).join(' ');
+    // Count only the NUL bytes of each stream (our own messages on stderr are text).
+    const count = `(sleep 0.3; tr -d -c '\\000' | wc -c)`;
+    const script = `{ ${quoted} 2>&1 1>&3 | ${count} >&2; } 3>&1 | ${count}`;
+    const result = spawnSync('sh', ['-c', script], { cwd: ws, env: cleanEnv(), encoding: 'utf8' });
+    expect(result.status, result.stderr).toBe(0);
+    expect(result.stdout.trim()).toBe('2000000');
+    expect(result.stderr.trim()).toBe('2000000');
   });
 
   it('-h prints the options, ours included, and exits 0', () => {
