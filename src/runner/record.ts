@@ -1,7 +1,7 @@
 import { realpathSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
-import { sortByCodePoints } from '../canonical/json.js';
+import { indicesByCodePoints } from '../canonical/json.js';
 import { InternalError, IoError, UsageError, asInTotoError, ioError } from '../errors.js';
 import { RECORDABLE_HASH_ALGORITHMS, type HashDict, type RecordableHashAlgorithm } from '../model/artifacts.js';
 import { makeDigests } from '../model/digests.js';
@@ -122,20 +122,21 @@ async function record(paths: readonly string[], options: RecordOptions): Promise
     if (problem.kind === 'error' && (firstError === undefined || walkIndex < firstError.walkIndex)) firstError = { walkIndex, problem };
   }
   if (firstError !== undefined) throw problemError(firstError.problem);
-  const recorded = new Map<string, HashDict>();
+  // Files that could not be hashed, warned about in walk order.
   jobs.forEach((job, i) => {
     const k = position[i]!;
-    if (results.hashed(k)) {
-      recorded.set(job.name, digestsOf(algorithms, results, k));
-      return;
-    }
+    if (results.hashed(k)) return;
     const problem = results.problem(k);
     if (problem === undefined) throw new InternalError('E_INTERNAL', `${job.name}: was never hashed`);
     warn(`${job.name}: became ${problem.kind === 'not-regular' ? problem.what : 'unreadable'} while recording; skipped`);
   });
-  const sorted = new Map<string, HashDict>();
-  for (const name of sortByCodePoints([...recorded.keys()])) sorted.set(name, recorded.get(name)!);
-  return sorted;
+  // One map, built in code-point order of name (names are unique: the walk drops repeats).
+  const recorded = new Map<string, HashDict>();
+  for (const i of indicesByCodePoints(jobs.map((job) => job.name))) {
+    const k = position[i]!;
+    if (results.hashed(k)) recorded.set(jobs[i]!.name, digestsOf(algorithms, results, k));
+  }
+  return recorded;
 }
 
 /** The digest dict of one file: the compact form links keep (one Map per artifact costs several times more). */

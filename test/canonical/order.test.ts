@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { compareCodePoints, sortByCodePoints } from '../../src/canonical/json.js';
+import { compareCodePoints, indicesByCodePoints, sortByCodePoints } from '../../src/canonical/json.js';
 
 /** Code-point order as Python's sorted() sees it: compare the sequences of code points. */
 function byCodePointsSlow(a: string, b: string): number {
@@ -31,5 +31,18 @@ describe('code-point order', () => {
         expect(sortByCodePoints([...strings])).toEqual([...strings].sort(byCodePointsSlow));
       }),
     );
+  });
+
+  it('indicesByCodePoints gives the order sortByCodePoints sorts in, with and without surrogates', () => {
+    for (const strings of [fc.array(text, { maxLength: 30 }), fc.array(fc.string({ maxLength: 8 }), { maxLength: 30 })]) {
+      fc.assert(
+        fc.property(strings, (list) => {
+          const order = indicesByCodePoints(list);
+          expect([...order].sort((a, b) => a - b)).toEqual([...list.keys()]);
+          expect(order.map((i) => list[i])).toEqual(sortByCodePoints([...list]));
+        }),
+      );
+    }
+    expect(indicesByCodePoints(['b', '\uffff', '😀', 'a'])).toEqual([3, 0, 1, 2]);
   });
 });
