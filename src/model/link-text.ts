@@ -54,6 +54,15 @@ function onlySha256(digests: ReadonlyMap<string, string>): string | undefined {
   return digests.size === 1 ? digests.get('sha256') : undefined;
 }
 
+/**
+ * The sha256 of the common artifact, a plain name with one plain sha256 digest, which both
+ * encoders write as it is; undefined for anything that has to be quoted the long way.
+ */
+function plainSha256(name: string, digests: ReadonlyMap<string, string>): string | undefined {
+  const hex = onlySha256(digests);
+  return hex !== undefined && PLAIN.test(name) && PLAIN.test(hex) ? hex : undefined;
+}
+
 // The text of a large link is written once per run, by code the JIT has barely compiled, so
 // the common artifact (a plain name and one sha256) is written by the cheapest means measured:
 // two regular-expression checks and byte loops, with no string built per artifact (joining
@@ -76,8 +85,8 @@ function writeCanonicalArtifacts(out: ByteWriter, artifacts: ArtifactMap): void 
   for (const [name, digests] of inOrder(artifacts)) {
     if (!first) out.byte(0x2c); // ,
     first = false;
-    const hex = onlySha256(digests);
-    if (hex !== undefined && PLAIN.test(name) && PLAIN.test(hex)) {
+    const hex = plainSha256(name, digests);
+    if (hex !== undefined) {
       out.byte(0x22);
       out.latin1(name);
       out.latin1('":{"sha256":"');
@@ -117,8 +126,8 @@ function writePythonArtifacts(out: ByteWriter, artifacts: ArtifactMap, level: nu
     if (!first) out.byte(0x2c);
     first = false;
     out.latin1(entry);
-    const hex = onlySha256(digests);
-    if (hex !== undefined && PLAIN.test(name) && PLAIN.test(hex)) {
+    const hex = plainSha256(name, digests);
+    if (hex !== undefined) {
       out.byte(0x22);
       out.latin1(name);
       out.latin1(middle);
