@@ -126,9 +126,11 @@ async function record(paths: readonly string[], options: RecordOptions): Promise
   jobs.forEach((job, i) => {
     const k = position[i]!;
     if (results.hashed(k)) return;
+    // Errors were thrown above: what is left is a file that was never hashed (a bug) or one
+    // that stopped being a regular file.
     const problem = results.problem(k);
-    if (problem === undefined) throw new InternalError('E_INTERNAL', `${job.name}: was never hashed`);
-    warn(`${job.name}: became ${problem.kind === 'not-regular' ? problem.what : 'unreadable'} while recording; skipped`);
+    if (problem?.kind !== 'not-regular') throw new InternalError('E_INTERNAL', `${job.name}: was never hashed`);
+    warn(`${job.name}: became ${problem.what} while recording; skipped`);
   });
   // One map, built in code-point order of name (names are unique: the walk drops repeats).
   const recorded = new Map<string, HashDict>();
