@@ -8,7 +8,7 @@ import {
   STATUS,
   closeRun,
   createRunMemory,
-  hashOne,
+  hashClaimed,
   workerFailure,
   type HashProblem,
   type HashRequest,
@@ -249,22 +249,12 @@ async function runOnce(
   }
 }
 
-async function hashOnMainThread(
+function hashOnMainThread(
   paths: readonly string[],
   algorithms: readonly RecordableHashAlgorithm[],
   run: Run,
   cores: number,
 ): Promise<void> {
   mainBuffers ??= createHashBuffers();
-  const { state } = run.memory;
-  const place = { memory: run.memory, cores };
-  while (Atomics.load(state, SLOT.abort) === 0) {
-    const i = Atomics.add(state, SLOT.next, 1);
-    if (i >= paths.length) return;
-    const pending = hashOne(paths[i]!, i, algorithms, mainBuffers, place);
-    const problem = pending instanceof Promise ? await pending : pending;
-    if (problem === undefined) continue;
-    run.problems.set(i, problem);
-    if (problem.kind === 'error') Atomics.store(state, SLOT.abort, 1);
-  }
+  return hashClaimed(paths, algorithms, mainBuffers, { memory: run.memory, cores }, (index, problem) => run.problems.set(index, problem));
 }

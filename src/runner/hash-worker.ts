@@ -1,6 +1,6 @@
 import { parentPort } from 'node:worker_threads';
 import { createHashBuffers } from '../crypto/hash-file.js';
-import { SLOT, hashOne, joinRun, runMemoryOf, type HashProblem, type HashRequest, type WorkerMessage } from './hash-job.js';
+import { hashClaimed, joinRun, runMemoryOf, type HashProblem, type HashRequest, type WorkerMessage } from './hash-job.js';
 
 /**
  * Entry point of a hashing worker thread (started by hash-pool.ts). `hash.update` runs on the
@@ -18,19 +18,12 @@ async function run(request: HashRequest): Promise<void> {
   // A run the main thread already finished alone: nothing to claim and no one waiting for us.
   if (!joinRun(state)) return;
   const paths = request.paths.split('\0');
-  const place = { memory, cores: request.cores };
   const indices: number[] = [];
   const problems: HashProblem[] = [];
-  while (Atomics.load(state, SLOT.abort) === 0) {
-    const i = Atomics.add(state, SLOT.next, 1);
-    if (i >= paths.length) break;
-    const pending = hashOne(paths[i]!, i, request.algorithms, buffers, place);
-    const problem = pending instanceof Promise ? await pending : pending;
-    if (problem === undefined) continue;
-    indices.push(i);
+  await hashClaimed(paths, request.algorithms, buffers, { memory, cores: request.cores }, (index, problem) => {
+    indices.push(index);
     problems.push(problem);
-    if (problem.kind === 'error') Atomics.store(state, SLOT.abort, 1);
-  }
+  });
   if (indices.length > 0) post({ type: 'problems', run: request.run, indices, problems });
   post({ type: 'done', run: request.run });
 }
