@@ -5,7 +5,7 @@ NPM_STAMP := node_modules/.npm-ci-stamp
 DIST_STAMP := dist/.build-stamp
 SOURCES := $(shell find src -name '*.ts' 2>/dev/null) tsconfig.json scripts/build.mjs
 
-.PHONY: help deps build test lint demo bench clean
+.PHONY: help sysdeps deps build test lint demo bench clean
 
 help:
 	@echo "make demo   run the example ML pipeline: sign, run, verify, and catch three attacks"
@@ -21,13 +21,17 @@ $(NPM_STAMP): package.json package-lock.json
 
 deps: $(NPM_STAMP)
 
+# The Debian packages the tests, the demo and the benchmarks use (installed as root when missing).
+sysdeps:
+	@./scripts/install-deps.sh
+
 $(DIST_STAMP): $(NPM_STAMP) $(SOURCES)
 	rm -rf dist
 	node scripts/build.mjs
 
 build: $(DIST_STAMP)
 
-test: build
+test: sysdeps build
 	npx tsc -p tsconfig.test.json --noEmit
 	npx vitest run
 
@@ -35,10 +39,10 @@ lint: deps
 	npx tsc -p tsconfig.test.json --noEmit
 	npx vitest run test/architecture.test.ts
 
-demo: build
+demo: sysdeps build
 	./scripts/demo.sh
 
-bench: build
+bench: sysdeps build
 	node dist/bench/main.js
 
 clean:
