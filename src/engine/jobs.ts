@@ -61,7 +61,6 @@ export interface PlanJobsOptions {
  */
 export function planJobs(options: PlanJobsOptions): JobPlan {
   const names = new Set(options.steps.map((s) => s.name));
-  const runsOf = new Map<string, readonly string[]>();
   const jobs: PlannedJob[] = [];
   const skipped: string[] = [];
   for (const step of options.steps) {
@@ -70,7 +69,9 @@ export function planJobs(options: PlanJobsOptions): JobPlan {
       continue;
     }
     const runners = chooseRunners(step, options.machines);
-    const after = dependenciesOf(step, names).flatMap((name) => runsOf.get(name) ?? []);
+    // In plan order (the order they were submitted), whatever the order of the rules.
+    const deps = new Set(dependenciesOf(step, names));
+    const after = jobs.filter((job) => job.kind === 'step' && deps.has(job.step)).map((job) => job.key);
     const keys = runners.map((functionary) => (runners.length === 1 ? step.name : `${step.name}.${functionary}`));
     runners.forEach((functionary, i) => {
       jobs.push({
@@ -84,7 +85,6 @@ export function planJobs(options: PlanJobsOptions): JobPlan {
         after,
       });
     });
-    runsOf.set(step.name, keys);
   }
   jobs.push({ kind: 'verify', key: 'verify', node: options.verifyNode, after: jobs.map((j) => j.key) });
   return { jobs, skipped };
