@@ -26,7 +26,8 @@ export interface StepJob {
 
 export interface VerifyJob {
   readonly kind: 'verify';
-  readonly key: 'verify';
+  /** `verify` (or `verify-2`, ... when a step run already has that key). */
+  readonly key: string;
   readonly node: string | undefined;
   readonly after: readonly string[];
 }
@@ -72,7 +73,7 @@ export function planJobs(options: PlanJobsOptions): JobPlan {
     // In plan order (the order they were submitted), whatever the order of the rules.
     const deps = new Set(dependenciesOf(step, names));
     const after = jobs.filter((job) => job.kind === 'step' && deps.has(job.step)).map((job) => job.key);
-    const keys = runners.map((functionary) => (runners.length === 1 ? step.name : `${step.name}.${functionary}`));
+    const keys = runners.map((functionary) => unique(runners.length === 1 ? step.name : `${step.name}.${functionary}`, jobs));
     runners.forEach((functionary, i) => {
       jobs.push({
         kind: 'step',
@@ -86,8 +87,16 @@ export function planJobs(options: PlanJobsOptions): JobPlan {
       });
     });
   }
-  jobs.push({ kind: 'verify', key: 'verify', node: options.verifyNode, after: jobs.map((j) => j.key) });
+  jobs.push({ kind: 'verify', key: unique('verify', jobs), node: options.verifyNode, after: jobs.map((j) => j.key) });
   return { jobs, skipped };
+}
+
+/** `key`, or `key-2`, `key-3`, ... when a job already has it (a step named `verify`, or `a.b` beside step `a` run by `b`). */
+function unique(key: string, jobs: readonly PlannedJob[]): string {
+  const taken = new Set(jobs.map((j) => j.key));
+  let candidate = key;
+  for (let n = 2; taken.has(candidate); n++) candidate = `${key}-${n}`;
+  return candidate;
 }
 
 /** The first `threshold` functionaries (YAML order) that have a machine, on distinct machines. */
