@@ -235,7 +235,10 @@ async function cancelRest(options: SlurmRunOptions, tracked: Map<string, Tracked
       const statuses = await poll(options.client, open().map((t) => t.jobId));
       for (const job of open()) {
         const status = statuses.get(job.jobId);
-        if (status !== undefined && update(job, status, since())) emit({ kind: 'state', job: job.outcome });
+        if (status === undefined || !update(job, status, since())) continue;
+        // Our own scancel: say so, rather than "scancel, or an administrator".
+        if (status.state === 'CANCELLED' && !isCascade(status)) job.outcome = { ...job.outcome, reason: 'cancelled: the run stopped' };
+        emit({ kind: 'state', job: job.outcome });
       }
     } catch {
       // Keep trying until the deadline: leaving jobs behind is worse than a slow exit.

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { JobCommands } from '../../src/engine/slurm-pipeline.js';
+import { progressLine } from '../../src/engine/slurm-progress.js';
 import { tempDir } from '../helpers/reference.js';
 import { slurmAvailable, startLab, type Lab } from '../helpers/slurm-lab.js';
 import { layoutPlan, runOnLab, sh, unfinishedJobs } from './lab-helpers.js';
@@ -133,6 +134,12 @@ describe.runIf(enabled)('Slurm engine on the lab cluster', () => {
     }
     expect(run.result.leftRunning).toEqual([]);
     expect(unfinishedJobs(lab)).toEqual([]);
+    // Progress: one line per change of state, with node, state and time.
+    const lines = run.events.map(progressLine);
+    expect(lines).toContainEqual(expect.stringMatching(/^b: job \d+ submitted for node2, after job \d+$/));
+    expect(lines).toContainEqual(expect.stringMatching(/^a \(f1\): job \d+ on node1 COMPLETED at \d+\.\d s after \d+\.\d s$/));
+    expect(lines).toContainEqual(expect.stringMatching(/^b \(f2\): job \d+ on node2 FAILED at \d+\.\d s after \d+\.\d s: exit status 3$/));
+    expect(lines).toContainEqual(expect.stringMatching(/^c \(f3\): job \d+ on node3 CANCELLED at \d+\.\d s: cancelled: (a job it depends on did not complete|the run stopped)$/));
   });
 
   it('a killed job ends the run naming the step, node and signal, and the running branch beside it is cancelled', async () => {
@@ -161,6 +168,7 @@ describe.runIf(enabled)('Slurm engine on the lab cluster', () => {
     const states = new Map(run.result.jobs.map((j) => [j.key, j.state]));
     expect(states.get('a')).toBe('CANCELLED');
     expect(states.get('c')).toBe('CANCELLED');
+    expect(run.result.jobs.find((j) => j.key === 'a')?.reason).toBe('cancelled: the run stopped');
     expect(run.events.some((e) => e.kind === 'cancelling')).toBe(true);
     expect(run.result.leftRunning).toEqual([]);
     expect(unfinishedJobs(lab)).toEqual([]);
