@@ -61,6 +61,13 @@ describe('planJobs', () => {
     expect(() => planJobs({ steps, machines: missing })).toThrow(/step 'train' needs 2 functionary machine\(s\) and 1 are given; give --node FUNCTIONARY=NODE for trainer-b/);
   });
 
+  it('keeps keys unique: a step named verify does not take the verification\'s key', () => {
+    const renamed = steps.map((s) => (s.name === 'evaluate' ? { ...s, name: 'verify' } : s));
+    const plan = planJobs({ steps: renamed, machines: NODES });
+    expect(plan.jobs.map((j) => `${j.kind}:${j.key}`)).toEqual(['step:validate', 'step:train.trainer-a', 'step:train.trainer-b', 'step:verify', 'verify:verify-2']);
+    expect(plan.jobs.at(-1)?.after).toContain('verify');
+  });
+
   it('skips a step without run (performed elsewhere): no job, nothing waits for it', () => {
     const noRun = steps.map((s) => (s.name === 'validate' ? { ...s, run: undefined } : s));
     const plan = planJobs({ steps: noRun, machines: NODES });
