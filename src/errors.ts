@@ -83,6 +83,11 @@ export type PipelineCode = 'E_PIPELINE_CYCLE' | 'E_STEP_FAILED' | 'E_LAYOUT_SOUR
 /** ML artifacts. */
 export type PickleCode = 'E_PICKLE_UNSAFE' | 'E_PICKLE_MALFORMED';
 
+/** Running a pipeline through a workload manager (Slurm). */
+export type EngineCode =
+  | 'E_SCHEDULER' // sbatch, squeue or scancel failed, refused a job, or lost track of one
+  | 'E_JOB_FAILED'; // a job ended other than completed; the message names its step, node and reason
+
 /** A bug or an unexpected condition; never a verdict. */
 export type InternalCode = 'E_INTERNAL';
 
@@ -96,6 +101,7 @@ export type ErrorCode =
   | RunCode
   | PipelineCode
   | PickleCode
+  | EngineCode
   | InternalCode;
 
 /** The names a message is about; also carried into the machine-readable report. */
@@ -107,6 +113,7 @@ export interface ErrorContext {
   readonly artifact?: string;
   readonly keyid?: string;
   readonly path?: string; // a JSON path such as /signed/steps/0/pubkeys
+  readonly node?: string; // the machine (a Slurm node) a step ran on
 }
 
 export interface ErrorOptions {
@@ -153,6 +160,7 @@ export class VerificationError extends InTotoError<VerifyCode> {}
 export class RunError extends InTotoError<RunCode> {}
 export class PipelineError extends InTotoError<PipelineCode> {}
 export class PickleError extends InTotoError<PickleCode> {}
+export class EngineError extends InTotoError<EngineCode> {}
 export class InternalError extends InTotoError<InternalCode> {}
 
 /** Exit status for a code: 2 for bad usage, 1 for every other failure (as `in-toto-verify`). */

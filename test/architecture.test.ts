@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 
 /**
  * Keeps the architecture map in the README true: dependencies point one way,
- * errors <- canonical <- io <- crypto <- model <- runner <- verify <- pipeline <- cli <- bin.
+ * errors <- canonical <- io <- crypto <- model <- runner <- verify <- pipeline <- engine <- cli <- bin.
  * Nothing imports cli/ but bin/; verify/ reaches the runner only to run inspections.
  */
 const SRC = new URL('../src/', import.meta.url).pathname;
@@ -19,10 +19,11 @@ const ALLOWED: Record<string, readonly string[]> = {
   runner: ['errors', 'canonical', 'io', 'crypto', 'model'],
   verify: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner'],
   pipeline: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify', 'ml'],
-  bench: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify', 'pipeline', 'ml'],
-  cli: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify', 'pipeline', 'ml'],
+  engine: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify', 'pipeline', 'ml'],
+  bench: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify', 'pipeline', 'engine', 'ml'],
+  cli: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify', 'pipeline', 'engine', 'ml'],
   bin: ['errors', 'cli'],
-  index: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify', 'pipeline', 'ml'],
+  index: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify', 'pipeline', 'engine', 'ml'],
 };
 
 function files(dir: string): string[] {

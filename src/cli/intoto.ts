@@ -29,7 +29,13 @@ const GROUPS: ReadonlyMap<string, ReadonlyMap<string, () => Promise<Main>>> = ne
       ['sign', async () => (await import('./layout.js')).layoutSignMain],
     ]),
   ],
-  ['pipeline', new Map([['run', async () => (await import('./pipeline.js')).pipelineRunMain]])],
+  [
+    'pipeline',
+    new Map([
+      ['run', async () => (await import('./pipeline.js')).pipelineRunMain],
+      ['export', async () => (await import('./pipeline-export.js')).pipelineExportMain],
+    ]),
+  ],
 ]);
 
 /** What `intoto --help` prints. */
@@ -41,6 +47,7 @@ Pipelines (YAML layouts):
   layout check FILE               check a YAML layout: errors and warnings with line:column
   layout sign FILE -k OWNER_KEY   compile it into a signed in-toto layout (root.layout)
   pipeline run FILE --keys DIR    run every step sandboxed and signed, then verify the chain
+  pipeline export FILE --to E     write it as a GitHub Actions or Argo workflow
   scan-pickle FILE...             refuse pickles that import anything outside an allow-list
 
 The in-toto tools (same options as in-toto-<name>; also installed as intoto-<name>):
