@@ -1,9 +1,9 @@
-import { createHash, createPrivateKey, createPublicKey, sign as nodeSign, verify as nodeVerify, type KeyObject } from 'node:crypto';
+import { X509Certificate, createHash, createPrivateKey, createPublicKey, sign as nodeSign, verify as nodeVerify, type KeyObject } from 'node:crypto';
 import { inspect } from 'node:util';
 import { loadPublicKeyFile, loadSigningKeyFile } from '../crypto/keyfiles.js';
 import { keyMaterial } from '../crypto/keys.js';
 import type { SigningKey } from '../crypto/signatures.js';
-import { CryptoError, InTotoError } from '../errors.js';
+import { CryptoError } from '../errors.js';
 import { LIMITS, readRegularFileSync } from '../io/files.js';
 
 /**
@@ -129,7 +129,7 @@ export function loadModelSigner(path: string, password?: string): ModelSigner {
   const bytes = readRegularFileSync(path, { maxBytes: LIMITS.keyBytes, what: 'key file' });
   const text = bytes.toString('utf8');
   if (isJsonText(bytes) || !/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(text)) {
-    if (/-----BEGIN PUBLIC KEY-----/.test(text)) throw new CryptoError('E_KEY_PRIVATE_EXPECTED', `${path}: is a public key; signing needs the private key file`);
+    if (!isJsonText(bytes) && /-----BEGIN PUBLIC KEY-----/.test(text)) throw new CryptoError('E_KEY_PRIVATE_EXPECTED', `${path}: is a public key; signing needs the private key file`);
     return ModelSigner.fromSigningKey(loadSigningKeyFile(path, password === undefined ? {} : { password }), path);
   }
   let key: KeyObject;
@@ -178,7 +178,20 @@ export function readPemCertificates(path: string): Buffer[] {
   return blocks.map((m) => Buffer.from((m[1] ?? '').replace(/\s+/g, ''), 'base64'));
 }
 
-/** `error` with `path` in its message when it is ours; anything else passes through. */
-export function inFile(error: unknown, path: string): unknown {
-  return error instanceof InTotoError && !error.message.includes(path) ? error.withContext(path, { file: path }) : error;
+
+/**
+ * `signer` with the certificate of its key (`certificate`, PEM) and the chain above it
+ * (`chain`, PEM files, issuer first), for the certificate method.
+ * @throws IoError; CryptoError E_KEY_FORMAT (no certificate, or one for another key)
+ */
+export function withCertificateFiles(signer: ModelSigner, certificate: string, chain: readonly string[]): ModelSigner {
+  const leaf = readPemCertificates(certificate)[0];
+  if (leaf === undefined) throw new CryptoError('E_KEY_FORMAT', `${certificate}: holds no PEM certificate`);
+  let leafKey: KeyObject;
+  try {
+    leafKey = new X509Certificate(leaf).publicKey;
+  } catch (cause) {
+    throw new CryptoError('E_KEY_FORMAT', `${certificate}: not a readable X.509 certificate`, { cause });
+  }
+  return signer.withCertificates(leaf, chain.flatMap(readPemCertificates), leafKey, certificate);
 }
