@@ -22,7 +22,9 @@ import { verifyLayoutSignatures } from '../verify/layout-signatures.js';
  * With a layout and its owner's keys, the layout's signatures are checked and each step's
  * links are read from `<step>.<keyid8>.link` and credited only to the authorised keys that
  * verify them (as intoto-verify does). Without one, every `*.link` file in the directory is
- * read without checking signatures (the report says so) and ordered by data flow.
+ * read without checking signatures (the report says so) and ordered as a layout lying in
+ * the directory lists the steps (unverified, for the order only), else by data flow, then by
+ * when each was written.
  */
 
 export interface TraceOptions {
@@ -226,22 +228,54 @@ function readUnverified(file: string, ignored: string[]): { link: Link; keyids: 
 
 /** Every *.link file, unverified, ordered so that a step comes after the steps whose products it used. */
 function loadUnverified(linkDir: string, ignored: string[]): Loaded[] {
+  // Modification time, then name: the order the links were written in when nothing else tells.
   const files = readdirSync(linkDir)
     .filter((f) => f.endsWith('.link'))
-    .sort();
+    .map((f) => ({ f, t: statSync(join(linkDir, f)).mtimeMs }))
+    .sort((a, b) => a.t - b.t || (a.f < b.f ? -1 : a.f > b.f ? 1 : 0))
+    .map(({ f }) => f);
   const links: Loaded[] = [];
   for (const f of files) {
     const file = join(linkDir, f);
     const read = readUnverified(file, ignored);
     if (read !== undefined) links.push({ kind: 'step', name: read.link.name, file, signers: read.keyids, verified: false, link: read.link });
   }
-  return byDataFlow(links);
+  return byLayoutHint(linkDir, byDataFlow(links), ignored);
+}
+
+/**
+ * Without --layout, a layout lying in the link directory (a pipeline's out directory holds
+ * root.layout) still gives the steps' order: only the order, read without checking its
+ * signature, so it decides nothing about trust.
+ */
+function byLayoutHint(linkDir: string, links: Loaded[], ignored: string[]): Loaded[] {
+  const layouts = readdirSync(linkDir).filter((f) => f.endsWith('.layout'));
+  if (layouts.length !== 1) return links;
+  let steps: readonly string[];
+  try {
+    const payload = unverifiedPayload(readEnvelopeFile(join(linkDir, layouts[0]!), { what: 'layout' }));
+    const metadata = metadataFromJson(payload, layouts[0]!, { keepPlaceholders: true });
+    if (metadata.type !== 'layout') return links;
+    steps = metadata.layout.steps.map((s) => s.name);
+  } catch (error) {
+    ignored.push(`${layouts[0]}: not used for the order (${error instanceof InTotoError ? error.message : String(error)})`);
+    return links;
+  }
+  const rank = (l: Loaded): number => {
+    const i = steps.indexOf(l.name);
+    return i === -1 ? steps.length : i;
+  };
+  return links
+    .map((l, i) => ({ l, i }))
+    .sort((a, b) => rank(a.l) - rank(b.l) || a.i - b.i)
+    .map(({ l }) => l);
 }
 
 /**
  * A stable topological order: B after A when B used (name and sha256) something A created or
  * changed (a product A did not also have as a material: pass-through products tell nothing
- * about order); otherwise file-name order. Only `--layout` gives the layout's own order.
+ * about order); otherwise the order the files were written in. Only `--layout` gives the
+ * layout's own order.
  */
 function byDataFlow(links: readonly Loaded[]): Loaded[] {
   const key = (n: string, d: HashDict): string => `${n}\0${sha256Of(d) ?? ''}`;
