@@ -8,6 +8,7 @@ import { runRecordBench } from './record.js';
 import { RUN_MAX_RSS_KIB, RUN_TARGETS, runRunBench } from './run.js';
 import type { Comparison } from './timing.js';
 import { runVerifyBench, VERIFY_TARGET_RATIO } from './verify.js';
+import { MODEL_MAX_RSS_KIB, runModelBench } from './model.js';
 
 /**
  * `make bench`: every benchmark against the Python reference, one after the other, then a
@@ -62,6 +63,12 @@ export const BENCHES: readonly Bench[] = [
     run: (context) => [
       { bench: 'verify', case: '3 steps x 50,000 artifacts', comparison: runVerifyBench({ ...context, artifacts: 50_000 }), target: VERIFY_TARGET_RATIO, maxRssKiB: undefined },
     ],
+  },
+  {
+    name: 'model',
+    title: 'intoto model sign / verify vs coreutils sha256sum on one thread (the reference column), same files, same run',
+    run: (context) =>
+      runModelBench(context).map((row) => ({ bench: `model ${row.operation}`, case: row.dataset.description, comparison: row.comparison, target: row.target, maxRssKiB: MODEL_MAX_RSS_KIB })),
   },
 ];
 
