@@ -23,12 +23,17 @@ import { pathProblem } from './paths.js';
 export const STATEMENT_LIMITS = { maxResources: 1_000_000, maxNameLength: 4096, maxIgnorePaths: 10_000 } as const;
 
 const HEX_LENGTH: Readonly<Record<string, number>> = { sha256: 64 };
+const LOWER_HEX = /^[0-9a-f]+$/;
+/**
+ * A quick test that a name may be unsafe (absolute, `.` or `..` components, empty components,
+ * NUL, lone surrogates); pathProblem then says why. Checked once per resource, so one regex.
+ */
+export const BAD_PATH = /^\/|\/$|\/\/|(?:^|\/)\.\.?(?:\/|$)|\0|[\ud800-\udbff](?![\udc00-\udfff])|(?:[^\ud800-\udbff]|^)[\udc00-\udfff]/;
 
 /** sha256 over the raw resource digests in the order given (spec §6.5.1). */
 export function rootDigest(resources: readonly Resource[]): string {
-  const hash = createHash('sha256');
-  for (const resource of resources) hash.update(Buffer.from(resource.digest, 'hex'));
-  return hash.digest('hex');
+  // One hex decode of the joined digests: 20,000 small decodes and updates cost 10 times more.
+  return createHash('sha256').update(Buffer.from(resources.map((r) => r.digest).join(''), 'hex')).digest('hex');
 }
 
 /** What a signer puts in the Statement. */
@@ -156,29 +161,28 @@ function readResources(value: JsonValue | undefined, serialization: Serializatio
   if (value.length === 0) throw bad('predicate.resources is empty: a signature must cover at least one file');
   if (value.length > STATEMENT_LIMITS.maxResources) throw bad(`more than ${STATEMENT_LIMITS.maxResources} resources`);
   const algorithms = allowedAlgorithms(serialization);
+  const hexLength = HEX_LENGTH[serialization.hashType] ?? 0;
   const seen = new Set<string>();
-  const resources: Resource[] = [];
-  value.forEach((entry, i) => {
+  const resources: Resource[] = new Array(value.length);
+  for (let i = 0; i < value.length; i++) {
+    const entry = value[i] as JsonValue;
     if (!isJsonObject(entry)) throw bad(`resources[${i}] is not an object`);
-    const name = getOwn(entry, 'name');
-    const algorithm = getOwn(entry, 'algorithm');
-    const digest = getOwn(entry, 'digest');
+    const { name, algorithm, digest } = entry as { readonly [key: string]: JsonValue | undefined };
     if (typeof name !== 'string' || name === '' || name.length > STATEMENT_LIMITS.maxNameLength) throw bad(`resources[${i}].name must be a non-empty string`);
     if (typeof algorithm !== 'string' || !algorithms.includes(algorithm)) {
       throw bad(`resources[${i}] (${JSON.stringify(name)}): algorithm ${JSON.stringify(algorithm)} does not fit the serialization (${algorithms.join(' or ')})`);
     }
-    if (typeof digest !== 'string' || digest.length !== HEX_LENGTH[serialization.hashType] || !/^[0-9a-f]+$/.test(digest)) {
-      throw bad(`resources[${i}] (${JSON.stringify(name)}): digest must be ${HEX_LENGTH[serialization.hashType]} lower-case hex digits`);
+    if (typeof digest !== 'string' || digest.length !== hexLength || !LOWER_HEX.test(digest)) {
+      throw bad(`resources[${i}] (${JSON.stringify(name)}): digest must be ${hexLength} lower-case hex digits`);
     }
     const path = serialization.method === 'shards' ? shardPath(name, i) : name;
-    if (path !== '.') {
-      const problem = pathProblem(path);
-      if (problem !== undefined) throw bad(`resources[${i}] ${JSON.stringify(name)}: ${problem}`);
+    if (path !== '.' && BAD_PATH.test(path)) {
+      throw bad(`resources[${i}] ${JSON.stringify(name)}: ${pathProblem(path) ?? 'is not a canonical relative path'}`);
     }
     if (seen.has(name)) throw bad(`resources[${i}]: ${JSON.stringify(name)} is listed twice`);
     seen.add(name);
-    resources.push({ name, algorithm, digest });
-  });
+    resources[i] = { name, algorithm, digest };
+  }
   if (serialization.method === 'files' && seen.has('.') && resources.length > 1) throw bad('"." names a single-file model, which has one resource');
   return resources;
 }
