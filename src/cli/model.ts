@@ -1,4 +1,5 @@
 import { InTotoError, asInTotoError } from '../errors.js';
+import { prewarmHashWorkers } from '../runner/hash-pool.js';
 import { readTrustedRoot } from '../oms/keyless.js';
 import { loadModelPublicKey, loadModelSigner, readPemCertificates, withCertificateFiles } from '../oms/keys.js';
 import { signModel } from '../oms/sign.js';
@@ -28,6 +29,8 @@ interface SignCliOptions {
  * Exit 0 when the signature is written, 1 on any failure, 2 for bad usage.
  */
 export async function modelSignMain(argv: string[]): Promise<number> {
+  // Hashing threads boot (tens of ms) while the key is read and the model listed.
+  prewarmHashWorkers();
   const program = newProgram('intoto model sign', 'Sign a model (a directory or one file) with an OpenSSF Model Signing v1.0 signature.')
     .argument('<model>', 'the model directory (or a single model file)')
     .requiredOption('-k, --key <path>', 'ECDSA P-256/P-384/P-521 private key: PEM from openssl, or intoto keygen -t ecdsa')
@@ -95,6 +98,7 @@ function trustOf(opts: VerifyCliOptions): () => ModelTrust {
  * mismatching file listed, with both digests), 2 for bad usage.
  */
 export async function modelVerifyMain(argv: string[]): Promise<number> {
+  prewarmHashWorkers();
   const program = newProgram('intoto model verify', 'Verify a model against its OpenSSF Model Signing signature.')
     .argument('<model>', 'the model directory (or a single model file)')
     .option('-k, --key <path>', 'the public key the model must be signed with (PEM, DER, or an intoto .pub file)')

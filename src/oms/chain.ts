@@ -1,6 +1,17 @@
 import { X509Certificate, type KeyObject } from 'node:crypto';
-import { X509Certificate as SigstoreX509 } from '@sigstore/core';
+import { createRequire } from 'node:module';
+import type { X509Certificate as SigstoreX509 } from '@sigstore/core';
 import { ModelError } from '../errors.js';
+
+/** @sigstore/core's certificate parser (extensions Node does not expose), loaded when first needed. */
+let parseExtensions: ((der: Buffer) => SigstoreX509) | undefined;
+function extensionsOf(der: Buffer): SigstoreX509 {
+  if (parseExtensions === undefined) {
+    const core = createRequire(import.meta.url)('@sigstore/core') as typeof import('@sigstore/core');
+    parseExtensions = (bytes) => core.X509Certificate.parse(bytes as Buffer<ArrayBuffer>);
+  }
+  return parseExtensions(der);
+}
 
 /**
  * The certificate method's trust decision (spec §8.2): the bundle's chain `[leaf,
@@ -32,7 +43,7 @@ const fail = (message: string): ModelError => new ModelError('E_MODEL_SIGNATURE'
 
 function parse(der: Buffer, what: string): Cert {
   try {
-    return { x509: new X509Certificate(der), ext: SigstoreX509.parse(Buffer.from(der)), der };
+    return { x509: new X509Certificate(der), ext: extensionsOf(Buffer.from(der)), der };
   } catch (cause) {
     throw new ModelError('E_MODEL_BUNDLE', `${what} is not a DER X.509 certificate`, { cause });
   }
