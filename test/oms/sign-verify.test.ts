@@ -37,6 +37,18 @@ describe('signModel and verifyModel round trip', () => {
     expect(result.manifest?.rootDigest).toBe('143cc682e555951649f18e2761c3d526d2502996f5e32dc187ef7f8a614f8df7');
   });
 
+  it('a signer never shows its private key: JSON, inspect and string forms carry only the hint', async () => {
+    const { inspect } = await import('node:util');
+    const { signer, privateKey } = ecKey('secp384r1');
+    const secret = privateKey.export({ format: 'jwk' }).d!;
+    const pem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+    for (const shown of [JSON.stringify(signer), inspect(signer, { showHidden: true, depth: 5 }), String(signer), JSON.stringify({ ...signer })]) {
+      expect(shown).not.toContain(secret);
+      expect(shown).not.toContain(pem.split('\n')[1]);
+      expect(shown).not.toMatch(/PRIVATE KEY/);
+    }
+  });
+
   it('signing twice gives identical payload bytes (and a fixed key order)', async () => {
     const model = sampleModelFolder(join(fresh(), 'm'));
     const { signer } = ecKey();
