@@ -113,6 +113,23 @@ describe('signModel and verifyModel round trip', () => {
     expect(codeOf(() => ModelSigner.fromKeyObject(k.privateKey))).toBe('E_KEY_UNSUPPORTED');
   });
 
+  it.each(['prime256v1', 'secp384r1', 'secp521r1'])('keys made by the openssl command line on %s (SEC1 with EC PARAMETERS, encrypted PKCS#8)', async (curve) => {
+    const { spawnSync } = await import('node:child_process');
+    const keys = fresh();
+    const ok = (args: string[]): void => {
+      const r = spawnSync('openssl', args, { cwd: keys, encoding: 'utf8' });
+      if (r.status !== 0) throw new Error(r.stderr);
+    };
+    ok(['ecparam', '-name', curve, '-genkey', '-out', 'sec1.pem']);
+    ok(['ec', '-in', 'sec1.pem', '-pubout', '-out', 'pub.pem']);
+    ok(['pkcs8', '-topk8', '-in', 'sec1.pem', '-v2', 'aes-256-cbc', '-passout', 'pass:secret', '-out', 'enc.pem']);
+    const model = writeModel(fresh(), { 'w.bin': 'w' });
+    for (const signer of [loadModelSigner(join(keys, 'sec1.pem')), loadModelSigner(join(keys, 'enc.pem'), 'secret')]) {
+      await signModel({ dir: model, key: signer });
+      await verifyModelOrThrow({ dir: model, trust: { method: 'key', key: loadModelPublicKey(join(keys, 'pub.pem')) } });
+    }
+  });
+
   it('a single-file model is named by its base name (the spec), and model_signing\'s "." is accepted too', async () => {
     const dir = fresh();
     const file = join(dir, 'model.pkl');
