@@ -1,11 +1,10 @@
-import { lstatSync, realpathSync, statSync, type Stats } from 'node:fs';
+import { lstatSync, readdirSync, realpathSync, statSync, type Dirent, type Stats } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { basename, resolve } from 'node:path';
 import { describeType } from '../crypto/hash-file.js';
 import { FormatError, IoError, ioError, isNodeError } from '../errors.js';
 import { hashFiles } from '../runner/hash-pool.js';
 import { problemError } from '../runner/hash-job.js';
-import { readDirectory } from '../runner/list-directory.js';
 import { isUnder } from './paths.js';
 
 /**
@@ -56,6 +55,30 @@ interface Frame {
 
 const identity = (s: Stats): string => `${s.dev}:${s.ino}`;
 
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+const lossyUtf8 = new TextDecoder('utf-8');
+
+/**
+ * A directory's entries with their names as text and whether they were valid UTF-8 on disk,
+ * unsorted (the resources are sorted once at the end). Node turns bytes that are not UTF-8 into
+ * U+FFFD, so only a directory with a U+FFFD in a name is listed again as bytes.
+ */
+function listDirectory(real: string, name: string): { entry: Dirent<string | Buffer>; text: string; valid: boolean }[] {
+  try {
+    const entries = readdirSync(real, { withFileTypes: true });
+    if (!entries.some((e) => e.name.includes('\ufffd'))) return entries.map((entry) => ({ entry, text: entry.name, valid: true }));
+    return readdirSync(real, { withFileTypes: true, encoding: 'buffer' }).map((entry) => {
+      try {
+        return { entry, text: strictUtf8.decode(entry.name), valid: true };
+      } catch {
+        return { entry, text: lossyUtf8.decode(entry.name), valid: false };
+      }
+    });
+  } catch (error) {
+    throw ioError(name, error, 'cannot list directory');
+  }
+}
+
 /** True when `model` is (or links to) a regular file. @throws IoError E_IO when it cannot be read */
 export function isSingleFile(model: string): boolean {
   try {
@@ -86,7 +109,9 @@ export function listModel(model: string, options: ListOptions): ModelListing {
 
   const files: ModelFile[] = [];
   const irregular: IrregularPath[] = [];
-  const ignored = (name: string): boolean => options.ignore.some((prefix) => isUnder(name, prefix));
+  // Exact names suffice: an ignored directory is never descended, so nothing below it is met.
+  const ignoreSet = new Set(options.ignore);
+  const ignored = (name: string): boolean => ignoreSet.has(name);
   const pending: Frame[] = [{ real: rootReal, name: '', depth: 0, chain: [identity(rootStat)] }];
   const addFile = (name: string, path: string): void => {
     if (files.length >= maxFiles) throw new IoError('E_LIMIT', `${model}: more than ${maxFiles} files`, { context: { file: model } });
@@ -103,7 +128,7 @@ export function listModel(model: string, options: ListOptions): ModelListing {
   };
   for (let frame = pending.pop(); frame !== undefined; frame = pending.pop()) {
     const current = frame;
-    for (const { entry, text, valid } of readDirectory({ real: current.real, name: current.name === '' ? model : `${model}/${current.name}` })) {
+    for (const { entry, text, valid } of listDirectory(current.real, current.name === '' ? model : `${model}/${current.name}`)) {
       const name = current.name === '' ? text : `${current.name}/${text}`;
       if (ignored(name)) continue;
       if (!valid) throw new FormatError('E_ARTIFACT_NAME', `${model}/${name}: file name is not valid UTF-8`, { context: { file: name } });
