@@ -87,6 +87,24 @@ export type PickleCode = 'E_PICKLE_UNSAFE' | 'E_PICKLE_MALFORMED';
 export type EngineCode =
   | 'E_SCHEDULER' // sbatch, squeue or scancel failed, refused a job, or lost track of one
   | 'E_JOB_FAILED'; // a job ended other than completed; the message names its step, node and reason
+/** OpenSSF Model Signing (OMS) signatures over model directories. */
+export type ModelCode =
+  | 'E_MODEL_BUNDLE' // a signature file that is not a well-formed Sigstore bundle of the kind the flags ask for
+  | 'E_MODEL_SIGNATURE' // no valid signature by the given key, chain or identity (hint, chain, time, identity)
+  | 'E_MODEL_STATEMENT' // a signed payload that is not an OMS Statement (type, predicate, subjects, resources, root digest)
+  | 'E_MODEL_UNSUPPORTED' // a hash type, serialization method or key the spec allows and we do not implement
+  | 'E_MODEL_EMPTY' // no file to sign after the ignore paths
+  | 'E_MODEL_MISMATCH'; // files missing, extra, changed or not regular compared with the signed manifest
+
+/** Datasets versioned with DVC. */
+export type DataCode =
+  | 'E_DVC_FORMAT' // a .dvc or dvc.lock file we cannot read as DVC metadata
+  | 'E_DATA_MISMATCH'; // a file or directory whose md5 (or size, count) differs from the recorded one
+
+/** Chains of custody over links. */
+export type TraceCode =
+  | 'E_TRACE_NOT_FOUND' // no link records the artifact
+  | 'E_TRACE_CHANGED'; // the artifact's digest changes along the chain or on disk
 
 /** A bug or an unexpected condition; never a verdict. */
 export type InternalCode = 'E_INTERNAL';
@@ -102,6 +120,9 @@ export type ErrorCode =
   | PipelineCode
   | PickleCode
   | EngineCode
+  | ModelCode
+  | DataCode
+  | TraceCode
   | InternalCode;
 
 /** The names a message is about; also carried into the machine-readable report. */
@@ -161,6 +182,9 @@ export class RunError extends InTotoError<RunCode> {}
 export class PipelineError extends InTotoError<PipelineCode> {}
 export class PickleError extends InTotoError<PickleCode> {}
 export class EngineError extends InTotoError<EngineCode> {}
+export class ModelError extends InTotoError<ModelCode> {}
+export class DataError extends InTotoError<DataCode> {}
+export class TraceError extends InTotoError<TraceCode> {}
 export class InternalError extends InTotoError<InternalCode> {}
 
 /** Exit status for a code: 2 for bad usage, 1 for every other failure (as `in-toto-verify`). */

@@ -21,3 +21,10 @@ export { verifySupplyChain, type VerifyOptions, type VerifyReport } from './veri
 export { checkLayoutSource, loadLayoutSource } from './pipeline/load.js';
 export { runPipeline, type PipelineRunOptions, type PipelineRunResult } from './pipeline/run-pipeline.js';
 export { scanPickle, scanPickleFile, assertSafePickleFile } from './ml/pickle.js';
+export { signModel, type SignModelOptions, type SignedModel } from './oms/sign.js';
+export { verifyModel, verifyModelOrThrow, describeMismatch, type ModelTrust, type ModelVerification, type ModelMismatch, type VerifyModelOptions } from './oms/verify.js';
+export { ModelSigner, loadModelSigner, loadModelPublicKey, readPemCertificates, withCertificateFiles, keyHint } from './oms/keys.js';
+export { defaultTrustedRoot, readTrustedRoot } from './oms/keyless.js';
+export type { SignedManifest, Resource, Serialization } from './oms/format.js';
+export { checkDvcFile, readDvcEntries, type DataFinding, type DvcEntry } from './data/dvc.js';
+export { traceArtifact, type TraceOptions, type TraceResult } from './trace/trace.js';

@@ -4,7 +4,9 @@ import { describe, expect, it } from 'vitest';
 
 /**
  * Keeps the architecture map in the README true: dependencies point one way,
- * errors <- canonical <- io <- crypto <- model <- runner <- verify <- pipeline <- engine <- cli <- bin.
+ * errors <- canonical <- io <- crypto <- model <- runner <- (oms, data) <- verify <- trace <-
+ * pipeline <- engine <- cli <- bin. oms (model signatures) and data (DVC digests) sit beside
+ * verify: they use the runner's hashing pool and nothing of verify; the pipeline may sign models.
  * Nothing imports cli/ but bin/; verify/ reaches the runner only to run inspections.
  */
 const SRC = new URL('../src/', import.meta.url).pathname;
@@ -17,13 +19,16 @@ const ALLOWED: Record<string, readonly string[]> = {
   model: ['errors', 'canonical', 'io', 'crypto'],
   ml: ['errors', 'canonical', 'io'],
   runner: ['errors', 'canonical', 'io', 'crypto', 'model'],
+  oms: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner'],
+  data: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner'],
   verify: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner'],
-  pipeline: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify', 'ml'],
-  engine: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify', 'pipeline', 'ml'],
-  bench: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify', 'pipeline', 'engine', 'ml'],
-  cli: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify', 'pipeline', 'engine', 'ml'],
+  trace: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify'],
+  pipeline: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify', 'ml', 'oms'],
+  engine: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify', 'pipeline', 'ml', 'oms'],
+  bench: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify', 'pipeline', 'engine', 'ml', 'oms', 'data', 'trace'],
+  cli: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify', 'pipeline', 'engine', 'ml', 'oms', 'data', 'trace'],
   bin: ['errors', 'cli'],
-  index: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify', 'pipeline', 'engine', 'ml'],
+  index: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify', 'pipeline', 'engine', 'ml', 'oms', 'data', 'trace'],
 };
 
 function files(dir: string): string[] {

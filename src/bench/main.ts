@@ -9,6 +9,7 @@ import { runSlurmBench } from './slurm.js';
 import { RUN_MAX_RSS_KIB, RUN_TARGETS, runRunBench } from './run.js';
 import type { Comparison } from './timing.js';
 import { runVerifyBench, VERIFY_TARGET_RATIO } from './verify.js';
+import { MODEL_MAX_RSS_KIB, runModelBench } from './model.js';
 
 /**
  * `make bench`: every benchmark against the Python reference, one after the other, then a
@@ -71,6 +72,12 @@ export const BENCHES: readonly Bench[] = [
     title: 'a pipeline through Slurm (the lab: scripts/slurm-lab.sh) vs the same step commands run back to back here',
     run: (context) =>
       runSlurmBench(context).map((row) => ({ bench: 'slurm', case: row.case, comparison: row.comparison, target: undefined, maxRssKiB: undefined, maxOverheadSeconds: row.maxOverheadSeconds })),
+  },
+  {
+    name: 'model',
+    title: 'intoto model sign / verify vs coreutils sha256sum on one thread (the reference column), same files, same run',
+    run: (context) =>
+      runModelBench(context).map((row) => ({ bench: `model ${row.operation}`, case: row.dataset.description, comparison: row.comparison, target: row.target, maxRssKiB: MODEL_MAX_RSS_KIB })),
   },
 ];
 

@@ -23,6 +23,11 @@ export interface ParseOptions {
   readonly canonical?: boolean;
   /** Names the document in error messages. */
   readonly source?: string;
+  /**
+   * Accept an integer written with a zero fraction (`1000000000.0`, as protobuf's JSON writes
+   * every number of a Struct) as that integer. Other fractions and exponents stay errors.
+   */
+  readonly zeroFractions?: boolean;
 }
 
 export const DEFAULT_MAX_DEPTH = 64;
@@ -52,7 +57,7 @@ export function decodeUtf8(bytes: Uint8Array, source = 'input'): string {
 export function parseJson(input: Uint8Array | string, options: ParseOptions = {}): JsonValue {
   const source = options.source ?? 'JSON';
   const text = typeof input === 'string' ? input : decodeUtf8(input, source);
-  return new Parser(text, options.maxDepth ?? DEFAULT_MAX_DEPTH, options.canonical ?? false, source).document();
+  return new Parser(text, options.maxDepth ?? DEFAULT_MAX_DEPTH, options.canonical ?? false, source, options.zeroFractions ?? false).document();
 }
 
 /**
@@ -90,6 +95,7 @@ class Parser {
     private readonly maxDepth: number,
     private readonly canonical: boolean,
     private readonly source: string,
+    private readonly zeroFractions: boolean = false,
   ) {}
 
   document(): JsonValue {
@@ -253,8 +259,13 @@ class Parser {
       this.pos = p;
       this.fail('invalid number');
     }
-    const next = t.charCodeAt(p);
-    if (next === 0x2e || next === 0x65 || next === 0x45) {
+    let end = p;
+    if (this.zeroFractions && t.charCodeAt(p) === 0x2e && t.charCodeAt(p + 1) === 0x30) {
+      end = p + 1;
+      while (t.charCodeAt(end) === 0x30) end++;
+    }
+    const next = t.charCodeAt(end);
+    if (next === 0x2e || next === 0x65 || next === 0x45 || (end !== p && next >= 0x31 && next <= 0x39)) {
       this.pos = start;
       this.fail('only integers are allowed (no fraction or exponent)', 'E_JSON_NUMBER');
     }
@@ -272,7 +283,7 @@ class Parser {
       this.pos = start;
       this.fail('-0 is not canonical', 'E_CANONICAL');
     }
-    this.pos = p;
+    this.pos = end;
     return value === 0 ? 0 : value; // normalise -0
   }
 

@@ -19,6 +19,7 @@ const TOOLS: ReadonlyMap<string, () => Promise<Main>> = new Map([
   ['match-products', async () => (await import('./match-products.js')).matchProductsMain],
   ['verify', async () => (await import('./verify.js')).verifyMain],
   ['scan-pickle', async () => (await import('./scan-pickle.js')).scanPickleMain],
+  ['trace', async () => (await import('./trace.js')).traceMain],
 ]);
 
 const GROUPS: ReadonlyMap<string, ReadonlyMap<string, () => Promise<Main>>> = new Map([
@@ -36,6 +37,14 @@ const GROUPS: ReadonlyMap<string, ReadonlyMap<string, () => Promise<Main>>> = ne
       ['export', async () => (await import('./pipeline-export.js')).pipelineExportMain],
     ]),
   ],
+  [
+    'model',
+    new Map([
+      ['sign', async () => (await import('./model.js')).modelSignMain],
+      ['verify', async () => (await import('./model.js')).modelVerifyMain],
+    ]),
+  ],
+  ['data', new Map([['check', async () => (await import('./data.js')).dataCheckMain]])],
 ]);
 
 /** What `intoto --help` prints. */
@@ -49,6 +58,12 @@ Pipelines (YAML layouts):
   pipeline run FILE --keys DIR    run every step sandboxed and signed, then verify the chain
   pipeline export FILE --to E     write it as a GitHub Actions or Argo workflow
   scan-pickle FILE...             refuse pickles that import anything outside an allow-list
+
+Models and data:
+  model sign MODEL -k KEY         sign a model directory (OpenSSF Model Signing v1.0, model.sig)
+  model verify MODEL -k PUB       verify it (or --certificate-chain CA, or --identity --issuer)
+  data check PATH.dvc|dvc.lock    recompute DVC's md5 digests and list every mismatch
+  trace ARTIFACT [--layout ...]   the chain of custody of a file or digest over the links
 
 The in-toto tools (same options as in-toto-<name>; also installed as intoto-<name>):
   keygen  sign  run  record  mock  match-products  verify
