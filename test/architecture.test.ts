@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 
 /**
  * Keeps the architecture map in the README true: dependencies point one way,
- * errors <- canonical <- io <- crypto <- model <- runner <- verify <- pipeline <- cli <- bin.
+ * errors <- canonical <- io <- crypto <- model <- runner <- verify <- attest <- pipeline <- cli <- bin.
  * Nothing imports cli/ but bin/; verify/ reaches the runner only to run inspections.
  */
 const SRC = new URL('../src/', import.meta.url).pathname;
@@ -18,11 +18,12 @@ const ALLOWED: Record<string, readonly string[]> = {
   ml: ['errors', 'canonical', 'io'],
   runner: ['errors', 'canonical', 'io', 'crypto', 'model'],
   verify: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner'],
-  pipeline: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify', 'ml'],
-  bench: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify', 'pipeline', 'ml'],
-  cli: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify', 'pipeline', 'ml'],
+  attest: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify'],
+  pipeline: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify', 'attest', 'ml'],
+  bench: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify', 'attest', 'pipeline', 'ml'],
+  cli: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify', 'attest', 'pipeline', 'ml'],
   bin: ['errors', 'cli'],
-  index: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify', 'pipeline', 'ml'],
+  index: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify', 'attest', 'pipeline', 'ml'],
 };
 
 function files(dir: string): string[] {

@@ -5,6 +5,7 @@ import { signatureEncodingProblem, signersOf } from '../model/envelope.js';
 import { linkFromJson, type Link } from '../model/link.js';
 import { verifiedContent, type VerifiedContent } from '../model/link-reader.js';
 import { metadataType, readSlotEnvelopeFile } from '../model/metadata.js';
+import { isStatement, linkFromStatement } from '../model/statement.js';
 
 /**
  * One link file read, checked and attributed, with no knowledge of steps or layouts. The file is read without
@@ -54,5 +55,7 @@ export function loadLinkFile(file: string, candidates: readonly PublicKey[]): Lo
   const payload = content.payload;
   const type = metadataType(payload);
   if (type === 'link') return { kind: 'link', signers: keyids, link: linkFromJson(payload, file) };
+  // An in-toto attestation (Statement v1, link predicate) stands for a link, checked the same way.
+  if (isStatement(payload)) return { kind: 'link', signers: keyids, link: linkFromStatement(payload, file) };
   return { kind: type === 'layout' ? 'layout' : 'other', signers: keyids, payload };
 }

@@ -1,0 +1,54 @@
+import { randomUUID } from 'node:crypto';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { SigningKey } from '../crypto/signatures.js';
+import { writeAttestation } from '../attest/envelope.js';
+import { provenanceStatement } from '../attest/provenance.js';
+import { PROVENANCE_STATEMENT_SCHEMA } from '../attest/schemas.js';
+
+/**
+ * What `intoto pipeline run` writes besides the standard in-toto files: the SLSA Provenance v1
+ * of the final products, after the chain verified (attest/provenance.ts), signed with the
+ * provenance key (default: the owner key). Each link's own attestation (`--attest`) is written
+ * by the runner beside the link and copied with it.
+ */
+
+/** Where the provenance goes, in the output directory. */
+export const PROVENANCE_FILE = 'provenance.intoto.json';
+
+export interface PipelineProvenance {
+  /** Signs the provenance. */
+  readonly key: SigningKey;
+  readonly builderId: string;
+  readonly builderVersion: string;
+}
+
+/**
+ * Writes `outDir/provenance.intoto.json`; returns its path.
+ * @throws IoError; FormatError E_SCHEMA (a bug); CryptoError (the key cannot sign)
+ */
+export async function writePipelineProvenance(options: {
+  readonly provenance: PipelineProvenance;
+  readonly outDir: string;
+  readonly finalProducts: readonly string[];
+  readonly inputs: ReadonlyMap<string, string>;
+  readonly params: ReadonlyMap<string, string>;
+  readonly startedOn: Date;
+}): Promise<string> {
+  const { outDir, provenance } = options;
+  const statement = await provenanceStatement({
+    subjects: new Map(options.finalProducts.map((name) => [name, join(outDir, name)])),
+    layoutPath: join(outDir, 'root.layout'),
+    params: options.params,
+    inputs: options.inputs,
+    linkFiles: readdirSync(outDir).filter((name) => name.endsWith('.link')).map((name) => join(outDir, name)),
+    builderId: provenance.builderId,
+    builderVersion: provenance.builderVersion,
+    invocationId: randomUUID(),
+    startedOn: options.startedOn,
+    finishedOn: new Date(),
+  });
+  const path = join(outDir, PROVENANCE_FILE);
+  writeAttestation(path, statement, PROVENANCE_STATEMENT_SCHEMA, [provenance.key]);
+  return path;
+}
