@@ -27,8 +27,36 @@ const HERE = new URL('./', import.meta.url).pathname;
 const SCRIPTS = join(HERE, 'peer-scripts');
 const PATH = `${join(HERE, 'peer-bin')}:${process.env['PATH'] ?? '/usr/bin:/bin'}`;
 
-/** Cases where we are stricter than the reference by design: id -> reason (also in README.md). */
-export const DELIBERATE: ReadonlyMap<string, string> = new Map<string, string>([]);
+/**
+ * Cases where our verdict differs from the deciding one by design: id -> reason. Each is also
+ * listed in the README ("Compatible with the reference, and where we differ"). We must be the
+ * stricter side: fail where the decider passes.
+ */
+export const DELIBERATE: ReadonlyMap<string, string> = new Map<string, string>([
+  ['S01', "a sublayout's inspections are commands a functionary chose: they run only with --allow-sublayout-inspections (S02 passes with it)"],
+  ['S04', "as S01: the sublayout carries an inspection (S05 passes with --allow-sublayout-inspections)"],
+  ['D01', "a layout without 'expires' is refused: in-toto 2.x gives it an expiry a month after each time it is read, so it never expires"],
+  ['D06', "as D01 (the PEM keys and DSSE links of this case verify: D05 is the same keys in a Metablock with 'expires')"],
+  ['G08', "a key on secp256k1 that claims ecdsa-sha2-nistp256 is refused (unsupported curve); in-toto 1.3.1 verifies its signature anyway, in-toto-golang refuses it"],
+]);
+
+/**
+ * Cases in-toto 1.3.1 cannot judge although it runs them (refmode cli): the source
+ * repository's tests decide instead, as for refmode na.
+ */
+const REFERENCE_CANNOT_JUDGE: ReadonlyMap<string, string> = new Map([
+  ['G07', 'in-toto 1.3.1 has no ecdsa-sha2-nistp521 (UnsupportedAlgorithmError); in-toto-golang, whose key it is, verifies it'],
+]);
+
+/**
+ * Cases whose verdict depends on a change made on another branch (issue 18: unknown fields
+ * outside the signed part, such as in-toto-golang's "cert" in a signature object, are
+ * ignored). Until it is merged they fail on exactly that field; after, they must agree.
+ */
+const PENDING_ELSEWHERE: ReadonlyMap<string, RegExp> = new Map([
+  ['G02', /unexpected field "cert"/],
+  ['G04', /unexpected field "cert"/],
+]);
 
 type Verdict = 'pass' | 'fail' | 'usage';
 
@@ -110,6 +138,19 @@ function preStep(c: PeerCase, dir: string): void {
 
 const results = new Map<string, { ours: string; expected: string; agrees: boolean }>();
 
+/**
+ * The verdict that decides a case: in-toto-verify 1.3.1's, run on its own copy, for refmode
+ * cli (unless it cannot judge the case); otherwise what cases.tsv gives (the reference
+ * library's, or the source repository's tests').
+ */
+function decidingVerdict(c: PeerCase, casesDir: string, withScripts: boolean, root: string): string {
+  if (c.refmode !== 'cli' || REFERENCE_CANNOT_JUDGE.has(c.id) || !haveReference) return c.expect;
+  const dir = prepare(casesDir, c, withScripts, root, 'ref');
+  preStep(c, dir);
+  const { cwd, args } = splitCwd(dir, c.args);
+  return verdictOf(run('in-toto-verify', args, { cwd, env: { ...process.env, PATH } }).status);
+}
+
 describe.skipIf(PEER === undefined)('../shared/peer: the ecosystem fixtures get the verdicts their sources give them', () => {
   const casesDir = join(PEER ?? '', 'cases');
   const cases = readCases(casesDir);
@@ -135,22 +176,22 @@ describe.skipIf(PEER === undefined)('../shared/peer: the ecosystem fixtures get 
       expect(result.stderr).not.toContain('E_INTERNAL');
       expect(result.stderr).not.toMatch(/\n\s+at .+:\d+:\d+\)?\n/);
       const ours = c.refmode === 'ours-match' ? String(result.status) : verdictOf(result.status);
-      const agrees = ours === c.expect;
-      results.set(c.id, { ours, expected: c.expect, agrees });
+      const decided = decidingVerdict(c, casesDir, scripts.has(c.id), root);
+      const agrees = ours === decided;
+      results.set(c.id, { ours, expected: decided, agrees });
+      const output = `${result.stderr}${result.stdout}`;
       const reason = DELIBERATE.get(c.id);
-      if (reason === undefined) expect(ours, `${c.id}: ${result.stderr}${result.stdout}`).toBe(c.expect);
-      else expect(ours, `${c.id} is listed as deliberately stricter (${reason})`).not.toBe(c.expect);
+      const pending = PENDING_ELSEWHERE.get(c.id);
+      if (reason !== undefined) {
+        expect(decided, `${c.id} is listed as deliberately stricter (${reason})`).toBe('pass');
+        expect(ours, `${c.id}: ${output}`).toBe('fail');
+      } else if (pending !== undefined && !agrees) {
+        expect(ours).toBe('fail');
+        expect(output).toMatch(pending);
+      } else {
+        expect(ours, `${c.id}: ${output}`).toBe(decided);
+      }
     });
-
-    if (c.refmode === 'cli' && haveReference) {
-      it(`${c.id}: the reference (in-toto-verify 1.3.1) gives it the expected verdict`, () => {
-        const dir = prepare(casesDir, c, scripts.has(c.id), root, 'ref');
-        preStep(c, dir);
-        const { cwd, args } = splitCwd(dir, c.args);
-        const result = run('in-toto-verify', args, { cwd, env: { ...process.env, PATH } });
-        expect(verdictOf(result.status), `${c.id}: ${result.stderr}`).toBe(c.expect);
-      });
-    }
   }
 
   afterAll(() => {
