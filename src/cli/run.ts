@@ -150,6 +150,6 @@ export async function runStepMain(argv: string[]): Promise<number> {
       context: { step: link.name, file: result.linkPath },
     });
   }
-  out.info(`${PROG}: wrote ${result.linkPath} (${summary}${result.sandboxed ? ', sandboxed' : ''})`);
+  out.info(`${PROG}: wrote ${result.linkPath} (${summary}${result.sandboxed ? ', sandboxed' : ''})${result.attestationPath === undefined ? '' : ` and ${result.attestationPath}`}`);
   return 0;
 }
