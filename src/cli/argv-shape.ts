@@ -54,7 +54,7 @@ function looksLikeOption(word: string): boolean {
  * @throws UsageError E_USAGE for an ambiguous prefix, naming the candidates
  */
 export function resolveLongFlag(word: string, shape: Shape): string | undefined {
-  const longs = shape.options.map((o) => o.long).filter((l): l is string => l !== undefined);
+  const longs = [...new Set(shape.options.map((o) => o.long).filter((l): l is string => l !== undefined))];
   if (longs.includes(word)) return word;
   const matches = longs.filter((flag) => flag.startsWith(word));
   if (matches.length <= 1) return matches[0];

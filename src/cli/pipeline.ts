@@ -34,6 +34,7 @@ interface RunFlags {
   attest?: boolean;
   provenanceKey?: string;
   builderId?: string;
+  attestations?: string;
 }
 
 /**
@@ -66,6 +67,7 @@ export async function pipelineRunMain(argv: string[]): Promise<number> {
     .option('--json', 'print the result (runs, failure, verification report) as JSON on standard output')
     .option('--attest', 'also write each link as an in-toto attestation (Statement v1, link predicate v0.3, DSSE): <step>.<keyid8>.intoto.json')
     .option('--provenance-key <path>', 'sign the SLSA Provenance v1 of the final products (provenance.intoto.json) with this key (default: the owner key)')
+    .option('--attestations <dir>', 'where the attestations go, new or empty (default: <out>.attestations, beside --out, so that in-toto-verify in --out sees only the product)')
     .option('--builder-id <uri>', `the builder id in the provenance (default ${DEFAULT_BUILDER_ID})`);
   program.parse(argv, { from: 'user' });
   const opts = program.opts<RunFlags>();
@@ -100,6 +102,7 @@ export async function pipelineRunMain(argv: string[]): Promise<number> {
       echo: verbosity === 'verbose' && opts.json !== true,
       attest: opts.attest === true,
       ...(provenance === undefined ? {} : { provenance }),
+      ...(opts.attestations === undefined ? {} : { attestationDir: opts.attestations }),
       hide: [ownerKeyPath(opts), opts.provenanceKey].filter((p): p is string => p !== undefined && existsSync(p)),
       onEvent: progress.onEvent,
       warn: (message) => {

@@ -10,10 +10,11 @@ import { PROVENANCE_STATEMENT_SCHEMA } from '../attest/schemas.js';
  * What `intoto pipeline run` writes besides the standard in-toto files: the SLSA Provenance v1
  * of the final products, after the chain verified (attest/provenance.ts), signed with the
  * provenance key (default: the owner key). Each link's own attestation (`--attest`) is written
- * by the runner beside the link and copied with it.
+ * by the runner. Both go to an attestation directory beside the output directory, never into
+ * it: in-toto-verify 1.3.1, run there, would take them for part of the final product.
  */
 
-/** Where the provenance goes, in the output directory. */
+/** The provenance's file name, in the attestation directory. */
 export const PROVENANCE_FILE = 'provenance.intoto.json';
 
 export interface PipelineProvenance {
@@ -24,12 +25,14 @@ export interface PipelineProvenance {
 }
 
 /**
- * Writes `outDir/provenance.intoto.json`; returns its path.
+ * Writes `attestationDir/provenance.intoto.json` about the final products in `outDir`;
+ * returns its path.
  * @throws IoError; FormatError E_SCHEMA (a bug); CryptoError (the key cannot sign)
  */
 export async function writePipelineProvenance(options: {
   readonly provenance: PipelineProvenance;
   readonly outDir: string;
+  readonly attestationDir: string;
   readonly finalProducts: readonly string[];
   readonly inputs: ReadonlyMap<string, string>;
   readonly params: ReadonlyMap<string, string>;
@@ -48,7 +51,7 @@ export async function writePipelineProvenance(options: {
     startedOn: options.startedOn,
     finishedOn: new Date(),
   });
-  const path = join(outDir, PROVENANCE_FILE);
+  const path = join(options.attestationDir, PROVENANCE_FILE);
   writeAttestation(path, statement, PROVENANCE_STATEMENT_SCHEMA, [provenance.key]);
   return path;
 }

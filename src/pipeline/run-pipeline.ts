@@ -56,6 +56,11 @@ export interface PipelineRunOptions {
   readonly attest?: boolean;
   /** Sign SLSA Provenance v1 of the final products with this key once the chain verified. */
   readonly provenance?: PipelineProvenance;
+  /**
+   * Where the attestations go (link Statements, provenance); must be empty or absent. Not the
+   * output directory: in-toto-verify 1.3.1 would see them there as part of the final product.
+   */
+  readonly attestationDir?: string;
   /** Files no step may read (the owner's and the provenance key), hidden as the step's own key. */
   readonly hide?: readonly string[];
   readonly onEvent?: (event: PipelineEvent) => void;
@@ -114,7 +119,8 @@ export async function runPipeline(options: PipelineRunOptions): Promise<Pipeline
   const layoutKeys = prepareLayout(options, runners);
   const inputs = listInputFiles(source.inputs);
   const [workspace, outDir] = [resolve(options.workspace), resolve(options.outDir)];
-  for (const dir of [workspace, outDir]) freshDirectory(dir);
+  const attestationDir = options.attest || options.provenance !== undefined ? resolve(options.attestationDir ?? `${outDir}.attestations`) : undefined;
+  for (const dir of [workspace, outDir, ...(attestationDir === undefined ? [] : [attestationDir])]) freshDirectory(dir);
   const linkDir = join(workspace, 'links');
   mkdirSync(linkDir);
   emit({ kind: 'plan', steps: order.map((s) => ({ name: s.name, runs: runners.get(s.name) ?? [] })) });
@@ -165,6 +171,7 @@ export async function runPipeline(options: PipelineRunOptions): Promise<Pipeline
         // Named and signed under the keyid the layout gives this functionary's key.
         ...layoutKeyOf(source, functionary),
         attest: options.attest ?? false,
+        ...(attestationDir === undefined ? {} : { attestationDirectory: attestationDir }),
         hide: options.hide ?? [],
       });
       const ms = Math.round(performance.now() - t0);
@@ -209,8 +216,8 @@ export async function runPipeline(options: PipelineRunOptions): Promise<Pipeline
     },
   });
   const provenancePath =
-    verification.passed && options.provenance !== undefined
-      ? await writePipelineProvenance({ provenance: options.provenance, outDir, finalProducts: [...finals.keys()], inputs, params, startedOn })
+    verification.passed && options.provenance !== undefined && attestationDir !== undefined
+      ? await writePipelineProvenance({ provenance: options.provenance, outDir, attestationDir, finalProducts: [...finals.keys()], inputs, params, startedOn })
       : undefined;
   return {
     passed: verification.passed,

@@ -69,6 +69,8 @@ export interface RunStepOptions extends SignAs {
   readonly useDsse?: boolean;
   /** Also write the link as an in-toto attestation (Statement v1, link predicate, DSSE). */
   readonly attest?: boolean;
+  /** Where that attestation goes (default: beside the link). */
+  readonly attestationDirectory?: string;
   /** Further files the command must not read (other signing keys), hidden as the key is. */
   readonly hide?: readonly string[];
   /** Show the command's output on our stdout/stderr (default true). */
@@ -169,7 +171,8 @@ export async function runStep(options: RunStepOptions): Promise<RunStepResult> {
   const key = loadKeyAfterCommand(keyPath, options, result?.returnValue);
   const linkPath = writeLinkFile(places.metadataDirectory, linkFileName(options.name, key.keyid), link, [key], options.useDsse ?? false);
   info(`wrote ${linkPath}`);
-  const attestationPath = options.attest ? writeAttestationFile(places.metadataDirectory, link, key, warn) : undefined;
+  const attestationDirectory = options.attestationDirectory === undefined ? places.metadataDirectory : resolve(places.cwd, options.attestationDirectory);
+  const attestationPath = options.attest ? writeAttestationFile(attestationDirectory, link, key, warn) : undefined;
   if (attestationPath !== undefined) info(`wrote ${attestationPath}`);
   return {
     link,

@@ -203,8 +203,11 @@ describe('intoto pipeline run: SLSA provenance and --attest', () => {
     const result = runPipeline('out', ['--attest']);
     ok(result);
     const out = join(dir, 'out');
+    const attestations = join(dir, 'out.attestations');
+    // Beside --out, not in it: in-toto-verify run in --out sees only the product and the metadata it knows.
+    expect(readdirSync(out).filter((f) => f.includes('intoto'))).toEqual([]);
     const owner = keys.get('owner')!;
-    const statement = payloadOf(join(out, 'provenance.intoto.json'), owner.public);
+    const statement = payloadOf(join(attestations, 'provenance.intoto.json'), owner.public);
     checkSchema(PROVENANCE_STATEMENT_SCHEMA, statement, 'provenance');
     expect(statement['subject']).toEqual([{ name: 'app.tar.gz', digest: { sha256: sha256(join(out, 'app.tar.gz')) } }]);
     const predicate = statement['predicate'] as { buildDefinition: JsonObject; runDetails: JsonObject };
@@ -217,23 +220,24 @@ describe('intoto pipeline run: SLSA provenance and --attest', () => {
     for (const name of links) {
       const step = name.split('.')[0]!;
       const who = step === 'build' ? 'alice' : 'bob';
-      const statementFile = join(out, name.replace(/\.link$/, '.intoto.json'));
+      const statementFile = join(attestations, name.replace(/\.link$/, '.intoto.json'));
       expect((payloadOf(statementFile, keys.get(who)!.public)['predicate'] as JsonObject)['name']).toBe(step);
     }
-    // The attestation files in the output directory do not disturb a later verification there.
-    const again = runBin('intoto', ['verify', '-l', 'root.layout', '-k', join(dir, 'keys', 'owner.pub')], { cwd: out });
-    ok(again);
+    expect(readdirSync(attestations).sort()).toEqual([...links.map((name) => name.replace(/\.link$/, '.intoto.json')), 'provenance.intoto.json'].sort());
+    // A Statement verifies in its link's place: the output directory with Statements for links.
+    for (const name of links) copyFileSync(join(attestations, name.replace(/\.link$/, '.intoto.json')), join(out, name));
+    ok(runBin('intoto', ['verify', '-l', 'root.layout', '-k', join(dir, 'keys', 'owner.pub')], { cwd: out }));
   });
 
   it('--provenance-key signs it with another key; a layout signed elsewhere without one writes none, and says so', () => {
-    ok(runPipeline('out2', ['--provenance-key', 'keys/release']));
+    ok(runPipeline('out2', ['--provenance-key', 'keys/release', '--attestations', 'att2']));
     const release = keys.get('release')!;
-    const envelope = parseEnvelope(readFileSync(join(dir, 'out2', 'provenance.intoto.json')), 'p');
+    const envelope = parseEnvelope(readFileSync(join(dir, 'att2', 'provenance.intoto.json')), 'p');
     expect(isSignedBy(envelope, release.public)).toBe(true);
     expect(isSignedBy(envelope, keys.get('owner')!.public)).toBe(false);
     const signedElsewhere = runPipeline('out3', ['--layout', join(dir, 'out', 'root.layout'), '--layout-key', 'keys/owner.pub']);
     ok(signedElsewhere);
-    expect(existsSync(join(dir, 'out3', 'provenance.intoto.json'))).toBe(false);
+    expect(existsSync(join(dir, 'out3.attestations'))).toBe(false);
     expect(signedElsewhere.stderr).toMatch(/no SLSA provenance will be written/);
   });
 });
