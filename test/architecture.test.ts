@@ -4,9 +4,10 @@ import { describe, expect, it } from 'vitest';
 
 /**
  * Keeps the architecture map in the README true: dependencies point one way,
- * errors <- canonical <- io <- crypto <- model <- runner <- (oms, data) <- verify <- trace <-
- * pipeline <- engine <- cli <- bin. oms (model signatures) and data (DVC digests) sit beside
- * verify: they use the runner's hashing pool and nothing of verify; the pipeline may sign models.
+ * errors <- canonical <- io <- crypto <- model <- runner <- (oms, data) <- verify <- (trace,
+ * attest) <- pipeline <- engine <- cli <- bin. oms (model signatures) and data (DVC digests) sit
+ * beside verify: they use the runner's hashing pool and nothing of verify; the pipeline may sign
+ * models. attest writes SLSA provenance and VSAs from what verify established.
  * Nothing imports cli/ but bin/; verify/ reaches the runner only to run inspections.
  */
 const SRC = new URL('../src/', import.meta.url).pathname;
@@ -23,12 +24,13 @@ const ALLOWED: Record<string, readonly string[]> = {
   data: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner'],
   verify: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner'],
   trace: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify'],
-  pipeline: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify', 'ml', 'oms'],
-  engine: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify', 'pipeline', 'ml', 'oms'],
-  bench: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify', 'pipeline', 'engine', 'ml', 'oms', 'data', 'trace'],
-  cli: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify', 'pipeline', 'engine', 'ml', 'oms', 'data', 'trace'],
+  attest: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify'],
+  pipeline: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify', 'attest', 'ml', 'oms'],
+  engine: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify', 'attest', 'pipeline', 'ml', 'oms'],
+  bench: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify', 'attest', 'pipeline', 'engine', 'ml', 'oms', 'data', 'trace'],
+  cli: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify', 'attest', 'pipeline', 'engine', 'ml', 'oms', 'data', 'trace'],
   bin: ['errors', 'cli'],
-  index: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify', 'pipeline', 'engine', 'ml', 'oms', 'data', 'trace'],
+  index: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify', 'attest', 'pipeline', 'engine', 'ml', 'oms', 'data', 'trace'],
 };
 
 function files(dir: string): string[] {

@@ -37,6 +37,12 @@ export interface OptionSpec {
   readonly named?: boolean;
   /** Help and version: acted on as soon as they are met, as argparse does. */
   readonly action?: 'help' | 'version';
+  /**
+   * Ours only, not an option of the reference program (in-toto 1.3.1, or the 2.x/3.x flags we
+   * also take): an abbreviation that fits exactly one reference option means that option even
+   * when it also fits one of ours, so a reference command line keeps its meaning.
+   */
+  readonly extension?: boolean;
 }
 
 /** A program: its options, help text and mutually exclusive groups. */
@@ -107,9 +113,11 @@ class Classifier {
       const head = this.byFlag.get(token.slice(0, eq));
       if (head) return { kind: 'option', spec: head, flag: token.slice(0, eq), explicit: token.slice(eq + 1) };
     }
-    const matches = this.prefixMatches(token);
+    let matches = this.prefixMatches(token);
     if (matches.length > 1) {
-      fail(`ambiguous option: ${token.split('=')[0]} could match ${matches.map((m) => m.flag).join(', ')}`);
+      const reference = matches.filter((m) => m.spec.extension !== true);
+      if (reference.length === 1) matches = reference;
+      else fail(`ambiguous option: ${token.split('=')[0]} could match ${matches.map((m) => m.flag).join(', ')}`);
     }
     if (matches.length === 1) return matches[0]!;
     // The parser has no option that looks like a negative number, so `-1` is a value; and a

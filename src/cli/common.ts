@@ -1,4 +1,5 @@
-import { Command } from 'commander';
+import { Command, type ParseOptionsResult } from 'commander';
+import { reshapeArgv } from './argv-shape.js';
 import type { KeyType } from '../crypto/keys.js';
 import { parseParams } from '../model/params.js';
 import type { SandboxMode } from '../runner/sandbox.js';
@@ -12,9 +13,35 @@ import { usage, VERSION } from './main.js';
 
 export { VERSION, createOutput, reportError, runMain, usage, verbosityOf, type Output, type Verbosity } from './main.js';
 
+/**
+ * The long flags of the reference programs that ours mirror (in-toto 1.3.1, and the 2.x/3.x
+ * flags we also take): an abbreviation that fits exactly one of them means it, as there.
+ */
+const REFERENCE_FLAGS: ReadonlyMap<string, ReadonlySet<string>> = new Map([
+  ['intoto-verify', new Set(['--layout', '--layout-keys', '--verification-keys', '--key-types', '--gpg', '--gpg-home', '--link-dir', '--inspection-timeout', '--verbose', '--quiet', '--version', '--help'])],
+  ['intoto-sign', new Set(['--file', '--key', '--key-type', '--prompt', '--gpg', '--gpg-home', '--output', '--append', '--verify', '--verbose', '--quiet', '--version', '--help'])],
+  ['intoto-keygen', new Set(['--prompt', '--type', '--bits', '--version', '--help'])],
+]);
+
+/**
+ * commander, with the command line reshaped first as argparse would read it (cli/argv-shape.ts):
+ * unique prefixes of long options, and list options that leave the positionals alone.
+ */
+class ArgparseCommand extends Command {
+  override parseOptions(argv: string[]): ParseOptionsResult {
+    const options = [
+      ...this.options.map((o) => ({ long: o.long, short: o.short, required: o.required, optional: o.optional, variadic: o.variadic })),
+      { long: '--help', short: '-h', required: false, optional: false, variadic: false },
+    ];
+    const requiredPositionals = this.registeredArguments.filter((a) => a.required).length;
+    const referenceFlags = REFERENCE_FLAGS.get(this.name());
+    return super.parseOptions(reshapeArgv(argv, { options, requiredPositionals, ...(referenceFlags === undefined ? {} : { referenceFlags }) }));
+  }
+}
+
 /** A commander program configured to throw instead of exiting, with -v/-q/--version. */
 export function newProgram(name: string, description: string): Command {
-  return new Command(name)
+  return new ArgparseCommand(name)
     .description(description)
     .exitOverride()
     .configureOutput({ writeErr: () => undefined, outputError: () => undefined })

@@ -40,12 +40,16 @@ export function createOutput(program: string, verbosity: Verbosity): Output {
   };
 }
 
-/** -v / -q as given on the command line (before any `--`), known before parsing succeeds. */
+/**
+ * -v / -q as given on the command line (before any `--`), known before parsing succeeds;
+ * abbreviations count, as argparse takes them (`--verb`, `--q`).
+ */
 export function verbosityOf(argv: readonly string[]): Verbosity {
   const end = argv.indexOf('--');
   const options = end === -1 ? argv : argv.slice(0, end);
-  if (options.some((a) => a === '-v' || a === '--verbose')) return 'verbose';
-  if (options.some((a) => a === '-q' || a === '--quiet')) return 'quiet';
+  const abbreviates = (word: string, flag: string, shortest: number): boolean => word.length >= shortest && flag.startsWith(word);
+  if (options.some((a) => a === '-v' || abbreviates(a, '--verbose', 6))) return 'verbose';
+  if (options.some((a) => a === '-q' || abbreviates(a, '--quiet', 3))) return 'quiet';
   return 'normal';
 }
 

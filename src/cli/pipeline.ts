@@ -7,7 +7,11 @@ import { loadLayoutSource } from '../pipeline/load.js';
 import { chooseRunners } from '../pipeline/functionaries.js';
 import { runPipeline, type PipelineRunOptions, type PipelineRunResult } from '../pipeline/run-pipeline.js';
 import type { PipelineSource } from '../pipeline/source.js';
-import { createOutput, newProgram, paramsOf, repeatable, sandboxModeOf, usage, verbosityOf } from './common.js';
+import type { SigningKey } from '../crypto/signatures.js';
+import { DEFAULT_BUILDER_ID } from '../attest/provenance.js';
+import type { PipelineProvenance } from '../pipeline/attestations.js';
+import { VERSION_TEXT } from '../attest/version.js';
+import { createOutput, newProgram, paramsOf, repeatable, sandboxModeOf, usage, verbosityOf, type Output } from './common.js';
 import { printWarnings } from './layout.js';
 import { readPassword } from './password.js';
 import { createProgress, seconds } from './progress.js';
@@ -27,6 +31,10 @@ interface RunFlags {
   json?: boolean;
   param: string[];
   prompt?: boolean;
+  attest?: boolean;
+  provenanceKey?: string;
+  builderId?: string;
+  attestations?: string;
 }
 
 /**
@@ -56,7 +64,11 @@ export async function pipelineRunMain(argv: string[]): Promise<number> {
     .option('--prompt', 'ask for the password of each encrypted key it will use (lines of standard input when it is not a terminal)')
     .option('--use-dsse', 'write links and the layout as DSSE envelopes')
     .option('--keep-workspace', 'keep the workspace even when the pipeline passes')
-    .option('--json', 'print the result (runs, failure, verification report) as JSON on standard output');
+    .option('--json', 'print the result (runs, failure, verification report) as JSON on standard output')
+    .option('--attest', 'also write each link as an in-toto attestation (Statement v1, link predicate v0.3, DSSE): <step>.<keyid8>.intoto.json')
+    .option('--provenance-key <path>', 'sign the SLSA Provenance v1 of the final products (provenance.intoto.json) with this key (default: the owner key)')
+    .option('--attestations <dir>', 'where the attestations go, new or empty (default: <out>.attestations, beside --out, so that in-toto-verify in --out sees only the product)')
+    .option('--builder-id <uri>', `the builder id in the provenance (default ${DEFAULT_BUILDER_ID})`);
   program.parse(argv, { from: 'user' });
   const opts = program.opts<RunFlags>();
   const [file] = program.args as [string];
@@ -71,6 +83,7 @@ export async function pipelineRunMain(argv: string[]): Promise<number> {
   printWarnings(file, warnings, out);
   const passwords = await keyPasswords(source, opts);
   const layout = layoutOption(opts, passwords.get(OWNER));
+  const provenance = provenanceOption(opts, layout, passwords.get(PROVENANCE), out);
   const createdWorkspace = opts.workspace === undefined;
   const workspace = opts.workspace ?? mkdtempSync(join(tmpdir(), 'intoto-pipeline-'));
   const progress = createProgress({ tty: process.stderr.isTTY === true, quiet: verbosity === 'quiet' || opts.json === true, verbose: verbosity === 'verbose' });
@@ -87,6 +100,10 @@ export async function pipelineRunMain(argv: string[]): Promise<number> {
       params,
       passwords,
       echo: verbosity === 'verbose' && opts.json !== true,
+      attest: opts.attest === true,
+      ...(provenance === undefined ? {} : { provenance }),
+      ...(opts.attestations === undefined ? {} : { attestationDir: opts.attestations }),
+      hide: [ownerKeyPath(opts), opts.provenanceKey].filter((p): p is string => p !== undefined && existsSync(p)),
       onEvent: progress.onEvent,
       warn: (message) => {
         progress.stop();
@@ -109,6 +126,8 @@ export async function pipelineRunMain(argv: string[]): Promise<number> {
 
 /** The name under which the owner key's password is kept (not a functionary name: it has a space). */
 const OWNER = 'layout owner';
+/** Likewise for the provenance key. */
+const PROVENANCE = 'provenance key';
 
 function ownerKeyPath(opts: RunFlags): string | undefined {
   return opts.layout === undefined ? (opts.ownerKey ?? join(opts.keys, 'owner')) : undefined;
@@ -123,6 +142,7 @@ async function keyPasswords(source: PipelineSource, opts: RunFlags): Promise<Rea
   const wanted = [...new Set([...chooseRunners(source.steps, opts.keys).values()].flat())].map((name) => ({ name, path: join(opts.keys, name), what: `functionary '${name}'` }));
   const owner = ownerKeyPath(opts);
   if (owner !== undefined && existsSync(owner)) wanted.push({ name: OWNER, path: owner, what: 'the layout owner' });
+  if (opts.provenanceKey !== undefined) wanted.push({ name: PROVENANCE, path: opts.provenanceKey, what: 'the provenance signer' });
   const passwords = new Map<string, string>();
   for (const { name, path, what } of wanted) {
     if (!isEncryptedKeyFile(path)) continue;
@@ -147,6 +167,24 @@ function layoutOption(opts: RunFlags, ownerPassword: string | undefined): Pipeli
   return { kind: 'sign', keys: [loadSigningKeyFile(path, ownerPassword === undefined ? {} : { password: ownerPassword })] };
 }
 
+/**
+ * Who signs the provenance: --provenance-key, else the owner key that signs the layout here.
+ * With a layout signed elsewhere and no --provenance-key there is no key: none is written.
+ * @throws UsageError E_USAGE for a --builder-id that is not a URI; CryptoError, IoError (the key)
+ */
+function provenanceOption(opts: RunFlags, layout: PipelineRunOptions['layout'], password: string | undefined, out: Output): PipelineProvenance | undefined {
+  const builderId = opts.builderId ?? DEFAULT_BUILDER_ID;
+  if (!/^[A-Za-z][A-Za-z0-9+.-]*:[^\s]+$/.test(builderId)) usage(`--builder-id must be a URI, not ${JSON.stringify(builderId)}`);
+  let key: SigningKey | undefined;
+  if (opts.provenanceKey !== undefined) key = loadSigningKeyFile(opts.provenanceKey, password === undefined ? {} : { password });
+  else if (layout.kind === 'sign') key = layout.keys[0];
+  if (key === undefined) {
+    out.info('no SLSA provenance will be written: the layout is signed elsewhere; give --provenance-key to sign one');
+    return undefined;
+  }
+  return { key, builderId, builderVersion: VERSION_TEXT };
+}
+
 function printSummary(file: string, opts: RunFlags, result: PipelineRunResult, workspace: string | undefined): void {
   const lines: string[] = [];
   const verdict = result.passed ? 'PASSED' : result.verification === undefined ? 'STOPPED' : 'FAILED VERIFICATION';
@@ -162,6 +200,7 @@ function printSummary(file: string, opts: RunFlags, result: PipelineRunResult, w
   }
   if (result.layoutPath !== undefined) {
     lines.push(`final products in ${opts.out}: ${result.finalProducts.join(', ') || '(none)'}`);
+    if (result.provenancePath !== undefined) lines.push(`SLSA provenance (signed): ${result.provenancePath}`);
     const keys = opts.layout !== undefined ? (opts.layoutKey ?? []) : [`${opts.ownerKey ?? join(opts.keys, 'owner')}.pub`];
     const args = ['-l', 'root.layout', '-k', ...keys.map((k) => resolve(k)), ...opts.param.flatMap((p) => ['--param', p])];
     lines.push(`verify again: cd ${quote(opts.out)} && intoto verify ${args.map(quote).join(' ')}`);

@@ -12,6 +12,8 @@ import {
   HELP,
   KEY,
   KEY_TYPE,
+  KEYID_FORM,
+  keyidFormOf,
   keyPathOf,
   keyTypeOf,
   LSTRIP_PATHS,
@@ -20,6 +22,7 @@ import {
   passwordOf,
   QUIET,
   refuseRepeatedLists,
+  SIGNING_KEY,
   STEP_NAME,
   USE_DSSE,
   VERBOSE,
@@ -28,7 +31,7 @@ import {
 
 const PROG = 'intoto-record';
 
-const COMMON: readonly OptionSpec[] = [HELP, STEP_NAME, KEY, GPG, KEY_TYPE, PASSWORD, GPG_HOME, EXCLUDE, BASE_PATH, LSTRIP_PATHS, VERBOSE, QUIET, USE_DSSE, HASH];
+const COMMON: readonly OptionSpec[] = [HELP, STEP_NAME, KEY, SIGNING_KEY, GPG, KEY_TYPE, PASSWORD, GPG_HOME, EXCLUDE, BASE_PATH, LSTRIP_PATHS, VERBOSE, QUIET, USE_DSSE, KEYID_FORM, HASH];
 
 /** `intoto-record start`'s options (in-toto-record start's, plus --use-dsse and --hash). */
 export const START_SPEC: ParserSpec = {
@@ -105,6 +108,7 @@ export async function recordMain(argv: string[]): Promise<number> {
   const common = {
     name: stringValue(parsed, 'stepName')!,
     keyPath,
+    keyidForm: keyidFormOf(parsed),
     ...defined('password', await passwordOf(parsed, keyPath)),
     ...defined('keyType', keyTypeOf(parsed)),
     ...defined('basePath', stringValue(parsed, 'basePath')),

@@ -1,4 +1,4 @@
-import type { KeyType } from '../crypto/keys.js';
+import type { KeyidForm, KeyType } from '../crypto/keys.js';
 import type { RecordableHashAlgorithm } from '../model/artifacts.js';
 import type { SandboxMode } from '../runner/sandbox.js';
 import { listValue, optionName, stringValue, type OptionSpec, type Parsed } from './argparse.js';
@@ -28,6 +28,24 @@ export const KEY: OptionSpec = {
   metavar: '<path>',
   named: true,
   help: "path to a private key file to sign the resulting link metadata (securesystemslib JSON or PEM; the type is detected). The keyid prefix is used as an infix for the link metadata filename. The key is read only after the command has exited, and the command cannot see the file under the sandbox.",
+};
+/** --signing-key: in-toto 2.x/3.x's key option (a PEM key; its keyid in their form). */
+export const SIGNING_KEY: OptionSpec = {
+  dest: 'signingKey',
+  flags: ['--signing-key'],
+  kind: 'value',
+  metavar: '<path>',
+  named: true,
+  help: "path to a private key file, as in-toto 2.x and 3.x take it (PEM; any key file -k reads is accepted). The link is named and signed with the keyid those versions compute (see --keyid-form). Exclusive with -k.",
+};
+/** --keyid-form legacy|standard (ours). */
+export const KEYID_FORM: OptionSpec = {
+  dest: 'keyidForm',
+  flags: ['--keyid-form'],
+  kind: 'value',
+  choices: ['legacy', 'standard'],
+  extension: true,
+  help: "which keyid names and signs the link: 'legacy' (in-toto 1.3.1's; the default with -k) or 'standard' (in-toto 2.x/3.x's for PEM keys; the default with --signing-key). Use the one the layout lists for the key.",
 };
 /** -g/--gpg: parsed as the reference parses it, only to refuse it clearly. */
 export const GPG: OptionSpec = { dest: 'gpg', flags: ['-g', '--gpg'], kind: 'optional-value', metavar: '<id>', named: true, help: 'GPG keys are not supported (accepted for the error message only).' };
@@ -85,10 +103,19 @@ export const METADATA_DIRECTORY: OptionSpec = {
 export const VERBOSE: OptionSpec = { dest: 'verbose', flags: ['-v', '--verbose'], kind: 'flag', help: 'show more output' };
 /** -q/--quiet (also hides the command's output). */
 export const QUIET: OptionSpec = { dest: 'quiet', flags: ['-q', '--quiet'], kind: 'flag', help: "suppress all output but errors, the command's output included" };
-/** --use-dsse (ours). */
+/** --attest (ours): the link also as an in-toto Statement (link predicate v0.3) in DSSE. */
+export const ATTEST: OptionSpec = {
+  dest: 'attest',
+  flags: ['--attest'],
+  kind: 'flag',
+  extension: true,
+  help: "also write the link as an in-toto attestation: a Statement v1 with the link predicate (https://in-toto.io/attestation/link/v0.3), subjects = the products, signed in DSSE, to '<name>.<keyid prefix>.intoto.json' beside the link.",
+};
+/** --use-dsse (in-toto 2.x/3.x). */
 export const USE_DSSE: OptionSpec = { dest: 'useDsse', flags: ['--use-dsse'], kind: 'flag', help: 'write a DSSE envelope instead of the Metablock (in-toto 1.3.1 cannot read it)' };
 /** --hash sha256|sha512, repeatable (ours). */
 export const HASH: OptionSpec = {
+  extension: true,
   dest: 'hash',
   flags: ['--hash'],
   kind: 'append',
@@ -96,9 +123,10 @@ export const HASH: OptionSpec = {
   help: 'hash algorithm to record artifacts with; repeat for several. Default sha256.',
 };
 /** --timeout SECONDS (ours; no limit by default). */
-export const TIMEOUT: OptionSpec = { dest: 'timeout', flags: ['--timeout'], kind: 'value', metavar: '<seconds>', help: 'stop the command (and everything it started) after this many seconds; the link is still written and the exit status is 1. Default: no limit.' };
+export const TIMEOUT: OptionSpec = { extension: true, dest: 'timeout', flags: ['--timeout'], kind: 'value', metavar: '<seconds>', help: 'stop the command (and everything it started) after this many seconds; the link is still written and the exit status is 1. Default: no limit.' };
 /** --sandbox auto|bwrap|none (ours). */
 export const SANDBOX: OptionSpec = {
+  extension: true,
   dest: 'sandbox',
   flags: ['--sandbox'],
   kind: 'value',
@@ -106,9 +134,9 @@ export const SANDBOX: OptionSpec = {
   help: "isolation of the command: 'bwrap' requires bubblewrap (read-only host, writable base path, private /tmp, no network, key hidden); 'auto' (default) uses it when available and warns otherwise; 'none' runs it directly. The environment is reduced to PATH, HOME, LANG, TERM and --env names in every mode.",
 };
 /** --env NAME, repeatable (ours). */
-export const ENV: OptionSpec = { dest: 'env', flags: ['--env'], kind: 'append', metavar: '<name>', help: 'pass this environment variable through to the command; repeat for several.' };
+export const ENV: OptionSpec = { extension: true, dest: 'env', flags: ['--env'], kind: 'append', metavar: '<name>', help: 'pass this environment variable through to the command; repeat for several.' };
 /** --share-net (ours). */
-export const SHARE_NET: OptionSpec = { dest: 'shareNet', flags: ['--share-net'], kind: 'flag', help: 'let the command use the network under the sandbox' };
+export const SHARE_NET: OptionSpec = { extension: true, dest: 'shareNet', flags: ['--share-net'], kind: 'flag', help: 'let the command use the network under the sandbox' };
 /** -h/--help. */
 export const HELP: OptionSpec = { dest: 'help', flags: ['-h', '--help'], kind: 'flag', action: 'help', help: 'show this help message and exit' };
 /** --version. */
@@ -136,13 +164,23 @@ export function refuseRepeatedLists(parsed: Parsed, options: readonly OptionSpec
   }
 }
 
-/** The key file, refusing GPG. */
+/** The key file (-k, or in-toto 2.x/3.x's --signing-key), refusing GPG. */
 export function keyPathOf(parsed: Parsed): string {
-  if (parsed.values.has('gpg')) usage('GPG keys (-g/--gpg) are not supported; sign with a key file (-k/--key)');
+  if (parsed.values.has('gpg')) usage('GPG keys (-g/--gpg) are not supported; sign with a key file (-k/--key or --signing-key: ed25519, RSA or ECDSA)');
   const key = stringValue(parsed, 'key');
-  if (key === undefined) usage("-k/--key is required: the path of the private key file that signs the link");
-  if (key === '') usage('-k/--key: the key path is empty');
-  return key;
+  const signingKey = stringValue(parsed, 'signingKey');
+  if (key !== undefined && signingKey !== undefined) usage('give -k/--key or --signing-key, not both');
+  const path = key ?? signingKey;
+  if (path === undefined) usage('-k/--key (or --signing-key) is required: the path of the private key file that signs the link');
+  if (path === '') usage(`${key === undefined ? '--signing-key' : '-k/--key'}: the key path is empty`);
+  return path;
+}
+
+/** The keyid form: --keyid-form, else standard with --signing-key (as in-toto 2.x/3.x), legacy with -k. */
+export function keyidFormOf(parsed: Parsed): KeyidForm {
+  const given = stringValue(parsed, 'keyidForm');
+  if (given !== undefined) return given as KeyidForm;
+  return parsed.values.has('signingKey') ? 'standard' : 'legacy';
 }
 
 /** -t as a key type, when given. */

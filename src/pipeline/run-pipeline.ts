@@ -12,6 +12,7 @@ import { runStep } from '../runner/run-step.js';
 import type { SandboxMode } from '../runner/sandbox.js';
 import { failureOf, type Failure } from '../verify/report.js';
 import { verifySupplyChain, type VerifyReport } from '../verify/verify.js';
+import { writePipelineProvenance, type PipelineProvenance } from './attestations.js';
 import { listInputFiles } from './inputs.js';
 import { finalProducts, linkDifferences, outputTail } from './outcomes.js';
 import { checkFunctionaryKeys, chooseRunners, passwordFor } from './functionaries.js';
@@ -51,6 +52,17 @@ export interface PipelineRunOptions {
   readonly passwords?: ReadonlyMap<string, string>;
   /** Show each command's output as it runs. */
   readonly echo?: boolean;
+  /** Also write each link as an in-toto attestation (Statement v1, link predicate), `--attest`. */
+  readonly attest?: boolean;
+  /** Sign SLSA Provenance v1 of the final products with this key once the chain verified. */
+  readonly provenance?: PipelineProvenance;
+  /**
+   * Where the attestations go (link Statements, provenance); must be empty or absent. Not the
+   * output directory: in-toto-verify 1.3.1 would see them there as part of the final product.
+   */
+  readonly attestationDir?: string;
+  /** Files no step may read (the owner's and the provenance key), hidden as the step's own key. */
+  readonly hide?: readonly string[];
   readonly onEvent?: (event: PipelineEvent) => void;
   readonly warn: (message: string) => void;
 }
@@ -82,6 +94,8 @@ export interface PipelineRunResult {
   readonly finalProducts: readonly string[];
   readonly verification: VerifyReport | undefined;
   readonly totalMs: number;
+  /** The signed SLSA provenance, when one was asked for and the chain verified. */
+  readonly provenancePath?: string;
 }
 
 /**
@@ -95,6 +109,7 @@ export interface PipelineRunResult {
  */
 export async function runPipeline(options: PipelineRunOptions): Promise<PipelineRunResult> {
   const start = performance.now();
+  const startedOn = new Date();
   const { source } = options;
   const emit = options.onEvent ?? ((): void => {});
   const params = options.params ?? new Map<string, string>();
@@ -104,7 +119,8 @@ export async function runPipeline(options: PipelineRunOptions): Promise<Pipeline
   const layoutKeys = prepareLayout(options, runners);
   const inputs = listInputFiles(source.inputs);
   const [workspace, outDir] = [resolve(options.workspace), resolve(options.outDir)];
-  for (const dir of [workspace, outDir]) freshDirectory(dir);
+  const attestationDir = options.attest || options.provenance !== undefined ? resolve(options.attestationDir ?? `${outDir}.attestations`) : undefined;
+  for (const dir of [workspace, outDir, ...(attestationDir === undefined ? [] : [attestationDir])]) freshDirectory(dir);
   const linkDir = join(workspace, 'links');
   mkdirSync(linkDir);
   emit({ kind: 'plan', steps: order.map((s) => ({ name: s.name, runs: runners.get(s.name) ?? [] })) });
@@ -152,6 +168,11 @@ export async function runPipeline(options: PipelineRunOptions): Promise<Pipeline
         useDsse: options.useDsse ?? false,
         ...(timeout === undefined ? {} : { timeoutSeconds: timeout }),
         warn: options.warn,
+        // Named and signed under the keyid the layout gives this functionary's key.
+        ...layoutKeyOf(source, functionary),
+        attest: options.attest ?? false,
+        ...(attestationDir === undefined ? {} : { attestationDirectory: attestationDir }),
+        hide: options.hide ?? [],
       });
       const ms = Math.round(performance.now() - t0);
       const ok = result.returnValue === 0 && !result.timedOut;
@@ -194,6 +215,10 @@ export async function runPipeline(options: PipelineRunOptions): Promise<Pipeline
       if (event.kind === 'warning') options.warn(event.message);
     },
   });
+  const provenancePath =
+    verification.passed && options.provenance !== undefined && attestationDir !== undefined
+      ? await writePipelineProvenance({ provenance: options.provenance, outDir, attestationDir, finalProducts: [...finals.keys()], inputs, params, startedOn })
+      : undefined;
   return {
     passed: verification.passed,
     failure: verification.failure,
@@ -202,7 +227,14 @@ export async function runPipeline(options: PipelineRunOptions): Promise<Pipeline
     finalProducts: [...finals.keys()],
     verification,
     totalMs: Math.round(performance.now() - start),
+    ...(provenancePath === undefined ? {} : { provenancePath }),
   };
+}
+
+/** The layout's key for a functionary, so the link carries the keyid the layout lists. */
+function layoutKeyOf(source: PipelineSource, functionary: string): { layoutKey?: PublicKey } {
+  const key = source.functionaries.get(functionary)?.key;
+  return key === undefined ? {} : { layoutKey: key };
 }
 
 /**

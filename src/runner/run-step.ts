@@ -15,9 +15,12 @@ import {
   checkTimeout,
   isWithin,
   recordOptions,
+  signingKeyAs,
   since,
   stepPlaces,
+  writeAttestationFile,
   writeLinkFile,
+  type SignAs,
 } from './step-files.js';
 
 /**
@@ -35,7 +38,7 @@ import {
  */
 
 /** What to run and record; paths are relative to `cwd`. */
-export interface RunStepOptions {
+export interface RunStepOptions extends SignAs {
   readonly name: string;
   readonly keyPath: string;
   readonly password?: string;
@@ -64,6 +67,12 @@ export interface RunStepOptions {
   /** Where the link is written (default: cwd). */
   readonly metadataDirectory?: string;
   readonly useDsse?: boolean;
+  /** Also write the link as an in-toto attestation (Statement v1, link predicate, DSSE). */
+  readonly attest?: boolean;
+  /** Where that attestation goes (default: beside the link). */
+  readonly attestationDirectory?: string;
+  /** Further files the command must not read (other signing keys), hidden as the key is. */
+  readonly hide?: readonly string[];
   /** Show the command's output on our stdout/stderr (default true). */
   readonly echo?: boolean;
   readonly warn: (message: string) => void;
@@ -74,6 +83,8 @@ export interface RunStepOptions {
 export interface RunStepResult {
   readonly link: Link;
   readonly linkPath: string;
+  /** With `attest`: the attestation's path (undefined when the link had no products). */
+  readonly attestationPath: string | undefined;
   readonly keyid: string;
   /** The command's exit code (minus the signal number if a signal ended it); undefined without a command. */
   readonly returnValue: number | undefined;
@@ -131,7 +142,7 @@ export async function runStep(options: RunStepOptions): Promise<RunStepResult> {
       argv: command,
       cwd: places.cwd,
       writable: [places.basePath],
-      hidden: [keyPath],
+      hidden: [keyPath, ...(options.hide ?? []).map((p) => resolve(places.cwd, p))],
       sandbox: sandboxed ? 'bwrap' : 'none',
       ...(options.passEnv === undefined ? {} : { passEnv: options.passEnv }),
       ...(options.shareNet === undefined ? {} : { shareNet: options.shareNet }),
@@ -160,9 +171,13 @@ export async function runStep(options: RunStepOptions): Promise<RunStepResult> {
   const key = loadKeyAfterCommand(keyPath, options, result?.returnValue);
   const linkPath = writeLinkFile(places.metadataDirectory, linkFileName(options.name, key.keyid), link, [key], options.useDsse ?? false);
   info(`wrote ${linkPath}`);
+  const attestationDirectory = options.attestationDirectory === undefined ? places.metadataDirectory : resolve(places.cwd, options.attestationDirectory);
+  const attestationPath = options.attest ? writeAttestationFile(attestationDirectory, link, key, warn) : undefined;
+  if (attestationPath !== undefined) info(`wrote ${attestationPath}`);
   return {
     link,
     linkPath,
+    attestationPath,
     keyid: key.keyid,
     returnValue: result?.returnValue,
     timedOut: result?.timedOut ?? false,
@@ -174,10 +189,11 @@ export async function runStep(options: RunStepOptions): Promise<RunStepResult> {
 /** Reads the signing key; a failure here says that the command did run, but no link was written. */
 function loadKeyAfterCommand(keyPath: string, options: RunStepOptions, returnValue: number | undefined): ReturnType<typeof loadSigningKeyFile> {
   try {
-    return loadSigningKeyFile(keyPath, {
+    const key = loadSigningKeyFile(keyPath, {
       ...(options.password === undefined ? {} : { password: options.password }),
       ...(options.keyType === undefined ? {} : { expectedType: options.keyType }),
     });
+    return signingKeyAs(key, options, keyPath);
   } catch (error) {
     const ran = returnValue === undefined ? 'materials and products were recorded' : `the command ran (exit ${returnValue})`;
     throw asInTotoError(error).withContext(`${ran}, but no link was written`, { file: keyPath });

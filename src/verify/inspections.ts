@@ -89,6 +89,7 @@ async function runOne(inspection: Inspection, scratch: string, sandboxed: boolea
       writable: [scratch],
       sandbox: sandboxed ? 'bwrap' : 'none',
       readOnlyBinds: placement.binds,
+      ...(session.options.hide === undefined || session.options.hide.length === 0 ? {} : { hidden: session.options.hide }),
       recordStreams: true,
       echo: false,
       warn: (m) => session.warn(`${who}: ${m}`),

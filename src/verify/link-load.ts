@@ -1,10 +1,11 @@
 import { InTotoError } from '../errors.js';
 import type { JsonValue } from '../canonical/json.js';
 import type { PublicKey } from '../crypto/keys.js';
-import { signersOf } from '../model/envelope.js';
+import { signatureEncodingProblem, signersOf } from '../model/envelope.js';
 import { linkFromJson, type Link } from '../model/link.js';
 import { verifiedContent, type VerifiedContent } from '../model/link-reader.js';
 import { metadataType, readSlotEnvelopeFile } from '../model/metadata.js';
+import { isStatement, linkFromStatement } from '../model/statement.js';
 
 /**
  * One link file read, checked and attributed, with no knowledge of steps or layouts. The file is read without
@@ -15,7 +16,8 @@ import { metadataType, readSlotEnvelopeFile } from '../model/metadata.js';
  */
 export type LoadedFile =
   | { readonly kind: 'missing' }
-  | { readonly kind: 'unsigned' }
+  /** No candidate verified; `encodingProblem` names a signature in the wrong encoding. */
+  | { readonly kind: 'unsigned'; readonly encodingProblem?: string }
   | { readonly kind: 'link'; readonly signers: readonly string[]; readonly link: Link }
   | { readonly kind: 'layout'; readonly signers: readonly string[]; readonly payload: JsonValue }
   | { readonly kind: 'other'; readonly signers: readonly string[]; readonly payload: JsonValue };
@@ -44,11 +46,16 @@ export function loadLinkFile(file: string, candidates: readonly PublicKey[]): Lo
       keyids.push(key.keyid);
     }
   }
-  if (content === undefined) return { kind: 'unsigned' };
+  if (content === undefined) {
+    const problem = candidates.map((key) => signatureEncodingProblem(envelope, key)).find((p) => p !== undefined);
+    return problem === undefined ? { kind: 'unsigned' } : { kind: 'unsigned', encodingProblem: problem };
+  }
   // Read in one pass with the file: the same Link linkFromJson would build (link-reader.ts).
   if (content.kind === 'link') return { kind: 'link', signers: keyids, link: content.link };
   const payload = content.payload;
   const type = metadataType(payload);
   if (type === 'link') return { kind: 'link', signers: keyids, link: linkFromJson(payload, file) };
+  // An in-toto attestation (Statement v1, link predicate) stands for a link, checked the same way.
+  if (isStatement(payload)) return { kind: 'link', signers: keyids, link: linkFromStatement(payload, file) };
   return { kind: type === 'layout' ? 'layout' : 'other', signers: keyids, payload };
 }

@@ -35,6 +35,8 @@ export interface SessionOptions {
   readonly sandbox: SandboxMode;
   readonly now: number;
   readonly cwd: string;
+  /** Files no inspection may read (a signing key the verifier holds), hidden as runner keys are. */
+  readonly hide?: readonly string[];
 }
 
 export class Session {

@@ -219,7 +219,7 @@ describe('intoto-run command lines through the binary', () => {
     ['a command swallowed by -m', ['-n', 'a', '-k', key, '-m', 'x', 'make'], /words after -m, -p, --exclude and --lstrip-paths are taken as paths/],
     ['-x with a command', ['-n', 'a', '-k', key, '-x', '--', 'touch', 'ran'], /-x\/--no-command and a command \(touch ran\) exclude each other/],
     ['GPG', ['-n', 'a', '-g', '-x'], /GPG keys \(-g\/--gpg\) are not supported/],
-    ['no key', ['-n', 'a', '-x'], /-k\/--key is required/],
+    ['no key', ['-n', 'a', '-x'], /-k\/--key \(or --signing-key\) is required/],
     ['a bad --timeout', ['-n', 'a', '-k', key, '--timeout', '0', '-x'], /--timeout: expected a positive number of seconds/],
     ['a bad --env name', ['-n', 'a', '-k', key, '--env', 'A=B', '-x'], /--env: "A=B" is not an environment variable name/],
     ['an unknown --hash', ['-n', 'a', '-k', key, '--hash', 'md5', '-x'], /invalid choice: 'md5' \(choose from 'sha256', 'sha512'\)/],
