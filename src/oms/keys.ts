@@ -1,7 +1,8 @@
-import { X509Certificate, createHash, createPrivateKey, createPublicKey, sign as nodeSign, verify as nodeVerify, type KeyObject } from 'node:crypto';
+import { X509Certificate, createHash, createPublicKey, sign as nodeSign, verify as nodeVerify, type KeyObject } from 'node:crypto';
 import { inspect } from 'node:util';
 import { loadPublicKeyFile, loadSigningKeyFile } from '../crypto/keyfiles.js';
 import { keyMaterial } from '../crypto/keys.js';
+import { privateKeyFromPemText, publicKeyFromPemText } from '../crypto/pem.js';
 import type { SigningKey } from '../crypto/signatures.js';
 import { CryptoError } from '../errors.js';
 import { LIMITS, readRegularFileSync } from '../io/files.js';
@@ -132,14 +133,9 @@ export function loadModelSigner(path: string, password?: string): ModelSigner {
     if (!isJsonText(bytes) && /-----BEGIN PUBLIC KEY-----/.test(text)) throw new CryptoError('E_KEY_PRIVATE_EXPECTED', `${path}: is a public key; signing needs the private key file`);
     return ModelSigner.fromSigningKey(loadSigningKeyFile(path, password === undefined ? {} : { password }), path);
   }
-  let key: KeyObject;
-  try {
-    key = createPrivateKey(password === undefined ? { key: text, format: 'pem' } : { key: text, format: 'pem', passphrase: password });
-  } catch (cause) {
-    const encrypted = /ENCRYPTED/.test(text);
-    const reason = encrypted ? (password === undefined ? 'the key is encrypted; give its password (-p to be prompted)' : 'wrong password') : 'not a readable PEM private key';
-    throw new CryptoError(encrypted ? 'E_KEY_PASSWORD' : 'E_KEY_FORMAT', `${path}: ${reason}`, { cause });
-  }
+  // Parsed by crypto/pem.ts: OpenSSL never sees an encrypted PEM without its password, so it
+  // can never prompt on the terminal (issue 19), and the key derivation is bounded first.
+  const key = privateKeyFromPemText(text, password, path);
   return ModelSigner.fromKeyObject(key, path);
 }
 
@@ -160,10 +156,14 @@ export function loadModelPublicKey(path: string): KeyObject {
     if (material.kind !== 'node') throw new CryptoError('E_KEY_UNSUPPORTED', `${path}: OMS signatures need ECDSA on P-256, P-384 or P-521, this is an ed25519 key`);
     key = material.key;
   } else {
-    try {
-      key = text.includes('-----BEGIN') ? createPublicKey({ key: text, format: 'pem' }) : createPublicKey({ key: bytes, format: 'der', type: 'spki' });
-    } catch (cause) {
-      throw new CryptoError('E_KEY_FORMAT', `${path}: not a PEM or DER public key`, { cause });
+    if (text.includes('-----BEGIN')) {
+      key = publicKeyFromPemText(text, path).key; // never PEM text to OpenSSL: it could prompt
+    } else {
+      try {
+        key = createPublicKey({ key: bytes, format: 'der', type: 'spki' });
+      } catch (cause) {
+        throw new CryptoError('E_KEY_FORMAT', `${path}: not a PEM or DER public key`, { cause });
+      }
     }
   }
   ecHashOf(key, path);

@@ -9,6 +9,7 @@ import { verifyCertificateChain } from './chain.js';
 import { DEFAULT_GIT_IGNORES, DEFAULT_SIGNATURE_NAME, PAYLOAD_TYPE, type SignedManifest } from './format.js';
 import { hashModelFiles, isSingleFile, listModel, type ModelFile } from './files.js';
 import { ecHashOf, ecVerify, keyHint } from './keys.js';
+import { publicKeyFromPemText } from '../crypto/pem.js';
 import { verifyKeylessBundle } from './keyless.js';
 import { isUnder } from './paths.js';
 import { hashShards } from './shards.js';
@@ -175,7 +176,9 @@ function rawKey(raw: Buffer | undefined): KeyObject | undefined {
   if (raw === undefined) return undefined;
   try {
     const text = raw.toString('latin1');
-    return text.includes('-----BEGIN') ? createPublicKey({ key: text, format: 'pem' }) : createPublicKey({ key: raw, format: 'der', type: 'spki' });
+    // A bundle is the signer's to write: PEM from it goes through our parser, never to OpenSSL
+    // as text, which would prompt for a pass phrase at a terminal on encryption headers.
+    return text.includes('-----BEGIN') ? publicKeyFromPemText(text, 'the bundle').key : createPublicKey({ key: raw, format: 'der', type: 'spki' });
   } catch {
     return undefined;
   }

@@ -1,5 +1,5 @@
 import { createHash, generateKeyPairSync } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -107,6 +107,39 @@ describe('attack: PEM encryption headers cannot make OpenSSL prompt at the termi
       expect(output).toMatch(/E_KEY_PASSWORD|E_KEY_PRIVATE_EXPECTED/);
       expect(expectNoPrompt([binPath('intoto'), 'layout', 'sign', yaml, '-k', file, '-o', join(root, 'out2.layout')], root)).toMatch(/E_KEY_PASSWORD|E_KEY_PRIVATE_EXPECTED/);
     }
+  });
+
+  it('OMS: intoto model verify -k, model sign -k, and a bundle naming its key by rawBytes PEM with headers', () => {
+    const model = join(root, 'model');
+    mkdirSync(model);
+    writeFileSync(join(model, 'weights.bin'), 'weights');
+    // A public key with the headers where model verify expects one.
+    expect(expectNoPrompt([binPath('intoto'), 'model', 'verify', model, '-k', pub], root)).toMatch(/E_KEY_FORMAT/);
+    // Encrypted private keys where model sign expects one, without a password.
+    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+    const legacy = join(root, 'oms-enc-sec1.pem');
+    writeFileSync(legacy, privateKey.export({ type: 'sec1', format: 'pem', cipher: 'aes-256-cbc', passphrase: 'secret' }));
+    const pkcs8 = join(root, 'oms-enc-pkcs8.pem');
+    writeFileSync(pkcs8, privateKey.export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: 'secret' }));
+    for (const file of [legacy, pkcs8]) {
+      expect(expectNoPrompt([binPath('intoto'), 'model', 'sign', model, '-k', file, '-o', join(root, 'never.sig')], root)).toMatch(/E_KEY_PASSWORD/);
+    }
+    // A signer-written bundle: the key named by rawBytes (model_signing before 1.1), as PEM
+    // carrying encryption headers. The verifier must not hand that text to OpenSSL.
+    const plain = join(root, 'oms-plain.pem');
+    writeFileSync(plain, privateKey.export({ type: 'pkcs8', format: 'pem' }));
+    const ownPub = join(root, 'oms-plain.pub.pem');
+    writeFileSync(ownPub, publicKey.export({ type: 'spki', format: 'pem' }));
+    const sig = join(root, 'oms.sig');
+    const signed = runUnderPty([process.execPath, binPath('intoto'), 'model', 'sign', model, '-k', plain, '-o', sig], { cwd: root, seconds: 20 });
+    expect(signed.status, signed.output).toBe(0);
+    const bundle = JSON.parse(readFileSync(sig, 'utf8')) as { verificationMaterial: Record<string, unknown> };
+    bundle.verificationMaterial['publicKey'] = { rawBytes: Buffer.from(publicPemWithHeaders()).toString('base64') };
+    writeFileSync(sig, JSON.stringify(bundle));
+    const result = runUnderPty([process.execPath, binPath('intoto'), 'model', 'verify', model, '-k', ownPub, '--signature', sig], { cwd: root, seconds: 20 });
+    expect(result.timedOut, `hung at the terminal: ${result.output}`).toBe(false);
+    expect(result.output).not.toMatch(/pass ?phrase/i);
+    expect(result.output).not.toContain('E_INTERNAL');
   });
 
   it('fuzz: PEM blocks with random labels, headers and bodies, at a terminal, through every key reader', () => {
