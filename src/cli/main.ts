@@ -80,6 +80,14 @@ function commanderExitCode(thrown: unknown): number | undefined {
 export async function runMain(program: string, main: (argv: string[]) => Promise<number>): Promise<void> {
   const argv = process.argv.slice(2);
   const verbosity = verbosityOf(argv);
+  // A reader that went away (`intoto layout check x | head -1`) is not a crash with a stack
+  // trace: the output cannot be delivered, so the program stops there, with status 1.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code === 'EPIPE') process.exit(1);
+      throw error;
+    });
+  }
   let status: number;
   try {
     status = await main(argv);

@@ -7,6 +7,7 @@ import { loadLayoutSource } from '../pipeline/load.js';
 import { chooseRunners } from '../pipeline/functionaries.js';
 import { runPipeline, type PipelineRunOptions, type PipelineRunResult } from '../pipeline/run-pipeline.js';
 import type { PipelineSource } from '../pipeline/source.js';
+import { parseTimeoutSeconds, TIMEOUT_RULE } from '../runner/step-files.js';
 import { createOutput, newProgram, paramsOf, repeatable, sandboxModeOf, usage, verbosityOf } from './common.js';
 import { printWarnings } from './layout.js';
 import { readPassword } from './password.js';
@@ -63,7 +64,8 @@ export async function pipelineRunMain(argv: string[]): Promise<number> {
   const verbosity = verbosityOf(argv);
   const out = createOutput('intoto pipeline run', verbosity);
   const sandbox = sandboxModeOf(opts.sandbox);
-  if (opts.timeout !== undefined && !/^[1-9][0-9]{0,6}$/.test(opts.timeout)) usage('--timeout takes a whole number of seconds');
+  const timeout = opts.timeout === undefined ? undefined : parseTimeoutSeconds(opts.timeout);
+  if (opts.timeout !== undefined && timeout === undefined) usage(`--timeout must be ${TIMEOUT_RULE}, not '${opts.timeout}'`);
   if (opts.layout !== undefined && opts.ownerKey !== undefined) usage('give --layout (signed elsewhere) or --owner-key (sign here), not both');
   const params = paramsOf(opts.param);
 
@@ -92,7 +94,7 @@ export async function pipelineRunMain(argv: string[]): Promise<number> {
         progress.stop();
         out.warn(message);
       },
-      ...(opts.timeout === undefined ? {} : { timeoutSeconds: Number(opts.timeout) }),
+      ...(timeout === undefined ? {} : { timeoutSeconds: timeout }),
     });
   } finally {
     progress.stop();

@@ -1,6 +1,7 @@
 import type { KeyType } from '../crypto/keys.js';
 import type { RecordableHashAlgorithm } from '../model/artifacts.js';
 import type { SandboxMode } from '../runner/sandbox.js';
+import { parseTimeoutSeconds, TIMEOUT_RULE } from '../runner/step-files.js';
 import { listValue, optionName, stringValue, type OptionSpec, type Parsed } from './argparse.js';
 import { usage, type Verbosity } from './main.js';
 
@@ -172,8 +173,8 @@ export function algorithmsOf(parsed: Parsed): RecordableHashAlgorithm[] | undefi
 export function timeoutOf(parsed: Parsed): number | undefined {
   const text = stringValue(parsed, 'timeout');
   if (text === undefined) return undefined;
-  const seconds = /^\d+(\.\d+)?$/.test(text) ? Number(text) : Number.NaN;
-  if (!(seconds > 0) || !Number.isFinite(seconds)) usage(`--timeout: expected a positive number of seconds, got '${text}'`);
+  const seconds = parseTimeoutSeconds(text);
+  if (seconds === undefined) usage(`--timeout must be ${TIMEOUT_RULE}, not '${text}'`);
   return seconds;
 }
 

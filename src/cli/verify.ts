@@ -3,6 +3,7 @@ import type { PublicKey } from '../crypto/keys.js';
 import { InTotoError } from '../errors.js';
 import { failedReport, type LayoutReport, type RuleReport, type VerifyReport } from '../verify/report.js';
 import { verifySupplyChain } from '../verify/verify.js';
+import { parseTimeoutSeconds, TIMEOUT_RULE } from '../runner/step-files.js';
 import { createOutput, expectedTypeOption, keyTypesByPosition, newProgram, paramsOf, repeatable, sandboxModeOf, usage, verbosityOf, type Output } from './common.js';
 
 interface VerifyCliOptions {
@@ -54,7 +55,7 @@ export async function verifyMain(argv: string[]): Promise<number> {
   const types = keyTypesByPosition(opts.keyTypes, keyPaths.length);
   const sandbox = sandboxModeOf(opts.sandbox);
   const threshold = opts.layoutThreshold === undefined ? undefined : positiveInteger('--layout-threshold', opts.layoutThreshold);
-  const timeout = opts.inspectionTimeout === undefined ? undefined : positiveNumber('--inspection-timeout', opts.inspectionTimeout);
+  const timeout = opts.inspectionTimeout === undefined ? undefined : seconds('--inspection-timeout', opts.inspectionTimeout);
   const params = paramsOf(opts.param);
 
   let keys: PublicKey[];
@@ -137,8 +138,8 @@ function positiveInteger(flag: string, text: string): number {
   return n;
 }
 
-function positiveNumber(flag: string, text: string): number {
-  const n = /^[0-9]+(\.[0-9]+)?$/.test(text) ? Number(text) : Number.NaN;
-  if (!Number.isFinite(n) || n <= 0) usage(`${flag} must be a positive number of seconds, not ${JSON.stringify(text)}`);
+function seconds(flag: string, text: string): number {
+  const n = parseTimeoutSeconds(text);
+  if (n === undefined) usage(`${flag} must be ${TIMEOUT_RULE}, not ${JSON.stringify(text)}`);
   return n;
 }

@@ -5,6 +5,7 @@ import { loadPublicKeyFile } from '../crypto/keyfiles.js';
 import { publicKeyToObject } from '../crypto/keys.js';
 import { layoutFromJson, layoutToJson, parseExpires } from '../model/layout.js';
 import { artifactNameProblem, stepNameProblem } from '../model/names.js';
+import { parseTimeoutSeconds, TIMEOUT_RULE } from '../runner/step-files.js';
 import { parseRuleString, patternProblem, ruleToTokens, shlexSplit, type ArtifactRule } from '../model/rules.js';
 import { diagnostic, type Diagnostic, type DiagnosticId } from './diagnostics.js';
 import type { Functionary, PipelineInspection, PipelineSource, PipelineStep } from './source.js';
@@ -27,6 +28,8 @@ export interface CompileOptions {
 
 type Raw = Readonly<Record<string, JsonValue>>;
 const UNITS: Readonly<Record<string, number>> = { h: 3600_000, d: 86_400_000, w: 7 * 86_400_000 };
+/** The longest `expires_in`: 100 years (the in-toto date format ends at year 9999 anyway). */
+const MAX_EXPIRES_IN_MS = 36_500 * 86_400_000;
 
 /** Compiles a schema-valid tree. Never throws: problems are returned as diagnostics. */
 export function compileSource(tree: SourceTree, options: CompileOptions): { source?: PipelineSource; diagnostics: Diagnostic[] } {
@@ -65,6 +68,12 @@ export function compileSource(tree: SourceTree, options: CompileOptions): { sour
         return [];
       }
     });
+  const timeoutOf = (value: JsonValue | undefined, pointer: string): number | undefined => {
+    if (value === undefined) return undefined;
+    const seconds = parseTimeoutSeconds(value as string);
+    if (seconds === undefined) report('schema', 'E_SCHEMA', `${pointer}: must be ${TIMEOUT_RULE}, got ${JSON.stringify(value)}`, pointer);
+    return seconds;
+  };
   const command = (value: JsonValue | undefined, pointer: string): string[] | undefined => {
     if (value === undefined) return undefined;
     if (Array.isArray(value)) return [...(value as readonly string[])];
@@ -99,7 +108,7 @@ export function compileSource(tree: SourceTree, options: CompileOptions): { sour
       expectedCommand: Object.freeze(command(raw['expected_command'], `${at}/expected_command`) ?? run ?? []),
       materials: Object.freeze(rules(raw['materials'], `${at}/materials`)),
       products: Object.freeze(rules(raw['products'], `${at}/products`)),
-      timeoutSeconds: raw['timeout'] === undefined ? undefined : Number(raw['timeout']),
+      timeoutSeconds: timeoutOf(raw['timeout'], `${at}/timeout`),
       index,
     });
   });
@@ -158,6 +167,11 @@ function compileExpiry(root: Raw, now: number, report: Report): { expires: strin
   }
   if (expiresIn !== undefined) {
     const amount = Number(expiresIn.slice(0, -1)) * (UNITS[expiresIn.slice(-1)] ?? 0);
+    if (amount <= 0 || amount > MAX_EXPIRES_IN_MS) {
+      const why = amount <= 0 ? 'a layout that expires at once verifies nothing' : 'it must be at most 100 years (36500d)';
+      report('expires-format', 'E_EXPIRES_FORMAT', `expires_in ${JSON.stringify(expiresIn)}: ${why}`, '/expires_in');
+      return undefined;
+    }
     const at = Math.floor((now + amount) / 1000) * 1000;
     return { expires: `${new Date(at).toISOString().slice(0, 19)}Z`, expiresAt: at };
   }

@@ -138,9 +138,9 @@ export async function executeCommand(options: ExecOptions): Promise<ExecResult> 
   const stderr = collect(child.stderr, options.recordStreams, cap, echo ? process.stderr : undefined);
 
   let timedOut = false;
-  let timer: NodeJS.Timeout | undefined;
+  let timer: { cancel(): void } | undefined;
   if (options.timeoutSeconds !== undefined) {
-    timer = setTimeout(() => {
+    timer = longTimeout(() => {
       timedOut = true;
       killGroup(child.pid, 'SIGTERM');
       setTimeout(() => killGroup(child.pid, 'SIGKILL'), KILL_GRACE_MS).unref();
@@ -153,7 +153,7 @@ export async function executeCommand(options: ExecOptions): Promise<ExecResult> 
     child.once('exit', (code, signal) => resolveOutcome({ kind: 'exit', code, signal }));
     child.once('error', (error) => resolveOutcome({ kind: 'spawn-error', message: error.message }));
   });
-  if (timer) clearTimeout(timer);
+  timer?.cancel();
   // The command is done: nothing it started may outlive it and touch the products.
   killGroup(child.pid, 'SIGKILL');
   unguard();
@@ -170,6 +170,24 @@ export async function executeCommand(options: ExecOptions): Promise<ExecResult> 
     sandboxed,
     truncated: out.truncated || err.truncated,
   };
+}
+
+/** Node's timers fire at once past this many milliseconds (a signed 32-bit delay). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * setTimeout for any delay: a longer one is waited in steps, because Node runs a timer whose
+ * delay overflows after 1 ms (a 30-day --timeout used to kill the step at once).
+ */
+export function longTimeout(action: () => void, ms: number): { cancel(): void } {
+  const due = Date.now() + ms;
+  let timer: NodeJS.Timeout;
+  const arm = (): void => {
+    const left = due - Date.now();
+    timer = left > MAX_TIMER_MS ? setTimeout(arm, MAX_TIMER_MS) : setTimeout(action, Math.max(0, left));
+  };
+  arm();
+  return { cancel: () => clearTimeout(timer) };
 }
 
 const FORWARDED_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];

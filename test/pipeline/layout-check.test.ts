@@ -200,6 +200,45 @@ describe('the file itself', () => {
   });
 });
 
+describe('intoto layout check: durations and small mistakes (issue 18, items 1 and 12)', () => {
+  const ids = (text: string): string[] => check(text).diagnostics.map((d) => `${d.severity} ${d.id}`);
+
+  it('a step timeout past 365 days is an error (Node timers overflow after 24.8 days; exec chains them)', () => {
+    const text = (t: string): string => edit(B, '    functionaries: [bob]\n', `    functionaries: [bob]\n    timeout: ${t}\n`);
+    expect(ids(text('31536001'))).toEqual(['error schema']);
+    expect(ids(text('0'))).toEqual(['error schema']);
+    expect(ids(text('2147484'))).toEqual([]);
+    expect(check(text('2.5')).source?.steps[1]?.timeoutSeconds).toBe(2.5);
+  });
+
+  it('expires_in: 30d does not warn "within 30 days"; 29d does', () => {
+    const at = (d: string): string => edit(B, 'expires: "2027-01-01T00:00:00Z"', `expires_in: ${d}`);
+    expect(ids(at('30d'))).toEqual([]);
+    expect(ids(at('29d'))).toEqual(['warning expires-soon']);
+  });
+
+  it('expires_in: 0d and a date past the year 9999 are refused with their reason', () => {
+    const at = (d: string): Diagnostic[] => [...check(edit(B, 'expires: "2027-01-01T00:00:00Z"', `expires_in: ${d}`)).diagnostics];
+    expect(at('0d')).toMatchObject([{ id: 'expires-format', line: 1, message: 'expires_in "0d": a layout that expires at once verifies nothing' }]);
+    expect(at('999999w')).toMatchObject([{ id: 'expires-format', line: 1 }]);
+    expect(at('999999w')[0]?.message).toContain('at most 100 years');
+  });
+
+  it('a misspelt field gets a did-you-mean', () => {
+    const found = check(edit(B, 'functionaries:\n', 'functionaires:\n')).diagnostics.find((d) => d.message.includes('functionaires'));
+    expect(found?.message).toBe('/functionaires: unknown field "functionaires" (did you mean "functionaries"?)');
+    const step = check(edit(B, 'run: gzip -n app.tar', 'rnu: gzip -n app.tar')).diagnostics[0];
+    expect(step?.message).toContain('(did you mean "run"?)');
+  });
+
+  it('one key for 1,000 steps: the warning names five and counts the rest', () => {
+    const steps = Array.from({ length: 1000 }, (_, i) => `  - name: s${i}\n    functionaries: [alice]\n    run: [true]\n    materials: ["DISALLOW *"]\n    products: ["DISALLOW *"]\n`).join('');
+    const text = `expires: "2027-01-01T00:00:00Z"\nfunctionaries:\n  alice: keys/alice.pub\nsteps:\n${steps}`;
+    const warning = check(text).diagnostics.find((d) => d.id === 'functionary-many-steps');
+    expect(warning?.message).toBe("functionary 'alice' may sign 1000 steps ('s0', 's1', 's2', 's3', 's4' and 995 more): one stolen key can forge all of them (use a key per step)");
+  });
+});
+
 describe('intoto layout check: error-heavy input is bounded (issue 19)', () => {
   const MANY = 200_000;
   const heavy: readonly { name: string; text: string }[] = [
