@@ -10,7 +10,7 @@ import { usage, VERSION } from './main.js';
  * Output, errors and exit statuses live in cli/main.ts (re-exported here).
  */
 
-export { VERSION, createOutput, reportError, runMain, usage, verbosityOf, type Output, type Verbosity } from './main.js';
+export { VERSION, acceptJson, createOutput, reportError, runMain, usage, verbosityOf, writeJson, type Output, type Verbosity } from './main.js';
 
 /** A commander program configured to throw instead of exiting, with -v/-q/--version. */
 export function newProgram(name: string, description: string): Command {

@@ -1,10 +1,11 @@
 import { loadPublicKeyFile } from '../crypto/keyfiles.js';
 import type { PublicKey } from '../crypto/keys.js';
-import { InTotoError } from '../errors.js';
+import { statSync } from 'node:fs';
+import { InTotoError, IoError } from '../errors.js';
 import { failedReport, type LayoutReport, type RuleReport, type VerifyReport } from '../verify/report.js';
 import { verifySupplyChain } from '../verify/verify.js';
 import { parseTimeoutSeconds, TIMEOUT_RULE } from '../runner/step-files.js';
-import { createOutput, expectedTypeOption, keyTypesByPosition, newProgram, paramsOf, repeatable, sandboxModeOf, usage, verbosityOf, type Output } from './common.js';
+import { acceptJson, createOutput, expectedTypeOption, writeJson, keyTypesByPosition, newProgram, paramsOf, repeatable, sandboxModeOf, usage, verbosityOf, type Output } from './common.js';
 
 interface VerifyCliOptions {
   layout: string;
@@ -31,6 +32,7 @@ interface VerifyCliOptions {
  * @throws UsageError E_USAGE (exit 2)
  */
 export async function verifyMain(argv: string[]): Promise<number> {
+  acceptJson();
   const program = newProgram('intoto-verify', 'Verify an in-toto supply chain: layout, links, rules and inspections.')
     .requiredOption('-l, --layout <path>', 'the root layout')
     .option('-k, --layout-keys <paths...>', 'public key files of the layout owner(s)')
@@ -61,6 +63,7 @@ export async function verifyMain(argv: string[]): Promise<number> {
   let keys: PublicKey[];
   try {
     keys = keyPaths.map((path, i) => loadPublicKeyFile(path, expectedTypeOption(types[i])));
+    checkLinkDirectory(opts.linkDir);
   } catch (error) {
     // A key that does not load is a failed verification (exit 1), reported like any other.
     if (!(error instanceof InTotoError) || error.code === 'E_USAGE') throw error;
@@ -88,7 +91,7 @@ export async function verifyMain(argv: string[]): Promise<number> {
 }
 
 function finish(report: VerifyReport, opts: VerifyCliOptions, out: Output): number {
-  if (opts.json) process.stdout.write(`${JSON.stringify(report, null, 1)}\n`);
+  if (opts.json) writeJson(report, 1);
   if (out.verbosity === 'verbose') for (const line of traceLines(report.layout, '')) out.debug(line);
   const failure = report.failure;
   if (failure === undefined) {
@@ -96,9 +99,19 @@ function finish(report: VerifyReport, opts: VerifyCliOptions, out: Output): numb
     return 0;
   }
   process.stderr.write(`FAIL ${failure.code}: ${failure.message}\n`);
-  if (out.verbosity === 'verbose') for (const line of failure.details) process.stderr.write(`  ${line}\n`);
-  else if (failure.details.length > 0) process.stderr.write(`intoto-verify: (run with -v for ${failure.details.length} more line(s) of detail)\n`);
+  if (out.verbosity === 'verbose') for (const line of failure.details) if (line !== failure.message) process.stderr.write(`  ${line}\n`);
   return 1;
+}
+
+/**
+ * The link directory exists and is one: otherwise every step would be reported as a missing
+ * link, which sends the user looking for the wrong thing.
+ * @throws IoError E_IO "no such directory" / "not a directory"
+ */
+function checkLinkDirectory(dir: string): void {
+  const stat = statSync(dir, { throwIfNoEntry: false });
+  if (stat === undefined) throw new IoError('E_IO', `--link-dir ${dir}: no such directory`, { context: { file: dir } });
+  if (!stat.isDirectory()) throw new IoError('E_IO', `--link-dir ${dir}: not a directory`, { context: { file: dir } });
 }
 
 function summary(layout: LayoutReport): string {

@@ -5,7 +5,8 @@ import { isJsonObject, type JsonObject } from '../canonical/json.js';
 import type { PublicKey } from '../crypto/keys.js';
 import type { SigningKey } from '../crypto/signatures.js';
 import { asInTotoError, ioError, PipelineError, UsageError, VerificationError } from '../errors.js';
-import { writeFileAtomicSync } from '../io/files.js';
+import { makeDirectorySync, writeFileAtomicSync } from '../io/files.js';
+import { onInterrupt } from '../io/interrupt.js';
 import { dsseText, metablockText, verifiedPayload } from '../model/envelope.js';
 import { readEnvelopeFile } from '../model/metadata.js';
 import { runStep } from '../runner/run-step.js';
@@ -18,6 +19,7 @@ import { checkFunctionaryKeys, chooseRunners, passwordFor } from './functionarie
 import { withParams } from './params.js';
 import { planSteps } from './plan.js';
 import type { PipelineSource, PipelineStep } from './source.js';
+import { stageOutput, type StagedOutput } from './output.js';
 import { planMaterials, populateWorkspace, type StepOutcome } from './stage.js';
 
 /**
@@ -34,8 +36,13 @@ export interface PipelineRunOptions {
   readonly keyDir: string;
   /** Where per-run workspaces and links are made; must be empty or absent. */
   readonly workspace: string;
-  /** Receives the final products, `root.layout` and the links; must be empty or absent. */
+  /**
+   * Receives the final products, `root.layout` and the links; must be empty or absent unless
+   * `force`. Left untouched until everything is there, then replaced in one step.
+   */
   readonly outDir: string;
+  /** Replace a non-empty `outDir`. */
+  readonly force?: boolean;
   /** How the layout is obtained: signed here with the owner's key, or one signed elsewhere. */
   readonly layout: { readonly kind: 'sign'; readonly keys: readonly SigningKey[] } | { readonly kind: 'signed'; readonly path: string; readonly keys: readonly PublicKey[] };
   readonly sandbox?: SandboxMode;
@@ -87,24 +94,46 @@ export interface PipelineRunResult {
 /**
  * Runs the pipeline. A step that fails, runs that disagree, or a failed verification are
  * reported in the result (`passed: false`, `failure`), with everything done until then.
- * @throws UsageError E_USAGE (a non-empty workspace or output directory, missing keys for a
- *   threshold), CryptoError (a key that does not load or is not the functionary's),
+ * @throws UsageError E_USAGE (a non-empty workspace, or output directory without `force`),
+ *   IoError E_IO (missing keys for a threshold), CryptoError (a key that does not load or is not the functionary's),
  *   FormatError E_PARAM (a placeholder without a value, before anything runs),
  *   PipelineError E_PIPELINE_CYCLE / E_LAYOUT_SOURCE (a signed layout not made from this
- *   source), IoError (inputs, staging)
+ *   source), IoError (inputs, staging, an output directory that cannot be written: all checked
+ *   before any step runs)
  */
 export async function runPipeline(options: PipelineRunOptions): Promise<PipelineRunResult> {
   const start = performance.now();
   const { source } = options;
-  const emit = options.onEvent ?? ((): void => {});
-  const params = options.params ?? new Map<string, string>();
-  const { steps, outputs } = withParams(source, params);
+  const { steps } = withParams(source, options.params ?? new Map<string, string>());
   const order = planSteps(steps);
   const runners = chooseRunners(order, options.keyDir);
   const layoutKeys = prepareLayout(options, runners);
   const inputs = listInputFiles(source.inputs);
-  const [workspace, outDir] = [resolve(options.workspace), resolve(options.outDir)];
-  for (const dir of [workspace, outDir]) freshDirectory(dir);
+  const workspace = resolve(options.workspace);
+  freshDirectory(workspace);
+  const output = stageOutput(options.outDir, options.force ?? false);
+  try {
+    return await runAndVerify(options, { order, runners, layoutKeys, inputs, workspace, output, start });
+  } finally {
+    output.discard();
+  }
+}
+
+interface Prepared {
+  readonly order: readonly PipelineStep[];
+  readonly runners: ReadonlyMap<string, readonly string[]>;
+  readonly layoutKeys: readonly PublicKey[];
+  readonly inputs: ReturnType<typeof listInputFiles>;
+  readonly workspace: string;
+  readonly output: StagedOutput;
+  readonly start: number;
+}
+
+async function runAndVerify(options: PipelineRunOptions, prepared: Prepared): Promise<PipelineRunResult> {
+  const { order, runners, layoutKeys, inputs, workspace, output, start } = prepared;
+  const emit = options.onEvent ?? ((): void => {});
+  const params = options.params ?? new Map<string, string>();
+  const { outputs } = withParams(options.source, params);
   const linkDir = join(workspace, 'links');
   mkdirSync(linkDir);
   emit({ kind: 'plan', steps: order.map((s) => ({ name: s.name, runs: runners.get(s.name) ?? [] })) });
@@ -131,7 +160,7 @@ export async function runPipeline(options: PipelineRunOptions): Promise<Pipeline
     const links: StepOutcome['link'][] = [];
     for (const functionary of runners.get(step.name) ?? []) {
       const dir = join(workspace, 'runs', step.name, functionary);
-      mkdirSync(dir, { recursive: true });
+      makeDirectorySync(dir);
       const staged = populateWorkspace(dir, plan, workspace);
       emit({ kind: 'run-start', step: step.name, functionary, staged });
       const t0 = performance.now();
@@ -176,10 +205,14 @@ export async function runPipeline(options: PipelineRunOptions): Promise<Pipeline
   }
 
   const finals = finalProducts(order, outcomes, outputs);
-  for (const [name, file] of finals) copyInto(outDir, name, file);
-  for (const entry of readdirSync(linkDir)) copyInto(outDir, entry, join(linkDir, entry));
+  for (const [name, file] of finals) copyInto(output.staging, name, file);
+  for (const entry of readdirSync(linkDir)) copyInto(output.staging, entry, join(linkDir, entry));
+  writeLayout(options, join(output.staging, 'root.layout'));
+  output.publish();
+  const outDir = resolve(options.outDir);
   const layoutPath = join(outDir, 'root.layout');
-  writeLayout(options, layoutPath);
+  // From here on --out is complete; an interruption only stops the verification.
+  const removeNote = onInterrupt(() => `${options.outDir} is complete, but its verification did not finish`);
 
   emit({ kind: 'verify-start' });
   const verification = await verifySupplyChain({
@@ -194,6 +227,7 @@ export async function runPipeline(options: PipelineRunOptions): Promise<Pipeline
       if (event.kind === 'warning') options.warn(event.message);
     },
   });
+  removeNote();
   return {
     passed: verification.passed,
     failure: verification.failure,
@@ -261,17 +295,17 @@ function freshDirectory(dir: string): void {
     if (existsSync(dir) && readdirSync(dir).length > 0) {
       throw new UsageError('E_USAGE', `${dir} is not empty: give a new or empty directory (old links or products there would mislead verification)`);
     }
-    mkdirSync(dir, { recursive: true });
   } catch (error) {
     if (error instanceof UsageError) throw error;
-    throw ioError(dir, error, 'cannot create');
+    throw ioError(dir, error, 'cannot use as the workspace');
   }
+  makeDirectorySync(dir);
 }
 
 function copyInto(dir: string, name: string, file: string): void {
   const target = join(dir, name);
   try {
-    mkdirSync(dirname(target), { recursive: true });
+    makeDirectorySync(dirname(target));
     copyFileSync(file, target, constants.COPYFILE_FICLONE | constants.COPYFILE_EXCL);
   } catch (error) {
     throw asInTotoError(ioError(target, error, 'cannot write'));

@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import type { Readable } from 'node:stream';
 import { spawn } from 'node:child_process';
 import { RunError } from '../errors.js';
+import { onInterrupt } from '../io/interrupt.js';
 import { allowedEnvironment, bwrapArgs, resolveSandbox, type SandboxMode } from './sandbox.js';
 
 /**
@@ -190,29 +191,24 @@ export function longTimeout(action: () => void, ms: number): { cancel(): void } 
   return { cancel: () => clearTimeout(timer) };
 }
 
-const FORWARDED_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
-
 /**
  * While the command runs, our own end must end its process group too: it runs detached (in its
  * own group), so a Ctrl-C or a CI cancellation that stops us would not reach it. On one of
- * those signals the group is killed and the signal raised again (so we still die of it); on
- * exit the group is killed. Returns the function that removes the guard.
+ * those signals (io/interrupt.ts) and on exit, the group is killed. Returns the function that
+ * removes the guard.
  */
 function guardChild(pid: number | undefined): () => void {
   if (pid === undefined) return () => undefined;
   const onExit = (): void => killGroup(pid, 'SIGKILL');
-  const onSignal = (signal: NodeJS.Signals): void => {
-    killGroup(pid, 'SIGKILL');
-    remove();
-    process.kill(process.pid, signal);
-  };
-  const remove = (): void => {
-    process.off('exit', onExit);
-    for (const signal of FORWARDED_SIGNALS) process.off(signal, onSignal);
-  };
   process.once('exit', onExit);
-  for (const signal of FORWARDED_SIGNALS) process.once(signal, onSignal);
-  return remove;
+  const removeUndo = onInterrupt(() => {
+    killGroup(pid, 'SIGKILL');
+    return 'stopped the command and everything it started';
+  });
+  return () => {
+    process.off('exit', onExit);
+    removeUndo();
+  };
 }
 
 function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
