@@ -1,4 +1,5 @@
-import { Command } from 'commander';
+import { Command, type Help, type Option } from 'commander';
+import { helpEntry } from './argparse.js';
 import type { KeyType } from '../crypto/keys.js';
 import { parseParams } from '../model/params.js';
 import type { SandboxMode } from '../runner/sandbox.js';
@@ -18,11 +19,37 @@ export function newProgram(name: string, description: string): Command {
     .description(description)
     .exitOverride()
     .configureOutput({ writeErr: () => undefined, outputError: () => undefined })
+    .configureHelp({ formatHelp: argparseStyleHelp })
     .option('-v, --verbose', 'show more output')
     .option('-q, --quiet', 'suppress all output but errors')
-    .version(VERSION, '--version')
+    .version(VERSION, '--version', "show program's version number and exit")
     .helpOption('-h, --help', 'show this help message and exit')
     .allowExcessArguments(false);
+}
+
+/**
+ * --help for the commander programs laid out as the argparse ones (intoto-run, ...) are:
+ * `usage:`, the description, the positional arguments, then the options with -h first; a
+ * default is shown once, and only when the option's own text does not already say it.
+ */
+function argparseStyleHelp(cmd: Command, helper: Help): string {
+  const out = [`usage: ${helper.commandUsage(cmd)}`, '', helper.commandDescription(cmd), ''];
+  const args = helper.visibleArguments(cmd);
+  if (args.length > 0) {
+    out.push('Positional Arguments:');
+    for (const arg of args) out.push(...helpEntry(helper.argumentTerm(arg), arg.description));
+    out.push('');
+  }
+  const options = [...helper.visibleOptions(cmd)].sort((a, b) => Number(b.long === '--help') - Number(a.long === '--help'));
+  out.push('Options:');
+  for (const option of options) out.push(...helpEntry(helper.optionTerm(option), optionText(option)));
+  return `${out.join('\n').trimEnd()}\n`;
+}
+
+function optionText(option: Option): string {
+  const value: unknown = option.defaultValue;
+  const shown = value === undefined || value === false || (Array.isArray(value) && value.length === 0) || /default/i.test(option.description);
+  return shown ? option.description : `${option.description} (default: ${String(value)})`;
 }
 
 const KEY_TYPES: readonly string[] = ['ed25519', 'rsa', 'ecdsa'];

@@ -1,6 +1,6 @@
 import type { KeyType } from '../crypto/keys.js';
 import type { RecordableHashAlgorithm } from '../model/artifacts.js';
-import type { SandboxMode } from '../runner/sandbox.js';
+import { DEVICE_PATH, ENV_NAME, type SandboxMode } from '../runner/sandbox.js';
 import { parseTimeoutSeconds, TIMEOUT_RULE } from '../runner/step-files.js';
 import { listValue, optionName, stringValue, type OptionSpec, type Parsed } from './argparse.js';
 import { usage, type Verbosity } from './main.js';
@@ -46,7 +46,7 @@ export const PASSWORD: OptionSpec = {
   flags: ['-P', '--password'],
   kind: 'optional-value',
   metavar: '<password>',
-  help: "password for an encrypted key given with '--key'. '-P' without <password> prompts (before the command runs). (Do not confuse with '-p/--products'!)",
+  help: "password for an encrypted key given with '--key'. '-P' without <password> prompts, before any work starts. (Do not confuse with '-p/--products'!)",
 };
 /** --gpg-home: accepted and ignored (with a warning). */
 export const GPG_HOME: OptionSpec = { dest: 'gpgHome', flags: ['--gpg-home'], kind: 'value', metavar: '<path>', help: 'GPG home directory (GPG is not supported; ignored).' };
@@ -86,6 +86,18 @@ export const METADATA_DIRECTORY: OptionSpec = {
 export const VERBOSE: OptionSpec = { dest: 'verbose', flags: ['-v', '--verbose'], kind: 'flag', help: 'show more output' };
 /** -q/--quiet (also hides the command's output). */
 export const QUIET: OptionSpec = { dest: 'quiet', flags: ['-q', '--quiet'], kind: 'flag', help: "suppress all output but errors, the command's output included" };
+/** -q/--quiet for the tools that run no command (record, match-products). */
+export const QUIET_NO_COMMAND: OptionSpec = { ...QUIET, help: 'suppress all output but errors' };
+/** --base-path for the tools that run no command (nothing is sandboxed there). */
+export const BASE_PATH_NO_COMMAND: OptionSpec = {
+  ...BASE_PATH,
+  help: 'base path for the relative paths given; not included in the artifact names. Default is the current working directory.',
+};
+/** -k/--key for intoto-record, which runs no command. */
+export const KEY_NO_COMMAND: OptionSpec = {
+  ...KEY,
+  help: "path to a private key file to sign the link metadata (securesystemslib JSON or PEM; the type is detected). The keyid prefix is used as an infix for the link metadata filename; give the same key to start and stop.",
+};
 /** --use-dsse (ours). */
 export const USE_DSSE: OptionSpec = { dest: 'useDsse', flags: ['--use-dsse'], kind: 'flag', help: 'write a DSSE envelope instead of the Metablock (in-toto 1.3.1 cannot read it)' };
 /** --hash sha256|sha512, repeatable (ours). */
@@ -107,16 +119,24 @@ export const SANDBOX: OptionSpec = {
   help: "isolation of the command: 'bwrap' requires bubblewrap (read-only host, writable base path, private /tmp, no network, key hidden); 'auto' (default) uses it when available and warns otherwise; 'none' runs it directly. The environment is reduced to PATH, HOME, LANG, TERM and --env names in every mode.",
 };
 /** --env NAME, repeatable (ours). */
-export const ENV: OptionSpec = { dest: 'env', flags: ['--env'], kind: 'append', metavar: '<name>', help: 'pass this environment variable through to the command; repeat for several.' };
+export const ENV: OptionSpec = { dest: 'env', flags: ['--env'], kind: 'append', metavar: '<name>', help: 'pass this environment variable through to the command; repeat for several. It must be set; its name (never its value) is recorded in the link.' };
 /** --share-net (ours). */
-export const SHARE_NET: OptionSpec = { dest: 'shareNet', flags: ['--share-net'], kind: 'flag', help: 'let the command use the network under the sandbox' };
+export const SHARE_NET: OptionSpec = { dest: 'shareNet', flags: ['--share-net'], kind: 'flag', help: 'let the command use the network under the sandbox (recorded in the link)' };
+/** --device PATH, repeatable (ours). */
+export const DEVICE: OptionSpec = {
+  dest: 'device',
+  flags: ['--device'],
+  kind: 'append',
+  metavar: '<path>',
+  help: 'make this device file (such as /dev/nvidia0) visible to the command under the sandbox; repeat for several. It must exist here; it is recorded in the link.',
+};
 /** -h/--help. */
 export const HELP: OptionSpec = { dest: 'help', flags: ['-h', '--help'], kind: 'flag', action: 'help', help: 'show this help message and exit' };
 /** --version. */
 export const VERSION_OPTION: OptionSpec = { dest: 'version', flags: ['--version'], kind: 'flag', action: 'version', help: "show program's version number and exit" };
 
 /** The options of the command's execution, shared by intoto-run and intoto-mock. */
-export const EXECUTION_OPTIONS: readonly OptionSpec[] = [TIMEOUT, SANDBOX, ENV, SHARE_NET];
+export const EXECUTION_OPTIONS: readonly OptionSpec[] = [TIMEOUT, SANDBOX, ENV, SHARE_NET, DEVICE];
 
 /** Verbosity from parsed -v/-q. */
 export function verbosity(parsed: Parsed): Verbosity {
@@ -182,8 +202,16 @@ export function timeoutOf(parsed: Parsed): number | undefined {
 export function passEnvOf(parsed: Parsed): string[] | undefined {
   const names = listValue(parsed, 'env');
   if (names === undefined) return undefined;
-  for (const name of names) if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) usage(`--env: ${JSON.stringify(name)} is not an environment variable name`);
+  for (const name of names) if (!ENV_NAME.test(name)) usage(`--env: ${JSON.stringify(name)} is not an environment variable name`);
   return [...names];
+}
+
+/** --device paths, checked to be paths under /dev. */
+export function devicesOf(parsed: Parsed): string[] | undefined {
+  const paths = listValue(parsed, 'device');
+  if (paths === undefined) return undefined;
+  for (const path of paths) if (!DEVICE_PATH.test(path)) usage(`--device: ${JSON.stringify(path)} is not a device path (a path under /dev, such as /dev/nvidia0)`);
+  return [...paths];
 }
 
 /** --sandbox, default auto. */

@@ -109,6 +109,11 @@ export function compileSource(tree: SourceTree, options: CompileOptions): { sour
       materials: Object.freeze(rules(raw['materials'], `${at}/materials`)),
       products: Object.freeze(rules(raw['products'], `${at}/products`)),
       timeoutSeconds: timeoutOf(raw['timeout'], `${at}/timeout`),
+      grants: Object.freeze({
+        env: Object.freeze([...new Set((raw['env'] ?? []) as readonly string[])]),
+        network: raw['network'] === 'true',
+        devices: Object.freeze([...new Set((raw['devices'] ?? []) as readonly string[])]),
+      }),
       index,
     });
   });
@@ -128,9 +133,13 @@ export function compileSource(tree: SourceTree, options: CompileOptions): { sour
     const problem = patternProblem(pattern);
     if (problem !== undefined) report('schema', 'E_SCHEMA', `output pattern ${JSON.stringify(pattern)} ${problem}`, `/outputs/${i}`);
   });
+  const readme = (root['readme'] ?? '') as string;
+  if (readme.includes(GRANTS_HEADING)) {
+    report('schema', 'E_SCHEMA', `the readme must not contain the line "${GRANTS_HEADING}": it is written from the steps' env, network and devices`, '/readme');
+  }
   if (out.length > 0 || expiry === undefined) return { diagnostics: out };
 
-  const base = { expires: expiry.expires, readme: (root['readme'] ?? '') as string, functionaries: functionaries.map, steps, inspections };
+  const base = { expires: expiry.expires, readme: withGrants(readme, steps), functionaries: functionaries.map, steps, inspections };
   const layoutJson = buildLayoutJson(base);
   try {
     const layout = layoutFromJson(layoutJson, options.file, { keepPlaceholders: true });
@@ -154,6 +163,28 @@ export function compileSource(tree: SourceTree, options: CompileOptions): { sour
     report('layout-invalid', e.code, e.message, index >= 0 ? `/steps/${index}` : '');
     return { diagnostics: out };
   }
+}
+
+/**
+ * The heading of the part of the signed layout's readme that lists what `pipeline run` grants
+ * each step beyond the sandbox's defaults. The in-toto layout format has no field for it (a
+ * step is name, threshold, pubkeys, expected_command and rules; in-toto 1.3.1 refuses any other
+ * field), and putting it into expected_command would make every verification warn that the
+ * command differs. The readme is signed with the rest, read by every in-toto tool, and shown
+ * to whoever reviews the layout; `pipeline run --layout` compares the whole signed layout with
+ * the one the YAML compiles to, so the grants it applies are exactly the signed ones.
+ */
+export const GRANTS_HEADING = 'Step grants (pipeline run gives these steps more than the sandbox default):';
+
+/** The readme with one line per step that has grants, under {@link GRANTS_HEADING}; unchanged when none has. */
+export function withGrants(readme: string, steps: readonly PipelineStep[]): string {
+  const lines = steps.flatMap((step) => {
+    const { env, network, devices } = step.grants;
+    const parts = [...(network ? ['network'] : []), ...(env.length > 0 ? [`env ${env.join(' ')}`] : []), ...(devices.length > 0 ? [`devices ${devices.join(' ')}`] : [])];
+    return parts.length === 0 ? [] : [`  ${step.name}: ${parts.join('; ')}`];
+  });
+  if (lines.length === 0) return readme;
+  return `${readme}${readme === '' ? '' : '\n\n'}${GRANTS_HEADING}\n${lines.join('\n')}`;
 }
 
 type Report = (id: DiagnosticId, code: ErrorCode, message: string, pointer: string, part?: 'key' | 'value') => void;

@@ -10,7 +10,7 @@ import { onInterrupt } from '../io/interrupt.js';
 import { dsseText, metablockText, verifiedPayload } from '../model/envelope.js';
 import { readEnvelopeFile } from '../model/metadata.js';
 import { runStep } from '../runner/run-step.js';
-import type { SandboxMode } from '../runner/sandbox.js';
+import { checkGrants, type SandboxMode } from '../runner/sandbox.js';
 import { failureOf, type Failure } from '../verify/report.js';
 import { verifySupplyChain, type VerifyReport } from '../verify/verify.js';
 import { listInputFiles } from './inputs.js';
@@ -98,7 +98,8 @@ export interface PipelineRunResult {
  *   IoError E_IO (missing keys for a threshold), CryptoError (a key that does not load or is not the functionary's),
  *   FormatError E_PARAM (a placeholder without a value, before anything runs),
  *   PipelineError E_PIPELINE_CYCLE / E_LAYOUT_SOURCE (a signed layout not made from this
- *   source), IoError (inputs, staging, an output directory that cannot be written: all checked
+ *   source), RunError E_STEP_ENVIRONMENT (a step's variable not set, or device missing),
+ *   IoError (inputs, staging, an output directory that cannot be written: all checked
  *   before any step runs)
  */
 export async function runPipeline(options: PipelineRunOptions): Promise<PipelineRunResult> {
@@ -108,6 +109,8 @@ export async function runPipeline(options: PipelineRunOptions): Promise<Pipeline
   const order = planSteps(steps);
   const runners = chooseRunners(order, options.keyDir);
   const layoutKeys = prepareLayout(options, runners);
+  // A variable or device a step asks for must be here before any step runs, not at step five.
+  for (const step of order) if (step.run !== undefined) checkGrants(step.grants, process.env, `step '${step.name}'`);
   const inputs = listInputFiles(source.inputs);
   const workspace = resolve(options.workspace);
   freshDirectory(workspace);
@@ -178,6 +181,9 @@ async function runAndVerify(options: PipelineRunOptions, prepared: Prepared): Pr
         recordStreams: true,
         echo: options.echo ?? false,
         sandbox: options.sandbox ?? 'auto',
+        passEnv: step.grants.env,
+        shareNet: step.grants.network,
+        devices: step.grants.devices,
         useDsse: options.useDsse ?? false,
         ...(timeout === undefined ? {} : { timeoutSeconds: timeout }),
         warn: options.warn,

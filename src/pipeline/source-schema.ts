@@ -2,6 +2,7 @@ import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import type { JsonValue } from '../canonical/json.js';
 import { MAX_RULE_STRING_LENGTH } from '../model/rules.js';
 import { CAPS } from '../model/schemas.js';
+import { DEVICE_PATH, ENV_NAME } from '../runner/sandbox.js';
 import { TIMEOUT_RULE } from '../runner/step-files.js';
 import { diagnostic, type Diagnostic } from './diagnostics.js';
 import { pointerSegment, type SourceTree } from './yaml-source.js';
@@ -58,6 +59,19 @@ const STEP = {
     materials: RULES,
     products: RULES,
     timeout: { type: 'string', pattern: '^[0-9]{1,9}([.][0-9]{1,9})?$', description: TIMEOUT_RULE },
+    env: {
+      type: 'array',
+      maxItems: 100,
+      items: { type: 'string', pattern: ENV_NAME.source, description: 'an environment variable name' },
+      description: 'a list of environment variable names, passed through from the environment pipeline run is started in',
+    },
+    network: { type: 'string', enum: ['true', 'false'], description: 'true or false' },
+    devices: {
+      type: 'array',
+      maxItems: 100,
+      items: { type: 'string', pattern: DEVICE_PATH.source, description: 'a device path under /dev, such as /dev/nvidia0' },
+      description: 'a list of device paths under /dev',
+    },
   },
   description: 'a mapping with name, functionaries, run, materials, products',
 } as const;

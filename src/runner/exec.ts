@@ -29,6 +29,8 @@ export interface ExecOptions {
   /** Extra environment variable names passed through (`--env NAME`). */
   readonly passEnv?: readonly string[];
   readonly shareNet?: boolean;
+  /** Device files made visible in the sandbox (the caller checked them with checkGrants). */
+  readonly devices?: readonly string[];
   /** No limit when undefined (the reference's hidden 10 s limit is gone). */
   readonly timeoutSeconds?: number;
   readonly recordStreams: boolean;
@@ -111,6 +113,7 @@ export async function executeCommand(options: ExecOptions): Promise<ExecResult> 
             hidden: options.hidden ?? [],
             env,
             shareNet: options.shareNet ?? false,
+            devices: options.devices ?? [],
             ...(options.readOnlyBinds === undefined ? {} : { readOnlyBinds: options.readOnlyBinds }),
             // The sandbox's /tmp is empty: keep the program itself (and our own installation,
             // which inspections such as `intoto scan-pickle` run) visible when they live there.
