@@ -2,6 +2,7 @@ import { loadPublicKeyFile } from '../crypto/keyfiles.js';
 import type { PublicKey } from '../crypto/keys.js';
 import { statSync } from 'node:fs';
 import { InTotoError, IoError } from '../errors.js';
+import { setActivity } from '../io/interrupt.js';
 import { failedReport, type LayoutReport, type RuleReport, type VerifyReport } from '../verify/report.js';
 import { verifySupplyChain } from '../verify/verify.js';
 import { parseTimeoutSeconds, TIMEOUT_RULE } from '../runner/step-files.js';
@@ -84,7 +85,10 @@ export async function verifyMain(argv: string[]): Promise<number> {
     onEvent: (event) => {
       if (event.kind === 'warning') out.warn(event.message);
       else if (event.kind === 'note') out.debug(event.message);
-      else out.debug(`check: ${event.check} (${event.layout})`);
+      else {
+        setActivity(event.check === 'inspections' ? `running the inspections of the ${event.layout} layout` : `checking the ${event.check} of the ${event.layout} layout`);
+        out.debug(`check: ${event.check} (${event.layout})`);
+      }
     },
   });
   return finish(report, opts, out);
