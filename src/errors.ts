@@ -182,6 +182,9 @@ export function isNodeError(error: unknown): error is NodeJS.ErrnoException {
 /** A one-line description of an I/O failure on `file`, with the errno name when there is one. */
 export function ioError(file: string, error: unknown, doing = 'cannot read'): IoError {
   const errno = isNodeError(error) && typeof error.code === 'string' ? ` (${error.code})` : '';
-  const reason = isNodeError(error) && error.code === 'ENOENT' ? 'no such file' : doing;
+  // Reading a file that is not there is "no such file"; writing where a directory is missing
+  // (or takes no new files, as /proc) says what was being done.
+  const missing = isNodeError(error) && error.code === 'ENOENT';
+  const reason = missing ? (/^cannot (write|create)/.test(doing) ? `${doing}: its directory does not exist or takes no new files` : 'no such file') : doing;
   return new IoError('E_IO', `${file}: ${reason}${errno}`, { cause: error, context: { file } });
 }

@@ -182,8 +182,12 @@ function describe(e: ErrorObject): { pointer: string; message: string; part: 'ke
       const unit = e.keyword === 'maxLength' ? 'characters' : e.keyword === 'maxItems' ? 'items' : 'entries';
       return { pointer: e.instancePath, message: `has more than ${limit} ${unit} (the limit)`, part: 'value' };
     }
-    default:
-      return { pointer: e.instancePath, message: `must be ${description ?? e.message ?? e.keyword}, got ${got}`, part: 'value' };
+    default: {
+      // `run: [train.py, {MODEL}]`: a placeholder written bare is a YAML mapping.
+      const bare = got === 'a mapping' && e.keyword === 'type' && String((e.params as { type?: unknown }).type).includes('string');
+      const hint = bare ? ' (a value that starts with "{" is a YAML mapping: quote it, as in "{MODEL}")' : '';
+      return { pointer: e.instancePath, message: `must be ${description ?? e.message ?? e.keyword}, got ${got}${hint}`, part: 'value' };
+    }
   }
 }
 
