@@ -76,7 +76,8 @@ export type RunCode =
   | 'E_LSTRIP' // overlapping --lstrip-paths prefixes, or a prefix that makes two names collide
   | 'E_UNFINISHED_LINK' // intoto-record stop without a matching start
   | 'E_ARTIFACTS_DIFFER' // intoto-match-products found differences
-  | 'E_STEP_ENVIRONMENT'; // a variable, device or network a step asks for that cannot be given here
+  | 'E_STEP_ENVIRONMENT' // a variable, device or network a step asks for that cannot be given here
+  | 'E_INTERRUPTED'; // stopped by SIGINT, SIGTERM or SIGHUP: the one outcome with exit status 130
 
 /** Pipelines and their YAML layouts. */
 export type PipelineCode = 'E_PIPELINE_CYCLE' | 'E_STEP_FAILED' | 'E_LAYOUT_SOURCE';

@@ -1,4 +1,4 @@
-import { asInTotoError, exitStatusFor, UsageError, type InTotoError } from '../errors.js';
+import { asInTotoError, exitStatusFor, RunError, UsageError, type InTotoError } from '../errors.js';
 import { INTERRUPTED_EXIT_STATUS, setInterruptReport } from '../io/interrupt.js';
 
 /**
@@ -102,7 +102,9 @@ export async function runMain(program: string, main: (argv: string[]) => Promise
   // (io/interrupt.ts), then one line says what was interrupted, and the exit status is 130.
   setInterruptReport((signal, notes, activity) => {
     const during = activity === undefined ? '' : ` while ${activity}`;
-    process.stderr.write(`${programName(program)}: interrupted by ${signal}${during}${notes.map((n) => `; ${n}`).join('')}\n`);
+    const message = `interrupted by ${signal}${during}${notes.map((n) => `; ${n}`).join('')}`;
+    if (acceptsJson && !jsonWritten && jsonRequested(argv)) writeJsonFailure(new RunError('E_INTERRUPTED', message));
+    process.stderr.write(`${programName(program)}: ${message} [E_INTERRUPTED]\n`);
     process.exit(INTERRUPTED_EXIT_STATUS);
   });
   // A reader that went away (`intoto layout check x | head -1`) is not a crash with a stack

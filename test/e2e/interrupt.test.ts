@@ -106,7 +106,7 @@ describe('pipeline run interrupted (issue 18.3)', () => {
     expect(result.status, result.stderr).toBe(130);
     const lines = result.stderr.trimEnd().split('\n');
     expect(lines[lines.length - 1]).toBe(
-      `intoto pipeline run: interrupted by SIGINT while running step 'slow' (functionary alice); stopped the command and everything it started; ${out} left untouched; temporary workspace removed`,
+      `intoto pipeline run: interrupted by SIGINT while running step 'slow' (functionary alice); stopped the command and everything it started; ${out} left untouched; temporary workspace removed [E_INTERRUPTED]`,
     );
     expect(readdirSync(tmp)).toEqual([]);
     expect(existsSync(out)).toBe(false);
@@ -121,7 +121,7 @@ describe('pipeline run interrupted (issue 18.3)', () => {
     const out = join(root, 'out-verify');
     const result = await interrupt('intoto', ['pipeline', 'run', file, '--keys', join(root, 'keys'), '--out', out], { tmp, marker, signal: 'SIGTERM' });
     expect(result.status, result.stderr).toBe(130);
-    expect(result.stderr).toMatch(new RegExp(`interrupted by SIGTERM while verifying the chain in ${out}; .*${out} is complete, but its verification did not finish; temporary workspace removed\\n$`));
+    expect(result.stderr).toMatch(new RegExp(`interrupted by SIGTERM while verifying the chain in ${out}; .*${out} is complete, but its verification did not finish; temporary workspace removed \\[E_INTERRUPTED\\]\\n$`));
     expect(readdirSync(tmp)).toEqual([]);
     const files = readdirSync(out);
     expect(files).toHaveLength(3);
@@ -129,13 +129,14 @@ describe('pipeline run interrupted (issue 18.3)', () => {
     await until(() => processesRunning(marker).length === 0, 'the inspection to be gone', 5000);
   });
 
-  it('a workspace given with --workspace is kept, and the line says where', async () => {
+  it('a workspace given with --workspace is kept, and the line says where; with --json the outcome is one JSON document', async () => {
     const marker = sleeper('33.25');
     const file = layout('slow-kept', ['sh', '-c', `exec ${marker.join(' ')}`], undefined);
     const tmp = privateTmp('kept');
     const work = join(root, 'work-kept');
-    const result = await interrupt('intoto', ['pipeline', 'run', file, '--keys', join(root, 'keys'), '--out', join(root, 'out-kept'), '--workspace', work], { tmp, marker, signal: 'SIGINT' });
+    const result = await interrupt('intoto', ['pipeline', 'run', file, '--keys', join(root, 'keys'), '--out', join(root, 'out-kept'), '--workspace', work, '--json'], { tmp, marker, signal: 'SIGINT' });
     expect(result.status).toBe(130);
+    expect(JSON.parse(result.stdout)).toMatchObject({ passed: false, failure: { code: 'E_INTERRUPTED', message: expect.stringContaining('interrupted by SIGINT') } });
     expect(result.stderr).toContain(`workspace kept: ${work}`);
     expect(existsSync(join(work, 'runs', 'slow', 'alice'))).toBe(true);
     expect(readdirSync(tmp)).toEqual([]);
@@ -150,7 +151,7 @@ describe('the in-toto tools interrupted', () => {
     const tmp = privateTmp('run');
     const result = await interrupt('intoto-run', ['-n', 'slow', '-k', join(root, 'keys', 'alice'), '--', ...marker], { tmp, marker, signal: 'SIGINT', cwd: dir });
     expect(result.status).toBe(130);
-    expect(result.stderr).toMatch(/^intoto-run: interrupted by SIGINT; stopped the command and everything it started$/m);
+    expect(result.stderr).toMatch(/^intoto-run: interrupted by SIGINT; stopped the command and everything it started \[E_INTERRUPTED\]$/m);
     expect(readdirSync(dir)).toEqual([]);
     expect(readdirSync(tmp)).toEqual([]);
     await until(() => processesRunning(marker).length === 0, 'the command to be gone', 5000);
@@ -167,7 +168,7 @@ describe('the in-toto tools interrupted', () => {
     const tmp = privateTmp('verify-cli');
     const result = await interrupt('intoto', ['verify', '-l', 'root.layout', '-k', join(root, 'keys', 'owner.pub')], { tmp, marker, signal: 'SIGINT', cwd: out });
     expect(result.status).toBe(130);
-    expect(result.stderr).toMatch(/^intoto verify: interrupted by SIGINT while running the inspections of the root layout; stopped the command and everything it started$/m);
+    expect(result.stderr).toMatch(/^intoto verify: interrupted by SIGINT while running the inspections of the root layout; stopped the command and everything it started \[E_INTERRUPTED\]$/m);
     expect(readdirSync(tmp)).toEqual([]);
   });
 });
