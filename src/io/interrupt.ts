@@ -77,11 +77,6 @@ export function setInterruptReport(handler: InterruptReport): void {
   listen();
 }
 
-/** The undos registered now (for tests). */
-export function pendingUndos(): number {
-  return undos.length;
-}
-
 /** What the program is doing now, for the interruption line ("running step 'train' (alice)"). */
 export function setActivity(text: string | undefined): void {
   activity = text;
