@@ -1,5 +1,5 @@
 import { mkdtempSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { ioError, IoError, UsageError } from '../errors.js';
 import { makeDirectorySync } from '../io/files.js';
 import { onInterrupt } from '../io/interrupt.js';
@@ -21,19 +21,41 @@ export interface StagedOutput {
 }
 
 /**
+ * `--force` deletes the old output directory whole, so it only replaces what is plainly an
+ * earlier output (it holds `root.layout`), and never a directory that holds the current
+ * directory, the layout source, the keys, the workspace or an input.
+ * @throws UsageError E_USAGE
+ */
+function refuseToReplace(outDir: string, out: string, entries: readonly string[], keep: readonly string[]): void {
+  if (!entries.includes('root.layout')) {
+    throw new UsageError('E_USAGE', `--force replaces only an earlier pipeline output, and ${outDir} holds no root.layout: remove it yourself if it is to go`);
+  }
+  for (const path of [process.cwd(), ...keep]) {
+    const rel = relative(out, resolve(path));
+    if (rel === '' || (!rel.startsWith('..') && !isAbsolute(rel))) {
+      throw new UsageError('E_USAGE', `--force would delete ${path}, which is inside ${outDir}: choose another --out`);
+    }
+  }
+}
+
+/**
  * Checks the output directory before any step runs and makes the staging directory beside it
  * (so that a directory that cannot be written, such as `/proc/x`, fails now, not after an hour
  * of training).
- * @throws UsageError E_USAGE (a non-empty directory without `force`); IoError E_IO (a file in
+ * `keep`: paths `force` must never delete (the source, the keys, the workspace, the inputs).
+ * @throws UsageError E_USAGE (a non-empty directory without `force`, or one `force` must not
+ *   replace); IoError E_IO (a file in
  *   its place, a parent that cannot be made or written)
  */
-export function stageOutput(outDir: string, force: boolean): StagedOutput {
+export function stageOutput(outDir: string, force: boolean, keep: readonly string[]): StagedOutput {
   const out = resolve(outDir);
   const existing = statSync(out, { throwIfNoEntry: false });
   if (existing !== undefined && !existing.isDirectory()) throw new IoError('E_IO', `${outDir}: exists and is not a directory`, { context: { file: outDir } });
-  if (existing !== undefined && !force && readdirSync(out).length > 0) {
+  const entries = existing === undefined ? [] : readdirSync(out);
+  if (entries.length > 0 && !force) {
     throw new UsageError('E_USAGE', `${outDir} is not empty: give a new or empty directory, or --force to replace it (old links or products there would mislead verification)`);
   }
+  if (entries.length > 0) refuseToReplace(outDir, out, entries, keep);
   makeDirectorySync(dirname(out));
   let staging: string;
   try {

@@ -114,7 +114,8 @@ export async function runPipeline(options: PipelineRunOptions): Promise<Pipeline
   const inputs = listInputFiles(source.inputs);
   const workspace = resolve(options.workspace);
   freshDirectory(workspace);
-  const output = stageOutput(options.outDir, options.force ?? false);
+  const keep = [source.file, options.keyDir, workspace, ...source.inputs.values(), ...(options.layout.kind === 'signed' ? [options.layout.path] : [])];
+  const output = stageOutput(options.outDir, options.force ?? false, keep);
   try {
     return await runAndVerify(options, { order, runners, layoutKeys, inputs, workspace, output, start });
   } finally {

@@ -236,10 +236,10 @@ describe('10. a step\'s environment variables, network and devices', () => {
 });
 
 describe('12. small ones', () => {
-  it('--force replaces a non-empty --out; without it the run is refused before any step', () => {
+  it('--force replaces an earlier output; without it the run is refused before any step', () => {
     const file = layout(['sh', '-c', 'echo new > out.txt']);
     const out = join(root, 'out-force');
-    mkdirSync(out);
+    expect(runBin('intoto', ['pipeline', 'run', file, '--keys', keys, '--out', out, '-q'], { env }).status).toBe(0);
     writeFileSync(join(out, 'stale.link'), 'old');
     const refused = runBin('intoto', ['pipeline', 'run', file, '--keys', keys, '--out', out], { env });
     expect(refused.status).toBe(2);
@@ -248,6 +248,22 @@ describe('12. small ones', () => {
     expect(forced.status, forced.stderr).toBe(0);
     expect(readdirSync(out)).not.toContain('stale.link');
     expect(readFileSync(join(out, 'out.txt'), 'utf8')).toBe('new\n');
+  });
+
+  it('attack on your own files: --force never deletes a directory that is not an earlier output, or that holds the keys or the current directory', () => {
+    const file = layout(['sh', '-c', 'echo new > out.txt']);
+    const notOutput = join(root, 'my-data');
+    mkdirSync(notOutput);
+    writeFileSync(join(notOutput, 'thesis.tex'), 'years of work');
+    const data = runBin('intoto', ['pipeline', 'run', file, '--keys', keys, '--out', notOutput, '--force'], { env });
+    expect(data.status).toBe(2);
+    expect(data.stderr).toMatch(/--force replaces only an earlier pipeline output, and .*my-data holds no root\.layout/);
+    expect(readFileSync(join(notOutput, 'thesis.tex'), 'utf8')).toBe('years of work');
+    writeFileSync(join(root, 'root.layout'), '{}');
+    const self = runBin('intoto', ['pipeline', 'run', file, '--keys', keys, '--out', root, '--force'], { env, cwd: join(root, 'src') });
+    expect(self.status).toBe(2);
+    expect(self.stderr).toMatch(/--force would delete .*, which is inside .*: choose another --out/);
+    expect(existsSync(join(root, 'keys', 'alice'))).toBe(true);
   });
 
   it('--link-dir that does not exist says so, instead of "link missing"', () => {
