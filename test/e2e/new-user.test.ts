@@ -235,6 +235,26 @@ describe('10. a step\'s environment variables, network and devices', () => {
   });
 });
 
+describe('issue 19: a 3.9 MB file of broken lines, through every command that reads YAML', () => {
+  const heavy = join(root, 'heavy.yaml');
+  writeFileSync(heavy, `steps:\n  - name: x\n   bad: [unclosed\n${'x: ]\n'.repeat(780_000)}`);
+  it('layout check lists 100 problems and one line that says it stopped', () => {
+    const result = runBin('intoto', ['layout', 'check', heavy], { env });
+    expect(result.status).toBe(1);
+    const lines = result.stdout.trimEnd().split('\n');
+    expect(lines).toHaveLength(102);
+    expect(lines[100]).toMatch(/stopped reading after 100 problem\(s\); there may be more: fix the ones above first \[too-many-errors\]$/);
+  });
+  it.each([
+    ['layout sign', ['layout', 'sign', heavy, '-k', join(keys, 'owner')]],
+    ['pipeline run', ['pipeline', 'run', heavy, '--keys', keys]],
+  ])('%s stops with one line that counts the others', (_name, args) => {
+    const result = runBin('intoto', args, { env });
+    expect(result.status).toBe(1);
+    expect(result.stderr).toMatch(/^intoto [a-z ]+: error: .*heavy\.yaml:\d+:\d+: .* \(and more than 99 other error\(s\); run intoto layout check\) \[E_LAYOUT_SOURCE\]\n$/);
+  });
+});
+
 describe('12. small ones', () => {
   it('--force replaces an earlier output; without it the run is refused before any step', () => {
     const file = layout(['sh', '-c', 'echo new > out.txt']);
