@@ -75,7 +75,9 @@ export type RunCode =
   | 'E_PATH_OUTSIDE_BASE'
   | 'E_LSTRIP' // overlapping --lstrip-paths prefixes, or a prefix that makes two names collide
   | 'E_UNFINISHED_LINK' // intoto-record stop without a matching start
-  | 'E_ARTIFACTS_DIFFER'; // intoto-match-products found differences
+  | 'E_ARTIFACTS_DIFFER' // intoto-match-products found differences
+  | 'E_STEP_ENVIRONMENT' // a variable, device or network a step asks for that cannot be given here
+  | 'E_INTERRUPTED'; // stopped by SIGINT, SIGTERM or SIGHUP: the one outcome with exit status 130
 
 /** Pipelines and their YAML layouts. */
 export type PipelineCode = 'E_PIPELINE_CYCLE' | 'E_STEP_FAILED' | 'E_LAYOUT_SOURCE';
@@ -213,6 +215,9 @@ export function isNodeError(error: unknown): error is NodeJS.ErrnoException {
 /** A one-line description of an I/O failure on `file`, with the errno name when there is one. */
 export function ioError(file: string, error: unknown, doing = 'cannot read'): IoError {
   const errno = isNodeError(error) && typeof error.code === 'string' ? ` (${error.code})` : '';
-  const reason = isNodeError(error) && error.code === 'ENOENT' ? 'no such file' : doing;
+  // Reading a file that is not there is "no such file"; writing where a directory is missing
+  // (or takes no new files, as /proc) says what was being done.
+  const missing = isNodeError(error) && error.code === 'ENOENT';
+  const reason = missing ? (/^cannot (write|create)/.test(doing) ? `${doing}: its directory does not exist or takes no new files` : 'no such file') : doing;
   return new IoError('E_IO', `${file}: ${reason}${errno}`, { cause: error, context: { file } });
 }

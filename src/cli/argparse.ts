@@ -301,21 +301,25 @@ function wrap(text: string, width: number, indent: string): string[] {
   return lines;
 }
 
+/**
+ * One option or argument of a help text as argparse lays it out: the term indented by two,
+ * the help wrapped at 78 columns from column 24 (on the next line when the term is long).
+ * Also used for the commander programs, so that every --help reads the same way.
+ */
+export function helpEntry(term: string, help: string): string[] {
+  const head = `  ${term}`;
+  const lines = wrap(help, 78, ' '.repeat(24));
+  if (head.length <= 22 && lines.length > 0) return [head.padEnd(24) + lines[0]!.trimStart(), ...lines.slice(1)];
+  return [head, ...lines];
+}
+
 /** The --help text, laid out as argparse lays it out (groups, 24-column option column). */
 export function formatHelp(spec: ParserSpec): string {
   const out: string[] = [`usage: ${spec.usage}`, '', spec.description.trim(), ''];
   const section = (title: string, options: readonly OptionSpec[]): void => {
     if (options.length === 0) return;
     out.push(`${title}:`);
-    for (const option of options) {
-      const head = `  ${invocation(option)}`;
-      const help = wrap(option.help, 78, ' '.repeat(24));
-      if (head.length <= 22 && help.length > 0) {
-        out.push(head.padEnd(24) + help[0]!.trimStart(), ...help.slice(1));
-      } else {
-        out.push(head, ...help);
-      }
-    }
+    for (const option of options) out.push(...helpEntry(invocation(option), option.help));
     out.push('');
   };
   section(

@@ -1,4 +1,4 @@
-import { usage, VERSION } from './main.js';
+import { setInvocation, usage, VERSION } from './main.js';
 
 /**
  * `intoto`, the umbrella command. Its own subcommands are `layout check|sign`, `pipeline run`
@@ -71,6 +71,34 @@ The in-toto tools (same options as in-toto-<name>; also installed as intoto-<nam
 Run 'intoto <command> --help' for a command's options.
 `;
 
+/** What `intoto layout --help` and `intoto pipeline --help` print. */
+const GROUP_HELP: ReadonlyMap<string, string> = new Map([
+  [
+    'layout',
+    `usage: intoto layout <check|sign> FILE [options]
+
+YAML pipeline layouts (the format: layouts/README.md).
+
+Commands:
+  check FILE                      errors and warnings as FILE:LINE:COL: severity: message [id]
+  sign FILE -k OWNER_KEY          compile it into a standard in-toto layout signed by the owner
+
+Run 'intoto layout <command> --help' for a command's options.
+`,
+  ],
+  [
+    'pipeline',
+    `usage: intoto pipeline run FILE --keys DIR [options]
+
+Commands:
+  run FILE --keys DIR             run every step sandboxed and signed by its functionary's key
+                                  (DIR/<name>), then sign the layout and verify the whole chain
+
+Run 'intoto pipeline run --help' for its options.
+`,
+  ],
+]);
+
 /** Dispatches `intoto <command> ...`. @throws UsageError E_USAGE for an unknown command */
 export async function intotoMain(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -83,18 +111,22 @@ export async function intotoMain(argv: string[]): Promise<number> {
     return 0;
   }
   const tool = TOOLS.get(command);
-  if (tool !== undefined) return (await tool())(rest);
+  if (tool !== undefined) {
+    setInvocation(`intoto ${command}`);
+    return (await tool())(rest);
+  }
   const group = GROUPS.get(command);
   if (group !== undefined) {
     const [sub, ...args] = rest;
     const main = sub === undefined ? undefined : group.get(sub);
     if (main === undefined) {
-      if (sub === '--help' || sub === '-h') {
-        process.stdout.write(INTOTO_HELP);
+      if (sub === '--help' || sub === '-h' || sub === 'help') {
+        process.stdout.write(GROUP_HELP.get(command) ?? INTOTO_HELP);
         return 0;
       }
-      usage(`'intoto ${command}' takes one of: ${[...group.keys()].join(', ')}${sub === undefined ? '' : `, not '${sub}'`}`);
+      usage(`'intoto ${command}' takes one of: ${[...group.keys()].join(', ')}${sub === undefined ? '' : `, not '${sub}'`}; run 'intoto ${command} --help'`);
     }
+    setInvocation(`intoto ${command} ${sub as string}`);
     return (await main())(args);
   }
   usage(`unknown command '${command}'; run 'intoto --help' for the list`);

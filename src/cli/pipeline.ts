@@ -1,17 +1,19 @@
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { isEncryptedKeyFile, loadPublicKeyFile, loadSigningKeyFile } from '../crypto/keyfiles.js';
-import { CryptoError, InTotoError } from '../errors.js';
+import { CryptoError, InTotoError, IoError, ioError } from '../errors.js';
+import { onInterrupt, setActivity } from '../io/interrupt.js';
 import { loadLayoutSource } from '../pipeline/load.js';
 import { chooseRunners } from '../pipeline/functionaries.js';
-import { runPipeline, type PipelineRunOptions, type PipelineRunResult } from '../pipeline/run-pipeline.js';
+import { runPipeline, type PipelineEvent, type PipelineRunOptions, type PipelineRunResult } from '../pipeline/run-pipeline.js';
 import type { PipelineSource } from '../pipeline/source.js';
 import type { SigningKey } from '../crypto/signatures.js';
 import { DEFAULT_BUILDER_ID } from '../attest/provenance.js';
 import type { PipelineProvenance } from '../pipeline/attestations.js';
 import { VERSION_TEXT } from '../attest/version.js';
-import { createOutput, newProgram, paramsOf, repeatable, sandboxModeOf, usage, verbosityOf, type Output } from './common.js';
+import { parseTimeoutSeconds, TIMEOUT_RULE } from '../runner/step-files.js';
+import { acceptJson, createOutput, newProgram, paramsOf, repeatable, sandboxModeOf, usage, verbosityOf, writeJson, type Output } from './common.js';
 import { printWarnings } from './layout.js';
 import { readPassword } from './password.js';
 import { createProgress, seconds } from './progress.js';
@@ -28,6 +30,7 @@ interface RunFlags {
   timeout?: string;
   useDsse?: boolean;
   keepWorkspace?: boolean;
+  force?: boolean;
   json?: boolean;
   param: string[];
   prompt?: boolean;
@@ -49,11 +52,13 @@ interface RunFlags {
  *   E_RULE_DISALLOW, E_INSPECTION_FAILED, ...), after the summary is printed
  */
 export async function pipelineRunMain(argv: string[]): Promise<number> {
+  acceptJson();
   const program = newProgram('intoto pipeline run', 'Run, sign and verify every step of a YAML pipeline layout.')
     .argument('<layout>', 'the YAML layout source')
     .requiredOption('--keys <dir>', "directory of private keys, one per functionary, named after it (DIR/alice), and the owner's (DIR/owner)")
-    .option('--workspace <dir>', 'where each run gets its workspace (default: a temporary directory, removed after a pass)')
-    .option('--out <dir>', 'receives the final products, root.layout and the links', 'pipeline-out')
+    .option('--workspace <dir>', 'where each run gets its workspace (default: a temporary directory, removed unless a step or the verification fails)')
+    .option('--out <dir>', 'receives the final products, root.layout and the links: left untouched until all are there (default: pipeline-out)', 'pipeline-out')
+    .option('--force', 'replace an earlier output in --out (a directory holding root.layout; never one holding the keys, the YAML or the current directory)')
     .option('--owner-key <path>', "the layout owner's private key (default: DIR/owner)")
     .option('--layout <path>', 'use this layout, already signed by the owner, instead of signing one')
     .option('--layout-key <paths...>', "the owner's public key(s), to verify --layout")
@@ -75,25 +80,28 @@ export async function pipelineRunMain(argv: string[]): Promise<number> {
   const verbosity = verbosityOf(argv);
   const out = createOutput('intoto pipeline run', verbosity);
   const sandbox = sandboxModeOf(opts.sandbox);
-  if (opts.timeout !== undefined && !/^[1-9][0-9]{0,6}$/.test(opts.timeout)) usage('--timeout takes a whole number of seconds');
+  const timeout = opts.timeout === undefined ? undefined : parseTimeoutSeconds(opts.timeout);
+  if (opts.timeout !== undefined && timeout === undefined) usage(`--timeout must be ${TIMEOUT_RULE}, not '${opts.timeout}'`);
   if (opts.layout !== undefined && opts.ownerKey !== undefined) usage('give --layout (signed elsewhere) or --owner-key (sign here), not both');
   const params = paramsOf(opts.param);
 
+  setActivity(`reading ${file}`);
   const { source, warnings } = loadLayoutSource({ file, ...(opts.pubkeyDir === undefined ? {} : { pubkeyDir: opts.pubkeyDir }) });
   printWarnings(file, warnings, out);
+  checkKeyDirectory(opts.keys);
   const passwords = await keyPasswords(source, opts);
   const layout = layoutOption(opts, passwords.get(OWNER));
   const provenance = provenanceOption(opts, layout, passwords.get(PROVENANCE), out);
-  const createdWorkspace = opts.workspace === undefined;
-  const workspace = opts.workspace ?? mkdtempSync(join(tmpdir(), 'intoto-pipeline-'));
+  const workspace = openWorkspace(opts);
   const progress = createProgress({ tty: process.stderr.isTTY === true, quiet: verbosity === 'quiet' || opts.json === true, verbose: verbosity === 'verbose' });
-  let result: PipelineRunResult;
+  let result: PipelineRunResult | undefined;
   try {
     result = await runPipeline({
       source,
       keyDir: opts.keys,
-      workspace: createdWorkspace ? join(workspace, 'w') : workspace,
+      workspace: workspace.runIn,
       outDir: opts.out,
+      force: opts.force === true,
       layout,
       sandbox,
       useDsse: opts.useDsse === true,
@@ -104,24 +112,103 @@ export async function pipelineRunMain(argv: string[]): Promise<number> {
       ...(provenance === undefined ? {} : { provenance }),
       ...(opts.attestations === undefined ? {} : { attestationDir: opts.attestations }),
       hide: [ownerKeyPath(opts), opts.provenanceKey].filter((p): p is string => p !== undefined && existsSync(p)),
-      onEvent: progress.onEvent,
+      onEvent: (event) => {
+        setActivity(activityOf(event, opts.out));
+        progress.onEvent(event);
+      },
       warn: (message) => {
         progress.stop();
         out.warn(message);
       },
-      ...(opts.timeout === undefined ? {} : { timeoutSeconds: Number(opts.timeout) }),
+      ...(timeout === undefined ? {} : { timeoutSeconds: timeout }),
     });
   } finally {
     progress.stop();
+    setActivity(undefined);
+    // The workspace holds the evidence of a failed step or verification: kept, and named.
+    workspace.close(result !== undefined && !result.passed);
   }
-  if (createdWorkspace && result.passed && !opts.keepWorkspace) rmSync(workspace, { recursive: true, force: true });
-  if (opts.json) process.stdout.write(`${JSON.stringify({ layout: file, ...result, workspace }, null, 2)}\n`);
-  else if (verbosity !== 'quiet') printSummary(file, opts, result, existsSync(workspace) ? workspace : undefined);
+  const kept = workspace.kept ? workspace.path : undefined;
+  if (opts.json) writeJson({ layout: file, ...result, workspace: kept ?? null });
+  else if (verbosity !== 'quiet') printSummary(file, opts, result, kept);
   if (result.failure !== undefined) {
     const { code, message, details, context } = result.failure;
-    throw new InTotoError(code, message, { details, context });
+    // A temporary workspace kept as evidence is named in the one line (the user did not choose it).
+    const named = kept !== undefined && opts.workspace === undefined ? `${message} (workspace kept: ${kept})` : message;
+    throw new InTotoError(code, named, { details, context });
   }
   return 0;
+}
+
+/** What an interruption line says the run was doing. */
+function activityOf(event: PipelineEvent, outDir: string): string {
+  switch (event.kind) {
+    case 'run-start':
+      return `running step '${event.step}' (functionary ${event.functionary})`;
+    case 'verify-start':
+      return `verifying the chain in ${outDir}`;
+    default:
+      return 'running the pipeline';
+  }
+}
+
+interface Workspace {
+  /** The directory given, or the temporary one made. */
+  readonly path: string;
+  /** Where the runs go (a fresh subdirectory of a temporary workspace). */
+  readonly runIn: string;
+  /** True once close() kept it. */
+  readonly kept: boolean;
+  /** Removes a temporary workspace unless it is to be kept (`keep`, or --keep-workspace). Never throws. */
+  close(keep: boolean): void;
+}
+
+/**
+ * The workspace: the --workspace directory (the user's: never removed), or a temporary
+ * directory that is removed after the run, on an interruption and after any error, and kept
+ * (and named) only when it holds the evidence of a failed step or verification, or with
+ * --keep-workspace.
+ * @throws IoError E_IO when the temporary directory cannot be made
+ */
+function openWorkspace(opts: RunFlags): Workspace {
+  if (opts.workspace !== undefined) {
+    const given = opts.workspace;
+    const removeNote = onInterrupt(() => `workspace kept: ${given}`);
+    return { path: given, runIn: given, kept: true, close: () => removeNote() };
+  }
+  let made: string;
+  try {
+    made = mkdtempSync(join(tmpdir(), 'intoto-pipeline-'));
+  } catch (error) {
+    throw ioError(join(tmpdir(), 'intoto-pipeline-*'), error, 'cannot create a temporary workspace');
+  }
+  const keepAlways = opts.keepWorkspace === true;
+  const removeUndo = onInterrupt(() => {
+    if (keepAlways) return `workspace kept: ${made}`;
+    rmSync(made, { recursive: true, force: true });
+    return 'temporary workspace removed';
+  });
+  const workspace = {
+    path: made,
+    runIn: join(made, 'w'),
+    kept: false,
+    close(keep: boolean): void {
+      removeUndo();
+      workspace.kept = keep || keepAlways;
+      if (!workspace.kept) rmSync(made, { recursive: true, force: true });
+    },
+  };
+  return workspace;
+}
+
+/**
+ * The key directory exists and is a directory (the steps' keys are looked up in it by name).
+ * @throws IoError E_IO "no such directory" / "not a directory"
+ */
+function checkKeyDirectory(dir: string): void {
+  const stat = statSync(dir, { throwIfNoEntry: false });
+  if (stat === undefined) throw new IoError('E_IO', `--keys ${dir}: no such directory`, { context: { file: dir } });
+  if (!stat.isDirectory()) throw new IoError('E_IO', `--keys ${dir}: not a directory`, { context: { file: dir } });
 }
 
 /** The name under which the owner key's password is kept (not a functionary name: it has a space). */
@@ -163,7 +250,9 @@ function layoutOption(opts: RunFlags, ownerPassword: string | undefined): Pipeli
     if (keys.length === 0) usage("--layout needs the owner's public key: --layout-key OWNER.pub");
     return { kind: 'signed', path: opts.layout as string, keys };
   }
-  if (!existsSync(path)) usage(`no owner key to sign the layout with: ${path} does not exist (give --owner-key, or --layout with a signed layout)`);
+  if (!existsSync(path)) {
+    throw new IoError('E_IO', `${path}: no such file: the layout owner's key, to sign the layout (give --owner-key, or --layout with a layout signed elsewhere)`, { context: { file: path } });
+  }
   return { kind: 'sign', keys: [loadSigningKeyFile(path, ownerPassword === undefined ? {} : { password: ownerPassword })] };
 }
 

@@ -1,5 +1,6 @@
 import { DEFAULT_PICKLE_ALLOW, formatPickleFinding, scanPickleFile, type PickleScanResult } from '../ml/pickle.js';
-import { newProgram, repeatable, usage, verbosityOf } from './common.js';
+import { asInTotoError, type InTotoError } from '../errors.js';
+import { acceptJson, newProgram, reportError, repeatable, usage, verbosityOf, writeJson } from './common.js';
 
 const IMPORT_NAME = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$/;
 
@@ -8,10 +9,12 @@ const IMPORT_NAME = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$/;
  * anything, whether each pickle is safe to unpickle: every import it makes must be in the
  * allow-list (plain containers by default; `--allow` adds names, never those that run
  * commands or code). Exit 0 when every file is safe, 1 when one is unsafe, malformed or
- * unreadable. Meant as an inspection: `run: [intoto, scan-pickle, model.pkl]`.
- * @throws UsageError E_USAGE (a bad --allow); IoError for a file that cannot be read
+ * unreadable (each unreadable file reported, the others still scanned). Meant as an inspection:
+ * `run: [intoto, scan-pickle, model.pkl]`.
+ * @throws UsageError E_USAGE (a bad --allow)
  */
 export async function scanPickleMain(argv: string[]): Promise<number> {
+  acceptJson();
   const program = newProgram('intoto scan-pickle', 'Check pickles for imports outside an allow-list, without loading them.')
     .argument('<files...>', 'pickle files (model.pkl, ...)')
     .option('--allow <name>', 'also allow this import (module.name); repeatable', repeatable, [] as string[])
@@ -24,22 +27,28 @@ export async function scanPickleMain(argv: string[]): Promise<number> {
   const allow = new Set([...DEFAULT_PICKLE_ALLOW, ...opts.allow]);
   const quiet = verbosityOf(argv) === 'quiet';
   const results: { file: string; safe: boolean; result: PickleScanResult }[] = [];
+  const unreadable: { file: string; error: InTotoError }[] = [];
   for (const file of program.args) {
-    const result = scanPickleFile(file, { allow });
-    results.push({ file, safe: result.findings.length === 0, result });
+    try {
+      const result = scanPickleFile(file, { allow });
+      results.push({ file, safe: result.findings.length === 0, result });
+    } catch (thrown) {
+      // One unreadable file does not hide the verdict on the others (and --json still lists it).
+      unreadable.push({ file, error: asInTotoError(thrown) });
+    }
   }
-  const safe = results.every((r) => r.safe);
+  const safe = unreadable.length === 0 && results.every((r) => r.safe);
   if (opts.json) {
-    const json = results.map(({ file, safe: ok, result }) => ({
-      file,
-      safe: ok,
-      protocol: result.protocol ?? null,
-      imports: result.globals,
-      findings: result.findings,
-    }));
-    process.stdout.write(`${JSON.stringify(json, null, 2)}\n`);
+    const json = program.args.map((file) => {
+      const bad = unreadable.find((u) => u.file === file);
+      if (bad !== undefined) return { file, safe: false, error: { code: bad.error.code, message: bad.error.message } };
+      const { safe: ok, result } = results.find((r) => r.file === file) as (typeof results)[number];
+      return { file, safe: ok, protocol: result.protocol ?? null, imports: result.globals, findings: result.findings };
+    });
+    writeJson(json);
     return safe ? 0 : 1;
   }
+  for (const { error } of unreadable) reportError('intoto scan-pickle', error, verbosityOf(argv));
   for (const { file, safe: ok, result } of results) {
     const imports = result.globals.length === 0 ? 'no imports' : `imports ${result.globals.join(', ')}`;
     if (ok) {
@@ -50,7 +59,8 @@ export async function scanPickleMain(argv: string[]): Promise<number> {
     // A safety finding says more than a malformation that may follow it.
     const shown = result.findings.find((f) => f.kind !== 'malformed') ?? first;
     process.stdout.write(`${file}: UNSAFE: ${shown === undefined ? 'unreadable' : formatPickleFinding(shown)}\n`);
-    if (!quiet) for (const f of result.findings.slice(0, 20)) process.stdout.write(`  ${formatPickleFinding(f)}\n`);
+    // The other findings, below the verdict (never the verdict's own again).
+    if (!quiet) for (const f of result.findings.filter((f) => f !== shown).slice(0, 20)) process.stdout.write(`  also: ${formatPickleFinding(f)}\n`);
   }
   return safe ? 0 : 1;
 }

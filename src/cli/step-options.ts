@@ -1,6 +1,7 @@
 import type { KeyidForm, KeyType } from '../crypto/keys.js';
 import type { RecordableHashAlgorithm } from '../model/artifacts.js';
-import type { SandboxMode } from '../runner/sandbox.js';
+import { DEVICE_PATH, ENV_NAME, type SandboxMode } from '../runner/sandbox.js';
+import { parseTimeoutSeconds, TIMEOUT_RULE } from '../runner/step-files.js';
 import { listValue, optionName, stringValue, type OptionSpec, type Parsed } from './argparse.js';
 import { usage, type Verbosity } from './main.js';
 
@@ -45,7 +46,7 @@ export const KEYID_FORM: OptionSpec = {
   kind: 'value',
   choices: ['legacy', 'standard'],
   extension: true,
-  help: "which keyid names and signs the link: 'legacy' (in-toto 1.3.1's; the default with -k) or 'standard' (in-toto 2.x/3.x's for PEM keys; the default with --signing-key). Use the one the layout lists for the key.",
+  help: "which keyid names and signs the link: 'legacy' (in-toto 1.3.1's) or 'standard' (in-toto 2.x/3.x's for PEM keys); use the one the layout lists for the key. Default: legacy with -k, standard with --signing-key.",
 };
 /** -g/--gpg: parsed as the reference parses it, only to refuse it clearly. */
 export const GPG: OptionSpec = { dest: 'gpg', flags: ['-g', '--gpg'], kind: 'optional-value', metavar: '<id>', named: true, help: 'GPG keys are not supported (accepted for the error message only).' };
@@ -63,7 +64,7 @@ export const PASSWORD: OptionSpec = {
   flags: ['-P', '--password'],
   kind: 'optional-value',
   metavar: '<password>',
-  help: "password for an encrypted key given with '--key'. '-P' without <password> prompts (before the command runs). (Do not confuse with '-p/--products'!)",
+  help: "password for an encrypted key given with '--key'. '-P' without <password> prompts, before any work starts. (Do not confuse with '-p/--products'!)",
 };
 /** --gpg-home: accepted and ignored (with a warning). */
 export const GPG_HOME: OptionSpec = { dest: 'gpgHome', flags: ['--gpg-home'], kind: 'value', metavar: '<path>', help: 'GPG home directory (GPG is not supported; ignored).' };
@@ -111,6 +112,18 @@ export const ATTEST: OptionSpec = {
   extension: true,
   help: "also write the link as an in-toto attestation: a Statement v1 with the link predicate (https://in-toto.io/attestation/link/v0.3), subjects = the products, signed in DSSE, to '<name>.<keyid prefix>.intoto.json' beside the link.",
 };
+/** -q/--quiet for the tools that run no command (record, match-products). */
+export const QUIET_NO_COMMAND: OptionSpec = { ...QUIET, help: 'suppress all output but errors' };
+/** --base-path for the tools that run no command (nothing is sandboxed there). */
+export const BASE_PATH_NO_COMMAND: OptionSpec = {
+  ...BASE_PATH,
+  help: 'base path for the relative paths given; not included in the artifact names. Default is the current working directory.',
+};
+/** -k/--key for intoto-record, which runs no command. */
+export const KEY_NO_COMMAND: OptionSpec = {
+  ...KEY,
+  help: "path to a private key file to sign the link metadata (securesystemslib JSON or PEM; the type is detected). The keyid prefix is used as an infix for the link metadata filename; give the same key to start and stop.",
+};
 /** --use-dsse (in-toto 2.x/3.x). */
 export const USE_DSSE: OptionSpec = { dest: 'useDsse', flags: ['--use-dsse'], kind: 'flag', help: 'write a DSSE envelope instead of the Metablock (in-toto 1.3.1 cannot read it)' };
 /** --hash sha256|sha512, repeatable (ours). */
@@ -134,16 +147,25 @@ export const SANDBOX: OptionSpec = {
   help: "isolation of the command: 'bwrap' requires bubblewrap (read-only host, writable base path, private /tmp, no network, key hidden); 'auto' (default) uses it when available and warns otherwise; 'none' runs it directly. The environment is reduced to PATH, HOME, LANG, TERM and --env names in every mode.",
 };
 /** --env NAME, repeatable (ours). */
-export const ENV: OptionSpec = { extension: true, dest: 'env', flags: ['--env'], kind: 'append', metavar: '<name>', help: 'pass this environment variable through to the command; repeat for several.' };
+export const ENV: OptionSpec = { extension: true, dest: 'env', flags: ['--env'], kind: 'append', metavar: '<name>', help: 'pass this environment variable through to the command; repeat for several. It must be set; its name (never its value) is recorded in the link.' };
 /** --share-net (ours). */
-export const SHARE_NET: OptionSpec = { extension: true, dest: 'shareNet', flags: ['--share-net'], kind: 'flag', help: 'let the command use the network under the sandbox' };
+export const SHARE_NET: OptionSpec = { extension: true, dest: 'shareNet', flags: ['--share-net'], kind: 'flag', help: 'let the command use the network under the sandbox (recorded in the link)' };
+/** --device PATH, repeatable (ours). */
+export const DEVICE: OptionSpec = {
+  extension: true,
+  dest: 'device',
+  flags: ['--device'],
+  kind: 'append',
+  metavar: '<path>',
+  help: 'make this device file (such as /dev/nvidia0) visible to the command under the sandbox; repeat for several. It must exist here; it is recorded in the link.',
+};
 /** -h/--help. */
 export const HELP: OptionSpec = { dest: 'help', flags: ['-h', '--help'], kind: 'flag', action: 'help', help: 'show this help message and exit' };
 /** --version. */
 export const VERSION_OPTION: OptionSpec = { dest: 'version', flags: ['--version'], kind: 'flag', action: 'version', help: "show program's version number and exit" };
 
 /** The options of the command's execution, shared by intoto-run and intoto-mock. */
-export const EXECUTION_OPTIONS: readonly OptionSpec[] = [TIMEOUT, SANDBOX, ENV, SHARE_NET];
+export const EXECUTION_OPTIONS: readonly OptionSpec[] = [TIMEOUT, SANDBOX, ENV, SHARE_NET, DEVICE];
 
 /** Verbosity from parsed -v/-q. */
 export function verbosity(parsed: Parsed): Verbosity {
@@ -210,8 +232,8 @@ export function algorithmsOf(parsed: Parsed): RecordableHashAlgorithm[] | undefi
 export function timeoutOf(parsed: Parsed): number | undefined {
   const text = stringValue(parsed, 'timeout');
   if (text === undefined) return undefined;
-  const seconds = /^\d+(\.\d+)?$/.test(text) ? Number(text) : Number.NaN;
-  if (!(seconds > 0) || !Number.isFinite(seconds)) usage(`--timeout: expected a positive number of seconds, got '${text}'`);
+  const seconds = parseTimeoutSeconds(text);
+  if (seconds === undefined) usage(`--timeout must be ${TIMEOUT_RULE}, not '${text}'`);
   return seconds;
 }
 
@@ -219,8 +241,16 @@ export function timeoutOf(parsed: Parsed): number | undefined {
 export function passEnvOf(parsed: Parsed): string[] | undefined {
   const names = listValue(parsed, 'env');
   if (names === undefined) return undefined;
-  for (const name of names) if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) usage(`--env: ${JSON.stringify(name)} is not an environment variable name`);
+  for (const name of names) if (!ENV_NAME.test(name)) usage(`--env: ${JSON.stringify(name)} is not an environment variable name`);
   return [...names];
+}
+
+/** --device paths, checked to be paths under /dev. */
+export function devicesOf(parsed: Parsed): string[] | undefined {
+  const paths = listValue(parsed, 'device');
+  if (paths === undefined) return undefined;
+  for (const path of paths) if (!DEVICE_PATH.test(path)) usage(`--device: ${JSON.stringify(path)} is not a device path (a path under /dev, such as /dev/nvidia0)`);
+  return [...paths];
 }
 
 /** --sandbox, default auto. */

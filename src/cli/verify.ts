@@ -1,12 +1,14 @@
 import { resolve } from 'node:path';
 import { loadPublicKeyFile } from '../crypto/keyfiles.js';
 import type { PublicKey } from '../crypto/keys.js';
-import { asInTotoError, InTotoError } from '../errors.js';
-import { checkKeyFileReadable } from '../runner/step-files.js';
+import { statSync } from 'node:fs';
+import { asInTotoError, InTotoError, IoError } from '../errors.js';
+import { setActivity } from '../io/interrupt.js';
+import { checkKeyFileReadable, parseTimeoutSeconds, TIMEOUT_RULE } from '../runner/step-files.js';
 import { failedReport, type LayoutReport, type RuleReport, type VerifyReport } from '../verify/report.js';
 import { verifySupplyChain } from '../verify/verify.js';
 import { DEFAULT_VERIFIER_ID } from '../attest/vsa.js';
-import { createOutput, expectedTypeOption, keyTypesByPosition, newProgram, paramsOf, repeatable, sandboxModeOf, usage, verbosityOf, type Output } from './common.js';
+import { acceptJson, createOutput, expectedTypeOption, programName, reportError, writeJson, keyTypesByPosition, newProgram, paramsOf, repeatable, sandboxModeOf, usage, verbosityOf, type Output } from './common.js';
 
 interface VerifyCliOptions {
   layout: string;
@@ -38,6 +40,7 @@ interface VerifyCliOptions {
  * @throws UsageError E_USAGE (exit 2)
  */
 export async function verifyMain(argv: string[]): Promise<number> {
+  acceptJson();
   const program = newProgram('intoto-verify', 'Verify an in-toto supply chain: layout, links, rules and inspections.')
     .requiredOption('-l, --layout <path>', 'the root layout')
     .option('-k, --layout-keys <paths...>', 'public key files of the layout owner(s)')
@@ -69,12 +72,13 @@ export async function verifyMain(argv: string[]): Promise<number> {
   const vsa = vsaOptionsOf(opts);
   const sandbox = sandboxModeOf(opts.sandbox);
   const threshold = opts.layoutThreshold === undefined ? undefined : positiveInteger('--layout-threshold', opts.layoutThreshold);
-  const timeout = opts.inspectionTimeout === undefined ? undefined : positiveNumber('--inspection-timeout', opts.inspectionTimeout);
+  const timeout = opts.inspectionTimeout === undefined ? undefined : seconds('--inspection-timeout', opts.inspectionTimeout);
   const params = paramsOf(opts.param);
 
   let keys: PublicKey[];
   try {
     keys = keyPaths.map((path, i) => loadPublicKeyFile(path, expectedTypeOption(types[i])));
+    checkLinkDirectory(opts.linkDir);
   } catch (error) {
     // A key that does not load is a failed verification (exit 1), reported like any other.
     if (!(error instanceof InTotoError) || error.code === 'E_USAGE') throw error;
@@ -97,7 +101,10 @@ export async function verifyMain(argv: string[]): Promise<number> {
     onEvent: (event) => {
       if (event.kind === 'warning') out.warn(event.message);
       else if (event.kind === 'note') out.debug(event.message);
-      else out.debug(`check: ${event.check} (${event.layout})`);
+      else {
+        setActivity(event.check === 'inspections' ? `running the inspections of the ${event.layout} layout` : `checking the ${event.check} of the ${event.layout} layout`);
+        out.debug(`check: ${event.check} (${event.layout})`);
+      }
     },
   });
   return finish(report, opts, out, await writeVsa(vsa, report, opts, keyPaths, out));
@@ -151,7 +158,7 @@ async function writeVsa(vsa: VsaRequest | undefined, report: VerifyReport, opts:
       verifierId: vsa.verifierId,
       ...(vsa.resourceUri === undefined ? {} : { resourceUri: vsa.resourceUri }),
     });
-    out.info(`intoto-verify: wrote the VSA (${report.passed ? 'PASSED' : 'FAILED'}) to ${vsa.file}`);
+    out.info(`${programName('intoto-verify')}: wrote the VSA (${report.passed ? 'PASSED' : 'FAILED'}) to ${vsa.file}`);
     return undefined;
   } catch (error) {
     return asInTotoError(error).withContext(`no VSA written to ${vsa.file}`, { file: vsa.file });
@@ -162,12 +169,12 @@ function finish(report: VerifyReport, opts: VerifyCliOptions, out: Output, vsaEr
   const status = finishReport(report, opts, out);
   if (vsaError === undefined) return status;
   // A gate that asked for a VSA must not see success without one.
-  process.stderr.write(`intoto-verify: error: ${vsaError.message} [${vsaError.code}]\n`);
+  reportError('intoto-verify', vsaError, out.verbosity);
   return 1;
 }
 
 function finishReport(report: VerifyReport, opts: VerifyCliOptions, out: Output): number {
-  if (opts.json) process.stdout.write(`${JSON.stringify(report, null, 1)}\n`);
+  if (opts.json) writeJson(report, 1);
   if (out.verbosity === 'verbose') for (const line of traceLines(report.layout, '')) out.debug(line);
   const failure = report.failure;
   if (failure === undefined) {
@@ -175,9 +182,19 @@ function finishReport(report: VerifyReport, opts: VerifyCliOptions, out: Output)
     return 0;
   }
   process.stderr.write(`FAIL ${failure.code}: ${failure.message}\n`);
-  if (out.verbosity === 'verbose') for (const line of failure.details) process.stderr.write(`  ${line}\n`);
-  else if (failure.details.length > 0) process.stderr.write(`intoto-verify: (run with -v for ${failure.details.length} more line(s) of detail)\n`);
+  if (out.verbosity === 'verbose') for (const line of failure.details) if (line !== failure.message) process.stderr.write(`  ${line}\n`);
   return 1;
+}
+
+/**
+ * The link directory exists and is one: otherwise every step would be reported as a missing
+ * link, which sends the user looking for the wrong thing.
+ * @throws IoError E_IO "no such directory" / "not a directory"
+ */
+function checkLinkDirectory(dir: string): void {
+  const stat = statSync(dir, { throwIfNoEntry: false });
+  if (stat === undefined) throw new IoError('E_IO', `--link-dir ${dir}: no such directory`, { context: { file: dir } });
+  if (!stat.isDirectory()) throw new IoError('E_IO', `--link-dir ${dir}: not a directory`, { context: { file: dir } });
 }
 
 function summary(layout: LayoutReport): string {
@@ -217,8 +234,8 @@ function positiveInteger(flag: string, text: string): number {
   return n;
 }
 
-function positiveNumber(flag: string, text: string): number {
-  const n = /^[0-9]+(\.[0-9]+)?$/.test(text) ? Number(text) : Number.NaN;
-  if (!Number.isFinite(n) || n <= 0) usage(`${flag} must be a positive number of seconds, not ${JSON.stringify(text)}`);
+function seconds(flag: string, text: string): number {
+  const n = parseTimeoutSeconds(text);
+  if (n === undefined) usage(`${flag} must be ${TIMEOUT_RULE}, not ${JSON.stringify(text)}`);
   return n;
 }

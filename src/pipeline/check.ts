@@ -26,6 +26,8 @@ export interface CheckOptions {
 }
 
 const DAY = 86_400_000;
+/** A warning names at most this many steps (a 1,000-step layout made one 9 KB line). */
+const MANY_LISTED = 5;
 
 /** The warnings and late errors for a compiled source. Never throws. */
 export function checkSource(source: PipelineSource, tree: SourceTree, options: CheckOptions): Diagnostic[] {
@@ -51,7 +53,8 @@ function checkExpiry(source: PipelineSource, options: CheckOptions, pointer: str
     add('error', 'expired', `the layout expired at ${source.expires}: every verification would fail`, pointer, 'E_LAYOUT_EXPIRED');
   } else if (source.expiresAt > options.now + years * 365.25 * DAY) {
     add('warning', 'expires-far', `the layout expires at ${source.expires}, more than ${years} year(s) away: a leaked step key stays useful that long`, pointer);
-  } else if (source.expiresAt < options.now + soon * DAY) {
+  } else if (source.expiresAt < Math.floor((options.now + soon * DAY) / 1000) * 1000) {
+    // Compared at whole seconds, as expires is written: `expires_in: 30d` is not "within 30 days".
     add('warning', 'expires-soon', `the layout expires at ${source.expires}, within ${soon} days`, pointer);
   }
 }
@@ -113,7 +116,8 @@ function checkFunctionaries(source: PipelineSource, options: CheckOptions, add: 
     }
     if (steps.length === 0) add('warning', 'functionary-unused', `functionary '${name}' is authorised for no step (its key is left out of the layout)`, pointer);
     if (steps.length > 1) {
-      add('warning', 'functionary-many-steps', `functionary '${name}' may sign steps ${steps.join(', ')}: one stolen key can forge all of them (use a key per step)`, pointer);
+      const listed = steps.length > MANY_LISTED ? `${steps.slice(0, MANY_LISTED).join(', ')} and ${steps.length - MANY_LISTED} more` : steps.join(', ');
+      add('warning', 'functionary-many-steps', `functionary '${name}' may sign ${steps.length} steps (${listed}): one stolen key can forge all of them (use a key per step)`, pointer);
     }
   }
 }

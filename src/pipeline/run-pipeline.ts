@@ -1,15 +1,16 @@
 import { constants, copyFileSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { canonicalString } from '../canonical/encode.js';
 import { isJsonObject, type JsonObject } from '../canonical/json.js';
 import type { PublicKey } from '../crypto/keys.js';
 import type { SigningKey } from '../crypto/signatures.js';
 import { asInTotoError, ioError, PipelineError, UsageError, VerificationError } from '../errors.js';
-import { writeFileAtomicSync } from '../io/files.js';
+import { makeDirectorySync, writeFileAtomicSync } from '../io/files.js';
+import { onInterrupt } from '../io/interrupt.js';
 import { dsseText, metablockText, verifiedPayload } from '../model/envelope.js';
 import { readEnvelopeFile } from '../model/metadata.js';
 import { runStep } from '../runner/run-step.js';
-import type { SandboxMode } from '../runner/sandbox.js';
+import { checkGrants, type SandboxMode } from '../runner/sandbox.js';
 import { failureOf, type Failure } from '../verify/report.js';
 import { verifySupplyChain, type VerifyReport } from '../verify/verify.js';
 import { writePipelineProvenance, type PipelineProvenance } from './attestations.js';
@@ -19,6 +20,7 @@ import { checkFunctionaryKeys, chooseRunners, passwordFor } from './functionarie
 import { withParams } from './params.js';
 import { planSteps } from './plan.js';
 import type { PipelineSource, PipelineStep } from './source.js';
+import { stageOutput, type StagedOutput } from './output.js';
 import { planMaterials, populateWorkspace, type StepOutcome } from './stage.js';
 
 /**
@@ -35,8 +37,13 @@ export interface PipelineRunOptions {
   readonly keyDir: string;
   /** Where per-run workspaces and links are made; must be empty or absent. */
   readonly workspace: string;
-  /** Receives the final products, `root.layout` and the links; must be empty or absent. */
+  /**
+   * Receives the final products, `root.layout` and the links; must be empty or absent unless
+   * `force`. Left untouched until everything is there, then replaced in one step.
+   */
   readonly outDir: string;
+  /** Replace a non-empty `outDir`. */
+  readonly force?: boolean;
   /** How the layout is obtained: signed here with the owner's key, or one signed elsewhere. */
   readonly layout: { readonly kind: 'sign'; readonly keys: readonly SigningKey[] } | { readonly kind: 'signed'; readonly path: string; readonly keys: readonly PublicKey[] };
   readonly sandbox?: SandboxMode;
@@ -101,26 +108,61 @@ export interface PipelineRunResult {
 /**
  * Runs the pipeline. A step that fails, runs that disagree, or a failed verification are
  * reported in the result (`passed: false`, `failure`), with everything done until then.
- * @throws UsageError E_USAGE (a non-empty workspace or output directory, missing keys for a
- *   threshold), CryptoError (a key that does not load or is not the functionary's),
+ * @throws UsageError E_USAGE (a non-empty workspace, or output directory without `force`),
+ *   IoError E_IO (missing keys for a threshold), CryptoError (a key that does not load or is not the functionary's),
  *   FormatError E_PARAM (a placeholder without a value, before anything runs),
  *   PipelineError E_PIPELINE_CYCLE / E_LAYOUT_SOURCE (a signed layout not made from this
- *   source), IoError (inputs, staging)
+ *   source), RunError E_STEP_ENVIRONMENT (a step's variable not set, or device missing),
+ *   IoError (inputs, staging, an output directory that cannot be written: all checked
+ *   before any step runs)
  */
 export async function runPipeline(options: PipelineRunOptions): Promise<PipelineRunResult> {
   const start = performance.now();
   const startedOn = new Date();
   const { source } = options;
-  const emit = options.onEvent ?? ((): void => {});
-  const params = options.params ?? new Map<string, string>();
-  const { steps, outputs } = withParams(source, params);
+  const { steps } = withParams(source, options.params ?? new Map<string, string>());
   const order = planSteps(steps);
   const runners = chooseRunners(order, options.keyDir);
   const layoutKeys = prepareLayout(options, runners);
+  // A variable or device a step asks for must be here before any step runs, not at step five.
+  for (const step of order) if (step.run !== undefined) checkGrants(step.grants, process.env, `step '${step.name}'`);
   const inputs = listInputFiles(source.inputs);
-  const [workspace, outDir] = [resolve(options.workspace), resolve(options.outDir)];
-  const attestationDir = options.attest || options.provenance !== undefined ? resolve(options.attestationDir ?? `${outDir}.attestations`) : undefined;
-  for (const dir of [workspace, outDir, ...(attestationDir === undefined ? [] : [attestationDir])]) freshDirectory(dir);
+  const workspace = resolve(options.workspace);
+  freshDirectory(workspace);
+  const keep = [source.file, options.keyDir, workspace, ...source.inputs.values(), ...(options.layout.kind === 'signed' ? [options.layout.path] : [])];
+  const output = stageOutput(options.outDir, options.force ?? false, keep);
+  let attestations: StagedOutput | undefined;
+  try {
+    // The attestations go beside --out (so that in-toto-verify there sees only what it reads),
+    // staged the same way: untouched or complete.
+    if (options.attest === true || options.provenance !== undefined) {
+      attestations = stageOutput(attestationDirOf(options), options.force ?? false, keep, 'attestations');
+    }
+    return await runAndVerify(options, { order, runners, layoutKeys, inputs, workspace, output, attestations, start, startedOn });
+  } finally {
+    output.discard();
+    attestations?.discard();
+  }
+}
+
+interface Prepared {
+  readonly order: readonly PipelineStep[];
+  readonly runners: ReadonlyMap<string, readonly string[]>;
+  readonly layoutKeys: readonly PublicKey[];
+  readonly inputs: ReturnType<typeof listInputFiles>;
+  readonly workspace: string;
+  readonly output: StagedOutput;
+  readonly attestations: StagedOutput | undefined;
+  readonly start: number;
+  readonly startedOn: Date;
+}
+
+async function runAndVerify(options: PipelineRunOptions, prepared: Prepared): Promise<PipelineRunResult> {
+  const { order, runners, layoutKeys, inputs, workspace, output, attestations, start, startedOn } = prepared;
+  const attestationDir = attestations?.staging;
+  const emit = options.onEvent ?? ((): void => {});
+  const params = options.params ?? new Map<string, string>();
+  const { outputs } = withParams(options.source, params);
   const linkDir = join(workspace, 'links');
   mkdirSync(linkDir);
   emit({ kind: 'plan', steps: order.map((s) => ({ name: s.name, runs: runners.get(s.name) ?? [] })) });
@@ -147,7 +189,7 @@ export async function runPipeline(options: PipelineRunOptions): Promise<Pipeline
     const links: StepOutcome['link'][] = [];
     for (const functionary of runners.get(step.name) ?? []) {
       const dir = join(workspace, 'runs', step.name, functionary);
-      mkdirSync(dir, { recursive: true });
+      makeDirectorySync(dir);
       const staged = populateWorkspace(dir, plan, workspace);
       emit({ kind: 'run-start', step: step.name, functionary, staged });
       const t0 = performance.now();
@@ -165,11 +207,14 @@ export async function runPipeline(options: PipelineRunOptions): Promise<Pipeline
         recordStreams: true,
         echo: options.echo ?? false,
         sandbox: options.sandbox ?? 'auto',
+        passEnv: step.grants.env,
+        shareNet: step.grants.network,
+        devices: step.grants.devices,
         useDsse: options.useDsse ?? false,
         ...(timeout === undefined ? {} : { timeoutSeconds: timeout }),
         warn: options.warn,
         // Named and signed under the keyid the layout gives this functionary's key.
-        ...layoutKeyOf(source, functionary),
+        ...layoutKeyOf(options.source, functionary),
         attest: options.attest ?? false,
         ...(attestationDir === undefined ? {} : { attestationDirectory: attestationDir }),
         hide: options.hide ?? [],
@@ -197,10 +242,14 @@ export async function runPipeline(options: PipelineRunOptions): Promise<Pipeline
   }
 
   const finals = finalProducts(order, outcomes, outputs);
-  for (const [name, file] of finals) copyInto(outDir, name, file);
-  for (const entry of readdirSync(linkDir)) copyInto(outDir, entry, join(linkDir, entry));
+  for (const [name, file] of finals) copyInto(output.staging, name, file);
+  for (const entry of readdirSync(linkDir)) copyInto(output.staging, entry, join(linkDir, entry));
+  writeLayout(options, join(output.staging, 'root.layout'));
+  output.publish();
+  const outDir = resolve(options.outDir);
   const layoutPath = join(outDir, 'root.layout');
-  writeLayout(options, layoutPath);
+  // From here on --out is complete; an interruption only stops the verification.
+  const removeNote = onInterrupt(() => `${options.outDir} is complete, but its verification did not finish`);
 
   emit({ kind: 'verify-start' });
   const verification = await verifySupplyChain({
@@ -215,10 +264,13 @@ export async function runPipeline(options: PipelineRunOptions): Promise<Pipeline
       if (event.kind === 'warning') options.warn(event.message);
     },
   });
-  const provenancePath =
-    verification.passed && options.provenance !== undefined && attestationDir !== undefined
-      ? await writePipelineProvenance({ provenance: options.provenance, outDir, attestationDir, finalProducts: [...finals.keys()], inputs, params, startedOn })
+  removeNote();
+  const staged =
+    verification.passed && options.provenance !== undefined && attestations !== undefined
+      ? await writePipelineProvenance({ provenance: options.provenance, outDir, attestationDir: attestations.staging, finalProducts: [...finals.keys()], inputs, params, startedOn })
       : undefined;
+  attestations?.publish();
+  const provenancePath = staged === undefined ? undefined : join(attestationDirOf(options), basename(staged));
   return {
     passed: verification.passed,
     failure: verification.failure,
@@ -229,6 +281,11 @@ export async function runPipeline(options: PipelineRunOptions): Promise<Pipeline
     totalMs: Math.round(performance.now() - start),
     ...(provenancePath === undefined ? {} : { provenancePath }),
   };
+}
+
+/** Where the attestations go: `--attestations`, or `<out>.attestations` beside `--out`. */
+function attestationDirOf(options: PipelineRunOptions): string {
+  return resolve(options.attestationDir ?? `${resolve(options.outDir)}.attestations`);
 }
 
 /** The layout's key for a functionary, so the link carries the keyid the layout lists. */
@@ -293,17 +350,17 @@ function freshDirectory(dir: string): void {
     if (existsSync(dir) && readdirSync(dir).length > 0) {
       throw new UsageError('E_USAGE', `${dir} is not empty: give a new or empty directory (old links or products there would mislead verification)`);
     }
-    mkdirSync(dir, { recursive: true });
   } catch (error) {
     if (error instanceof UsageError) throw error;
-    throw ioError(dir, error, 'cannot create');
+    throw ioError(dir, error, 'cannot use as the workspace');
   }
+  makeDirectorySync(dir);
 }
 
 function copyInto(dir: string, name: string, file: string): void {
   const target = join(dir, name);
   try {
-    mkdirSync(dirname(target), { recursive: true });
+    makeDirectorySync(dirname(target));
     copyFileSync(file, target, constants.COPYFILE_FICLONE | constants.COPYFILE_EXCL);
   } catch (error) {
     throw asInTotoError(ioError(target, error, 'cannot write'));

@@ -2,6 +2,7 @@ import type { JsonObject } from '../canonical/json.js';
 import type { PublicKey } from '../crypto/keys.js';
 import type { Layout } from '../model/layout.js';
 import type { ArtifactRule } from '../model/rules.js';
+import type { StepGrants } from '../runner/sandbox.js';
 
 /**
  * A YAML layout source, compiled: the standard in-toto layout it stands for, plus what only
@@ -28,6 +29,11 @@ export interface PipelineStep {
   readonly products: readonly ArtifactRule[];
   /** A per-step time limit for `pipeline run`, in seconds. */
   readonly timeoutSeconds: number | undefined;
+  /**
+   * What `pipeline run` grants the step beyond the sandbox's defaults (YAML `env:`, `network:`,
+   * `devices:`); written into the signed layout's readme (see compile.ts) and into its links.
+   */
+  readonly grants: StepGrants;
   /** Position of the step in the YAML `steps` list (for messages and warnings). */
   readonly index: number;
 }

@@ -6,7 +6,7 @@ import type { RecordableHashAlgorithm } from '../model/artifacts.js';
 import { linkFileName, makeLink, type Link } from '../model/link.js';
 import { prewarmHashWorkers } from './hash-pool.js';
 import { recordArtifacts } from './record.js';
-import { allowedEnvironment, resolveSandbox, type SandboxMode } from './sandbox.js';
+import { allowedEnvironment, checkGrants, grantsEnvironment, grantsOf, resolveSandbox, type SandboxMode } from './sandbox.js';
 import {
   assertStepName,
   byproductsOf,
@@ -64,6 +64,8 @@ export interface RunStepOptions extends SignAs {
   /** Environment variables passed through to the command besides the allow-list. */
   readonly passEnv?: readonly string[];
   readonly shareNet?: boolean;
+  /** Device files made visible to the command under the sandbox (`--device`). */
+  readonly devices?: readonly string[];
   /** Where the link is written (default: cwd). */
   readonly metadataDirectory?: string;
   readonly useDsse?: boolean;
@@ -99,7 +101,7 @@ export interface RunStepResult {
  * @throws FormatError E_STEP_NAME, E_ARTIFACT_NAME; UsageError E_USAGE (bad options);
  *   IoError E_IO, E_NOT_REGULAR_FILE (key file, link directory, artifacts), E_LIMIT;
  *   RunError E_SANDBOX_UNAVAILABLE (`sandbox: 'bwrap'` without bubblewrap),
- *   E_COMMAND_NOT_FOUND, E_PATH_OUTSIDE_BASE, E_LSTRIP;
+ *   E_STEP_ENVIRONMENT (a variable not set, a device missing), E_COMMAND_NOT_FOUND, E_PATH_OUTSIDE_BASE, E_LSTRIP;
  *   CryptoError E_KEY_* after the command ran (the key is only read then: no link is written)
  */
 export async function runStep(options: RunStepOptions): Promise<RunStepResult> {
@@ -111,6 +113,8 @@ export async function runStep(options: RunStepOptions): Promise<RunStepResult> {
   const keyPath = resolve(places.cwd, options.keyPath);
   checkKeyFileReadable(keyPath);
   checkDirectory(places.metadataDirectory, 'metadata directory');
+  const grants = grantsOf(options);
+  checkGrants(grants, process.env, `step '${options.name}'`);
   const recording = recordOptions(places, { ...options, warn });
   // Hashing threads boot while the command runs (and the materials are hashed), not after it.
   prewarmHashWorkers();
@@ -146,6 +150,7 @@ export async function runStep(options: RunStepOptions): Promise<RunStepResult> {
       sandbox: sandboxed ? 'bwrap' : 'none',
       ...(options.passEnv === undefined ? {} : { passEnv: options.passEnv }),
       ...(options.shareNet === undefined ? {} : { shareNet: options.shareNet }),
+      devices: grants.devices,
       ...(timeoutSeconds === undefined ? {} : { timeoutSeconds }),
       recordStreams: options.recordStreams ?? false,
       echo: options.echo ?? true,
@@ -166,7 +171,7 @@ export async function runStep(options: RunStepOptions): Promise<RunStepResult> {
     materials,
     products,
     byproducts: byproductsOf(result, options.recordStreams ?? false),
-    environment: {},
+    environment: grantsEnvironment(grants),
   });
   const key = loadKeyAfterCommand(keyPath, options, result?.returnValue);
   const linkPath = writeLinkFile(places.metadataDirectory, linkFileName(options.name, key.keyid), link, [key], options.useDsse ?? false);

@@ -67,13 +67,30 @@ export function checkDirectory(path: string, what: string): void {
 }
 
 /**
- * A positive, finite number of seconds, or undefined for no limit.
+ * The longest time limit anywhere (`--timeout`, `--inspection-timeout`, a YAML step's
+ * `timeout:`): 365 days. One rule for every duration, so that a value one place accepts is
+ * never cut short or refused in another (Node's timers overflow past 24.8 days: exec.ts chains
+ * them).
+ */
+export const MAX_TIMEOUT_SECONDS = 365 * 24 * 3600;
+
+/** What a time limit must be, for messages. */
+export const TIMEOUT_RULE = `a positive number of seconds, at most ${MAX_TIMEOUT_SECONDS} (365 days)`;
+
+/** A time limit written as text (`90`, `2.5`), or undefined when it is not one. Never throws. */
+export function parseTimeoutSeconds(text: string): number | undefined {
+  const seconds = /^[0-9]{1,9}(\.[0-9]{1,9})?$/.test(text) ? Number(text) : Number.NaN;
+  return seconds > 0 && seconds <= MAX_TIMEOUT_SECONDS ? seconds : undefined;
+}
+
+/**
+ * A positive number of seconds up to {@link MAX_TIMEOUT_SECONDS}, or undefined for no limit.
  * @throws UsageError E_USAGE
  */
 export function checkTimeout(seconds: number | undefined): number | undefined {
   if (seconds === undefined) return undefined;
-  if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 365 * 24 * 3600) {
-    throw new UsageError('E_USAGE', `timeout must be a positive number of seconds, not ${String(seconds)}`);
+  if (!Number.isFinite(seconds) || seconds <= 0 || seconds > MAX_TIMEOUT_SECONDS) {
+    throw new UsageError('E_USAGE', `a time limit must be ${TIMEOUT_RULE}, not ${String(seconds)}`);
   }
   return seconds;
 }

@@ -110,6 +110,7 @@ describe('orderSteps', () => {
     materials: rules(...materials),
     products: [],
     timeoutSeconds: undefined,
+    grants: { env: [], network: false, devices: [] },
     index,
   });
 
