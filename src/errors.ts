@@ -80,8 +80,19 @@ export type RunCode =
 /** Pipelines and their YAML layouts. */
 export type PipelineCode = 'E_PIPELINE_CYCLE' | 'E_STEP_FAILED' | 'E_LAYOUT_SOURCE';
 
-/** ML artifacts. */
+/**
+ * ML artifacts. Before scan-model, the pickle scanner had E_PICKLE_UNSAFE and
+ * E_PICKLE_MALFORMED; they are kept for code that matches on them but no longer thrown: every
+ * scan verdict (pickle streams included) is an E_MODEL_* code, E_PICKLE_UNSAFE having become
+ * E_MODEL_UNSAFE and E_PICKLE_MALFORMED E_MODEL_MALFORMED.
+ */
 export type PickleCode = 'E_PICKLE_UNSAFE' | 'E_PICKLE_MALFORMED';
+
+/** Model files (intoto scan-model); a cap that stopped a scan is E_LIMIT. */
+export type ModelCode =
+  | 'E_MODEL_UNSAFE' // loading it would import or call something the policy does not allow
+  | 'E_MODEL_FORMAT' // not a format we recognise, or one we do not support (lz4, a tar, ...)
+  | 'E_MODEL_MALFORMED'; // a recognised format that is truncated, inconsistent or invalid
 
 /** A bug or an unexpected condition; never a verdict. */
 export type InternalCode = 'E_INTERNAL';
@@ -96,6 +107,7 @@ export type ErrorCode =
   | RunCode
   | PipelineCode
   | PickleCode
+  | ModelCode
   | InternalCode;
 
 /** The names a message is about; also carried into the machine-readable report. */
@@ -153,6 +165,7 @@ export class VerificationError extends InTotoError<VerifyCode> {}
 export class RunError extends InTotoError<RunCode> {}
 export class PipelineError extends InTotoError<PipelineCode> {}
 export class PickleError extends InTotoError<PickleCode> {}
+export class ModelError extends InTotoError<ModelCode | 'E_LIMIT'> {}
 export class InternalError extends InTotoError<InternalCode> {}
 
 /** Exit status for a code: 2 for bad usage, 1 for every other failure (as `in-toto-verify`). */

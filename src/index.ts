@@ -21,3 +21,5 @@ export { verifySupplyChain, type VerifyOptions, type VerifyReport } from './veri
 export { checkLayoutSource, loadLayoutSource } from './pipeline/load.js';
 export { runPipeline, type PipelineRunOptions, type PipelineRunResult } from './pipeline/run-pipeline.js';
 export { scanPickle, scanPickleFile, assertSafePickleFile } from './ml/pickle.js';
+export { scanModelFile, scanModelPaths } from './ml/model-scan.js';
+export { DEFAULT_POLICY, STRICT_POLICY } from './ml/policy.js';

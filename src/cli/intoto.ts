@@ -2,7 +2,7 @@ import { usage, VERSION } from './main.js';
 
 /**
  * `intoto`, the umbrella command. Its own subcommands are `layout check|sign`, `pipeline run`
- * and `scan-pickle`; `keygen`, `sign`, `run`, `record`, `mock`, `match-products` and `verify`
+ * and `scan-model` (alias `scan-pickle`); `keygen`, `sign`, `run`, `record`, `mock`, `match-products` and `verify`
  * hand the rest of the command line, untouched, to the same main function as the matching
  * `intoto-<name>` program, so `intoto verify ARGS` and `intoto-verify ARGS` are one program.
  * Each is imported only when chosen, so `intoto run` starts as fast as `intoto-run`.
@@ -18,7 +18,8 @@ const TOOLS: ReadonlyMap<string, () => Promise<Main>> = new Map([
   ['mock', async () => (await import('./mock.js')).mockMain],
   ['match-products', async () => (await import('./match-products.js')).matchProductsMain],
   ['verify', async () => (await import('./verify.js')).verifyMain],
-  ['scan-pickle', async () => (await import('./scan-pickle.js')).scanPickleMain],
+  ['scan-model', async () => (await import('./scan-model.js')).scanModelMain],
+  ['scan-pickle', async () => async (argv: string[]) => (await import('./scan-model.js')).scanModelMain(argv, 'scan-pickle')],
 ]);
 
 const GROUPS: ReadonlyMap<string, ReadonlyMap<string, () => Promise<Main>>> = new Map([
@@ -41,7 +42,8 @@ Pipelines (YAML layouts):
   layout check FILE               check a YAML layout: errors and warnings with line:column
   layout sign FILE -k OWNER_KEY   compile it into a signed in-toto layout (root.layout)
   pipeline run FILE --keys DIR    run every step sandboxed and signed, then verify the chain
-  scan-pickle FILE...             refuse pickles that import anything outside an allow-list
+  scan-model PATH...              check model files for anything that runs code when loaded
+                                  (pickle, joblib, PyTorch, numpy, safetensors, ONNX; scan-pickle is an alias)
 
 The in-toto tools (same options as in-toto-<name>; also installed as intoto-<name>):
   keygen  sign  run  record  mock  match-products  verify
