@@ -49,7 +49,19 @@ CLASS_ARGUMENTS = {
     ("copyreg", "__newobj__"): (0,),
     ("copyreg", "__newobj_ex__"): (0,),
     ("numpy.core.multiarray", "_reconstruct"): (0,),
+    ("sklearn.metrics._dist_metrics", "newObj"): (0,),
+    ("sklearn.neighbors._kd_tree", "newObj"): (0,),
+    ("sklearn.neighbors._ball_tree", "newObj"): (0,),
+    ("pandas.core.indexes.base", "_new_Index"): (0,),
+    ("pandas.core.indexes.datetimes", "_new_DatetimeIndex"): (0,),
 }
+
+
+def class_arguments(module, name):
+    """The argument positions a rebuild helper instantiates (Cython's __pyx_unpickle_* too)."""
+    if name.startswith("__pyx_unpickle_"):
+        return (0,)
+    return CLASS_ARGUMENTS.get((module, name))
 
 
 class Uses:
@@ -87,8 +99,9 @@ class Uses:
             elif name == "REDUCE":
                 args, func = stack.pop(), stack.pop()
                 self.note(func, "call")
-                if func[0] == "global" and (func[1], func[2]) in CLASS_ARGUMENTS and args[0] == "tuple":
-                    for i in CLASS_ARGUMENTS[(func[1], func[2])]:
+                positions = class_arguments(func[1], func[2]) if func[0] == "global" else None
+                if positions and args[0] == "tuple":
+                    for i in positions:
                         if i < len(args[1]):
                             self.note(args[1][i], "class")
                 stack.append(("object",))
@@ -160,11 +173,12 @@ def sklearn_objects():
     """(name, object) for every estimator, fitted where a small dataset allows, plus composites."""
     import numpy as np
     from sklearn.utils import all_estimators
-    from sklearn.utils.estimator_checks import _construct_instance, _enforce_estimator_tags_X, _enforce_estimator_tags_y
+    from sklearn.utils.estimator_checks import _construct_instance
 
     rng = np.random.RandomState(0)
     X = rng.uniform(0.1, 1.0, size=(40, 4))
-    y_class = np.array([0, 1] * 20)
+    y_binary = np.array([0, 1] * 20)
+    y_multi = np.array([0, 1, 2, 3] * 10)
     y_reg = rng.uniform(size=40)
     texts = ["the cat sat", "a dog ran", "the dog sat", "a cat ran"] * 10
     for name, cls in all_estimators():
@@ -173,24 +187,39 @@ def sklearn_objects():
         except Exception:
             continue
         yield "sklearn %s (unfitted)" % name, estimator
-        for attempt in ("tags", "text", "dicts"):
-            try:
-                Xa = texts if attempt == "text" else ([{"a": 1.0, "b": float(i)} for i in range(40)] if attempt == "dicts" else _enforce_estimator_tags_X(estimator, X.copy()))
-                from sklearn.base import is_classifier, is_regressor
+        for y_class in (y_binary, y_multi):
+            yield from fitted_variants(name, estimator, X, y_class, y_reg, texts)
+    yield from composites(X, y_binary, y_multi)
 
-                if is_classifier(estimator):
-                    ya = _enforce_estimator_tags_y(estimator, y_class.copy())
-                elif is_regressor(estimator):
-                    ya = _enforce_estimator_tags_y(estimator, y_reg.copy())
-                else:
-                    ya = y_class.copy()
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    fitted = estimator.fit(Xa, ya)
-                yield "sklearn %s (fitted)" % name, fitted
-                break
-            except Exception:
-                continue
+
+def fitted_variants(name, estimator, X, y_class, y_reg, texts):
+    """The estimator fitted (on numbers, else text, else dicts), or nothing if it cannot be."""
+    import copy
+
+    from sklearn.base import is_classifier, is_regressor
+    from sklearn.utils.estimator_checks import _enforce_estimator_tags_X, _enforce_estimator_tags_y
+
+    estimator = copy.deepcopy(estimator)
+    for attempt in ("tags", "text", "dicts"):
+        try:
+            Xa = texts if attempt == "text" else ([{"a": 1.0, "b": float(i)} for i in range(40)] if attempt == "dicts" else _enforce_estimator_tags_X(estimator, X.copy()))
+            if is_classifier(estimator):
+                ya = _enforce_estimator_tags_y(estimator, y_class.copy())
+            elif is_regressor(estimator):
+                ya = _enforce_estimator_tags_y(estimator, y_reg.copy())
+            else:
+                ya = y_class.copy()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                fitted = estimator.fit(Xa, ya)
+            yield "sklearn %s (fitted)" % name, fitted
+            return
+        except Exception:
+            continue
+
+
+def composites(X, y_binary, y_multi):
+    """Pipelines, column transformers and ensembles, as people combine them."""
     from sklearn.compose import ColumnTransformer
     from sklearn.pipeline import FeatureUnion, make_pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
@@ -199,11 +228,30 @@ def sklearn_objects():
     import pandas as pd
 
     frame = pd.DataFrame({"x": X[:, 0], "c": ["a", "b"] * 20})
-    column = ColumnTransformer([("num", StandardScaler(), ["x"]), ("cat", OneHotEncoder(), ["c"])])
-    yield "sklearn column transformer", make_pipeline(column, LogisticRegression()).fit(frame, y_class)
+    for y_class in (y_binary, y_multi):
+        column = ColumnTransformer([("num", StandardScaler(), ["x"]), ("cat", OneHotEncoder(), ["c"])])
+        yield "sklearn column transformer", make_pipeline(column, LogisticRegression()).fit(frame, y_class)
+        for model in (RandomForestClassifier(n_estimators=3, random_state=0), GradientBoostingClassifier(n_estimators=3, random_state=0), HistGradientBoostingClassifier(max_iter=3, random_state=0)):
+            yield "sklearn %s" % type(model).__name__, model.fit(X, y_class)
     yield "sklearn feature union", FeatureUnion([("a", StandardScaler()), ("b", StandardScaler())]).fit(X)
-    for model in (RandomForestClassifier(n_estimators=3, random_state=0), GradientBoostingClassifier(n_estimators=3, random_state=0), HistGradientBoostingClassifier(max_iter=3, random_state=0)):
-        yield "sklearn %s" % type(model).__name__, model.fit(X, y_class)
+    # The loss, tree and metric objects that estimator options select.
+    from sklearn.ensemble import GradientBoostingRegressor, HistGradientBoostingRegressor
+    from sklearn.linear_model import SGDClassifier, SGDRegressor
+    from sklearn.neighbors import KNeighborsClassifier
+
+    y_reg = X[:, 1]
+    for loss in ("hinge", "log_loss", "modified_huber", "squared_hinge", "perceptron", "squared_error", "huber", "epsilon_insensitive", "squared_epsilon_insensitive"):
+        yield "sklearn SGDClassifier %s" % loss, SGDClassifier(loss=loss, max_iter=5, random_state=0).fit(X, y_binary)
+    for loss in ("squared_error", "huber", "epsilon_insensitive", "squared_epsilon_insensitive"):
+        yield "sklearn SGDRegressor %s" % loss, SGDRegressor(loss=loss, max_iter=5, random_state=0).fit(X, y_reg)
+    yield "sklearn GradientBoosting exponential", GradientBoostingClassifier(loss="exponential", n_estimators=2).fit(X, y_binary)
+    for loss in ("squared_error", "absolute_error", "huber", "quantile"):
+        yield "sklearn GradientBoostingRegressor %s" % loss, GradientBoostingRegressor(loss=loss, n_estimators=2).fit(X, y_reg)
+    for loss in ("squared_error", "absolute_error", "poisson"):
+        yield "sklearn HistGradientBoostingRegressor %s" % loss, HistGradientBoostingRegressor(loss=loss, max_iter=2).fit(X, y_reg)
+    for algorithm in ("ball_tree", "kd_tree", "brute"):
+        for metric in ("euclidean", "manhattan", "chebyshev", "minkowski"):
+            yield "sklearn KNN %s %s" % (algorithm, metric), KNeighborsClassifier(algorithm=algorithm, metric=metric).fit(X, y_multi)
 
 
 def numpy_objects():

@@ -1,5 +1,5 @@
-import Bunzip from 'seek-bzip';
 import { gunzipSync, inflateSync } from 'node:zlib';
+import { Bzip2Error, decodeBzip2 } from './bzip2.js';
 import { decodeLzmaAlone, decodeXz, LzmaError } from './lzma.js';
 
 /**
@@ -47,7 +47,7 @@ export function decompress(kind: Compression, input: Uint8Array, max: number): U
       case 'gzip':
         return gunzipSync(input, { maxOutputLength: max });
       case 'bz2':
-        return bunzip(input, max);
+        return decodeBzip2(input, max);
       case 'lzma':
         return decodeLzmaAlone(input, max);
       case 'xz':
@@ -58,31 +58,10 @@ export function decompress(kind: Compression, input: Uint8Array, max: number): U
     }
   } catch (error) {
     if (error instanceof DecompressError) throw error;
-    if (error instanceof LzmaError) throw new DecompressError(error.message, error.limit);
+    if (error instanceof LzmaError || error instanceof Bzip2Error) throw new DecompressError(error.message, error.limit);
     if ((error as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE' || error instanceof RangeError) {
       throw new DecompressError(`decompresses to more than ${max} bytes`, true);
     }
     throw new DecompressError(error instanceof Error ? error.message : String(error), false);
   }
-}
-
-class Capped {
-  bytes = new Uint8Array(1 << 20);
-  length = 0;
-  constructor(private readonly max: number) {}
-  writeByte(byte: number): void {
-    if (this.length >= this.bytes.length) {
-      if (this.length >= this.max) throw new DecompressError(`decompresses to more than ${this.max} bytes`, true);
-      const next = new Uint8Array(Math.min(this.max, this.bytes.length * 2));
-      next.set(this.bytes);
-      this.bytes = next;
-    }
-    this.bytes[this.length++] = byte;
-  }
-}
-
-function bunzip(input: Uint8Array, max: number): Uint8Array {
-  const out = new Capped(max);
-  Bunzip.decode(input, out, true);
-  return out.bytes.subarray(0, out.length);
 }

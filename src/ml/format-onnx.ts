@@ -242,6 +242,7 @@ function checkLocation(ctx: ScanContext, member: string, label: string, location
   if (lstatSync(path).isSymbolicLink()) ctx.note(`external data ${location} is a symbolic link inside the model's directory`);
   const stat = statSync(real);
   if (!stat.isFile()) return unsafe('is not a regular file');
+  if (!ctx.externalData.includes(real)) ctx.externalData.push(real);
   const end = length === undefined ? offset : offset + length;
   if (end > stat.size) {
     ctx.finding(member, 'external-data', 'E_MODEL_MALFORMED', `${label}: external data [${offset}, ${end}) runs past the ${stat.size} bytes of ${location}`);

@@ -1,4 +1,4 @@
-import { lstatSync, readdirSync, statSync } from 'node:fs';
+import { lstatSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { InTotoError, InternalError, ModelError, UsageError, ioError } from '../errors.js';
@@ -55,6 +55,9 @@ const PROMISED: ReadonlyMap<string, readonly ModelFormat[]> = new Map([
 
 /** Formats that run code when loaded (a mismatch to these from a "safe" extension matters most). */
 const RUNS_CODE: ReadonlySet<ModelFormat> = new Set(['pickle', 'joblib', 'joblib-zlib', 'joblib-gzip', 'joblib-bz2', 'joblib-lzma', 'joblib-xz', 'pytorch-zip', 'pytorch-legacy', 'torchscript']);
+
+/** Findings that mean the loader imports or calls something (not merely fails). */
+const EXECUTES: ReadonlySet<string> = new Set(['import', 'call', 'instantiate', 'argument', 'build-global', 'unresolved-import', 'extension', 'nested-pickle']);
 
 /** How a source's first bytes classify it (before any format's own checks). */
 export type Detected =
@@ -153,7 +156,10 @@ function maybePickle(ctx: ScanContext, source: ByteSource, member: string): Mode
   const sink = new Collector();
   const budget = { remaining: ctx.budget.remaining, max: ctx.budget.max };
   const end = scanPickleStream(new ByteCursor(source), { policy: ctx.policy, sink, budget });
-  const acts = sink.findings.some((f) => f.kind !== 'malformed');
+  // What the loader would do before it raised at the first malformation (pickle.py imports
+  // INST's class before it looks for the MARK).
+  const broke = sink.findings.find((f) => f.kind === 'malformed')?.offset ?? Infinity;
+  const acts = sink.findings.some((f) => EXECUTES.has(f.kind) && (f.offset < broke || (f.offset === broke && f.kind === 'import')));
   if (end.stopped || acts) return scanPickleSource(ctx, source, member, true) ? 'joblib' : 'pickle';
   const text = textKind(source, ctx.limits.maxReadBytes);
   if (text !== undefined) return text;
@@ -288,6 +294,7 @@ export function scanModelFile(path: string, options: ScanModelOptions = {}, disp
     findings: ctx.findings,
     code: fileCode(ctx.findings),
     notes: ctx.notes,
+    externalData: ctx.externalData,
   };
 }
 
@@ -302,6 +309,7 @@ function notScanned(display: string, reason: string): FileScan {
     findings: [{ file: display, member: '', kind: 'format', code: 'E_MODEL_FORMAT', reason }],
     code: 'E_MODEL_FORMAT',
     notes: [],
+    externalData: [],
   };
 }
 
@@ -346,5 +354,25 @@ export function scanModelPaths(paths: readonly string[], options: ScanModelOptio
     results.push(scanModelFile(path, options, path));
   };
   for (const path of paths) visit(path, true);
-  return results;
+  return withExternalData(results);
+}
+
+/**
+ * Raw tensor files that an ONNX model in the same scan names as its external data (checked
+ * there: inside its directory, long enough) are what they are, not an unknown format.
+ */
+function withExternalData(results: FileScan[]): FileScan[] {
+  const referenced = new Set(results.flatMap((r) => r.externalData));
+  if (referenced.size === 0) return results;
+  return results.map((r) => {
+    if (r.format !== 'unknown' || r.findings.some((f) => f.kind !== 'format')) return r;
+    let real: string;
+    try {
+      real = realpathSync(r.file);
+    } catch {
+      return r;
+    }
+    if (!referenced.has(real)) return r;
+    return { ...r, format: 'onnx-external-data', findings: [], code: undefined, notes: ['the external data of an ONNX model in this scan'] };
+  });
 }

@@ -25,6 +25,7 @@ export type ModelFormat =
   | 'png'
   | 'jpeg'
   | 'sentencepiece'
+  | 'onnx-external-data'
   | 'empty'
   | 'unknown';
 
@@ -89,4 +90,6 @@ export interface FileScan {
   readonly code: ModelFindingCode | undefined;
   /** Extra facts for the verdict line (the dtype allow-list, a torchscript note, ...). */
   readonly notes: readonly string[];
+  /** For an ONNX model: the external data files it reads (resolved paths). */
+  readonly externalData: readonly string[];
 }

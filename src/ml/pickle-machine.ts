@@ -47,6 +47,8 @@ export class PickleMachine implements Reporter, ImportSite {
   private opcode: PickleOpName = 'PROTO';
   private protocol = 0;
   private malformedSeen = false;
+  /** A malformation was found at the current opcode (its call, if any, never happens). */
+  private opMalformed = false;
   /** After the first STOP: report imports, but not malformations of whatever trails. */
   private trailing = false;
   /** The value STOP returned (what pickle.load gives back), for formats that read it. */
@@ -70,6 +72,7 @@ export class PickleMachine implements Reporter, ImportSite {
 
   /** Reports a malformation at `offset`, once per pickle: the loader stops at the first. */
   malformedAt(offset: number, opcode: string, reason: string): void {
+    this.opMalformed = true;
     if (this.malformedSeen || this.trailing) return;
     this.malformedSeen = true;
     this.sink.add({ kind: 'malformed', offset, opcode, reason });
@@ -99,6 +102,7 @@ export class PickleMachine implements Reporter, ImportSite {
   execute(op: PickleOpcode, arg: PickleArgument, offset: number): boolean {
     this.offset = offset;
     this.opcode = op.name;
+    this.opMalformed = false;
     const s = this.stack;
     const name: PickleOpName = op.name;
     switch (name) {
@@ -387,6 +391,9 @@ export class PickleMachine implements Reporter, ImportSite {
 
   /** REDUCE, INST, OBJ: `callable(*args)`, judged by the policy; the result is an object. */
   private call(callable: PickleValue, args: PickleValue): ObjectValue {
+    // Where the opcode itself is malformed (INST or OBJ without a MARK), the loader raises
+    // before calling anything (pickle.py imports INST's class first: that is judged).
+    if (this.opMalformed) return { kind: 'object', of: undefined, args, state: undefined };
     const made = checkUse(this, callable, 'call', args);
     return { kind: 'object', of: made, args, state: undefined };
   }

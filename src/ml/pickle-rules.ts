@@ -1,6 +1,6 @@
 import type { ImportSite } from './pickle-imports.js';
 import { strText, type GlobalValue, type PickleValue } from './pickle-values.js';
-import { displayName, fullName, globalKey, neverAllowedReason, usesText, type GlobalUse, type ModelPolicy } from './policy.js';
+import { displayName, fullName, globalKey, neverAllowedReason, usesText, type ModelPolicy } from './policy.js';
 
 /**
  * How each use of a value is judged: the callable of REDUCE/INST/OBJ must be a global the
@@ -12,14 +12,27 @@ import { displayName, fullName, globalKey, neverAllowedReason, usesText, type Gl
  * that runs.
  */
 
-/** Helpers whose arguments at these positions are classes they instantiate. */
+/**
+ * Helpers whose arguments at these positions are classes they instantiate (`cls.__new__(cls)`
+ * and the like); Cython's `__pyx_unpickle_<Class>(type, checksum, state)` helpers too.
+ * scripts/gen-model-policy.py uses the same table to record those classes' use.
+ */
 const CLASS_ARGUMENTS: ReadonlyMap<string, readonly number[]> = new Map([
   [globalKey('copyreg', '_reconstructor'), [0, 1]],
   [globalKey('copyreg', '__newobj__'), [0]],
   [globalKey('copyreg', '__newobj_ex__'), [0]],
   [globalKey('numpy.core.multiarray', '_reconstruct'), [0]],
   [globalKey('numpy._core.multiarray', '_reconstruct'), [0]],
+  [globalKey('sklearn.metrics._dist_metrics', 'newObj'), [0]],
+  [globalKey('sklearn.neighbors._kd_tree', 'newObj'), [0]],
+  [globalKey('sklearn.neighbors._ball_tree', 'newObj'), [0]],
+  [globalKey('pandas.core.indexes.base', '_new_Index'), [0]],
+  [globalKey('pandas.core.indexes.datetimes', '_new_DatetimeIndex'), [0]],
 ]);
+
+function classArguments(module: string, name: string): readonly number[] | undefined {
+  return name.startsWith('__pyx_unpickle_') ? [0] : CLASS_ARGUMENTS.get(globalKey(module, name));
+}
 
 /** Helpers whose arguments at these positions must be one of these literal strs. */
 const LITERAL_ARGUMENTS: ReadonlyMap<string, ReadonlyMap<number, readonly string[]>> = new Map([
@@ -59,7 +72,7 @@ export function checkUse(site: RuleSite, value: PickleValue, use: 'call' | 'clas
   }
   if (use !== 'call') return value;
   const key = globalKey(value.module, value.name);
-  const classArgs = CLASS_ARGUMENTS.get(key);
+  const classArgs = classArguments(value.module, value.name);
   if (classArgs !== undefined) return checkClassArguments(site, full, classArgs, args);
   const literals = LITERAL_ARGUMENTS.get(key);
   if (literals !== undefined) checkLiteralArguments(site, full, literals, args);
@@ -117,4 +130,3 @@ function describe(value: PickleValue): string {
   }
 }
 
-export type { GlobalUse };

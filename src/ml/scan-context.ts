@@ -45,6 +45,8 @@ export class ScanContext {
   readonly members: MemberReport[] = [];
   readonly findings: ModelFinding[] = [];
   readonly notes: string[] = [];
+  /** External data files an ONNX model reads (resolved paths, each checked). */
+  readonly externalData: string[] = [];
   private readonly globals = new Map<string, GlobalReport>();
   readonly budget: OpBudget;
 
