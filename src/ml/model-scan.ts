@@ -298,6 +298,24 @@ export function scanModelFile(path: string, options: ScanModelOptions = {}, disp
   };
 }
 
+/**
+ * Scans bytes in memory as a file named `name` (its extension only matters for the mismatch
+ * check; ONNX external data cannot be checked on disk).
+ * @throws UsageError for bad limits
+ */
+export function scanModelBytes(bytes: Uint8Array, name: string, options: ScanModelOptions = {}): FileScan {
+  const limits = limitsOf(options);
+  const ctx = new ScanContext(name, options.policy ?? DEFAULT_POLICY, limits, undefined);
+  let format: ModelFormat;
+  try {
+    format = scanSource(ctx, new BufferSource(bytes), '', 0);
+  } catch (error) {
+    if (error instanceof InTotoError) throw error;
+    throw new InternalError('E_INTERNAL', `internal error while scanning ${name}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+  }
+  return { file: name, format, size: bytes.length, members: ctx.members, globals: ctx.globalReports, findings: ctx.findings, code: fileCode(ctx.findings), notes: ctx.notes, externalData: ctx.externalData };
+}
+
 /** A finding-only report for a path that is not a regular file (a symlink, a FIFO, ...). */
 function notScanned(display: string, reason: string): FileScan {
   return {
