@@ -100,7 +100,7 @@ const VERDICT: Record<NonNullable<FileScan['code']>, string> = {
 /** Where a finding is: `model.pt/archive/data.pkl: offset 81 (REDUCE)`. */
 function locate(f: ModelFinding): string {
   const where = f.member === '' ? f.file : `${f.file}/${f.member}`;
-  const at = f.offset === undefined ? '' : ` offset ${f.offset}${f.opcode === undefined ? '' : ` (${f.opcode})`}`;
+  const at = f.offset === undefined ? '' : ` offset ${f.offset}${f.opcode === undefined ? '' : ` (${f.opcode})`}:`;
   return `${where}:${at}`;
 }
 
@@ -117,8 +117,8 @@ function safeDetail(file: FileScan): string {
   const parts: string[] = [file.format];
   if (file.globals.length > 0) parts.push(`${file.globals.length} global${file.globals.length === 1 ? '' : 's'}, all allowed`);
   else if (['pickle', 'joblib', 'pytorch-zip', 'pytorch-legacy', 'torchscript'].includes(file.format) || file.format.startsWith('joblib')) parts.push('no imports');
-  const stored = file.members.filter((m) => m.format === 'storage' || m.format === 'array-data');
-  if (stored.length > 0) parts.push('tensor data not read');
+  if (file.members.some((m) => m.format === 'storage')) parts.push('tensor data not read');
+  else if (file.members.some((m) => m.format === 'array-data')) parts.push('array data not read');
   if (file.format === 'zip' || file.format === 'numpy-npz') parts.push(`${file.members.length} member${file.members.length === 1 ? '' : 's'}`);
   return parts.join(', ');
 }

@@ -110,7 +110,7 @@ describe.skipIf(!available)('the model corpus made by the real libraries', () =>
     const evil = runBin('intoto', ['scan-model', join(c.dir, 'malicious', 'torch-data-pkl-payload.pt')]);
     expect(evil.status).toBe(1);
     expect(evil.stdout.split('\n')[0]).toMatch(
-      /^\S+torch-data-pkl-payload\.pt: UNSAFE: \S+torch-data-pkl-payload\.pt\/state_dict\/data\.pkl: offset \d+ \(REDUCE\) calls posix\.system \(os\.system\), which runs commands and touches files; never allowed \[E_MODEL_UNSAFE\]$/,
+      /^\S+torch-data-pkl-payload\.pt: UNSAFE: \S+torch-data-pkl-payload\.pt\/state_dict\/data\.pkl: offset \d+ \(REDUCE\): calls posix\.system \(os\.system\), which runs commands and touches files; never allowed \[E_MODEL_UNSAFE\]$/,
     );
     const alias = runBin('intoto', ['scan-pickle', '--json', join(c.dir, 'honest', 'torch', 'state_dict.pt')]);
     expect(alias.status).toBe(0);
