@@ -92,16 +92,22 @@ function text(source: ByteSource, f: Field): string | undefined {
   }
 }
 
-/** True when the file looks like an ONNX ModelProto: a well-formed message with a graph. */
+/**
+ * True when the file looks like an ONNX ModelProto: a well-formed message with an IR version,
+ * a graph and an opset import (the three a model must have; protobuf has no end marker, so
+ * these are also what tells a whole model from a truncated one).
+ */
 export function looksLikeOnnx(source: ByteSource): boolean {
   let irVersion = false;
   let graph = false;
+  let opset = false;
   const ok = walkMessage(source, 0, source.size, (f) => {
     if (f.number === 1 && f.wire === WIRE_VARINT) irVersion = true;
     if (f.number === 7 && f.wire === WIRE_LEN) graph = true;
+    if (f.number === 8 && f.wire === WIRE_LEN) opset = true;
     return true;
   });
-  return ok && irVersion && graph;
+  return ok && irVersion && graph && opset;
 }
 
 /** True for a SentencePiece ModelProto: pieces (field 1) and specs (2-5), nothing else. */

@@ -53,6 +53,17 @@ const PROMISED: ReadonlyMap<string, readonly ModelFormat[]> = new Map([
   ['.yml', ['text', 'json', 'empty']],
 ]);
 
+/**
+ * Extensions of model files (and of joblib's compressed ones): content that is inert there
+ * (text, JSON, an image, nothing) is not a model, most often a Git LFS pointer fetched in
+ * place of the weights, and is reported rather than passed as "safe".
+ */
+const MODEL_EXTENSIONS: ReadonlySet<string> = new Set([
+  '.pt', '.pth', '.bin', '.pkl', '.pickle', '.joblib', '.ckpt', '.h5', '.msgpack', '.gguf', '.tflite', '.mar',
+  '.z', '.gz', '.bz2', '.xz', '.lzma', '.zlib', '.safetensors', '.onnx', '.npy', '.npz',
+]);
+const INERT: ReadonlySet<ModelFormat> = new Set(['json', 'text', 'png', 'jpeg', 'sentencepiece', 'empty']);
+
 /** Formats that run code when loaded (a mismatch to these from a "safe" extension matters most). */
 const RUNS_CODE: ReadonlySet<ModelFormat> = new Set(['pickle', 'joblib', 'joblib-zlib', 'joblib-gzip', 'joblib-bz2', 'joblib-lzma', 'joblib-xz', 'pytorch-zip', 'pytorch-legacy', 'torchscript']);
 
@@ -101,7 +112,13 @@ export function scanSource(ctx: ScanContext, source: ByteSource, member: string,
   const kind = detect(head, source.size);
   const format = scanDetected(ctx, source, member, depth, kind, head);
   const name = member === '' ? ctx.file : member;
-  const promised = PROMISED.get(extname(name).toLowerCase());
+  const extension = extname(name).toLowerCase();
+  if (MODEL_EXTENSIONS.has(extension) && INERT.has(format)) {
+    const lfs = format === 'text' && /^version https:\/\/git-lfs\.github\.com\/spec\/v1\n/.test(Buffer.from(head).toString('latin1'));
+    ctx.finding(member, 'mismatch', 'E_MODEL_FORMAT', lfs ? `named ${extension}, but it is a Git LFS pointer, not the model: fetch the file itself (git lfs pull)` : `named ${extension}, but its content is ${format === 'empty' ? 'empty' : `${format}, not a model`}`);
+    return format;
+  }
+  const promised = PROMISED.get(extension);
   if (promised !== undefined && !promised.includes(format)) {
     const claim = extname(name).toLowerCase();
     const runs = RUNS_CODE.has(format) ? `, which runs code when loaded (${claim} files never do)` : '';
