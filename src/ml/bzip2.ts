@@ -57,9 +57,11 @@ const CRC_TABLE = (() => {
 })();
 
 class Output {
-  bytes = new Uint8Array(1 << 20);
+  bytes: Uint8Array;
   length = 0;
-  constructor(private readonly max: number) {}
+  constructor(private readonly max: number) {
+    this.bytes = new Uint8Array(Math.min(max, 1 << 20));
+  }
   put(byte: number, crc: { value: number }): void {
     if (this.length >= this.bytes.length) {
       if (this.length >= this.max) throw new Bzip2Error(`decompresses to more than ${this.max} bytes`, true);

@@ -80,13 +80,16 @@ export function parsePythonLiteral(text: string): Literal | undefined {
 /** Item size and object-ness of an npy descr (a type string, or a structured list). */
 export function descrOf(descr: Literal): { itemSize: number; hasObject: boolean } | undefined {
   if (typeof descr === 'string') {
-    const m = /^[<>|=]?([?bBhHiIlLqQefdgFDGSUVOMmuicfa])(\d*)(\[[A-Za-z0-9]+\])?$/.exec(descr);
+    // dtype.str as numpy writes it: byte order, kind, size (and a unit for datetimes).
+    const m = /^[<>|=]?([biufcmMOSUV?])(\d*)(\[[A-Za-z0-9]+\])?$/.exec(descr);
     if (m === null) return undefined;
     const kind = m[1] as string;
-    if (kind === 'O') return { itemSize: 8, hasObject: true };
+    if (kind === 'O') return m[2] === '' || m[2] === '8' ? { itemSize: 8, hasObject: true } : undefined;
     if (kind === '?') return { itemSize: 1, hasObject: false };
     const n = m[2] === '' ? undefined : Number(m[2]);
-    if (n === undefined) return undefined;
+    const sizes: Record<string, readonly number[]> = { b: [1], i: [1, 2, 4, 8], u: [1, 2, 4, 8], f: [2, 4, 8, 12, 16], c: [8, 16, 24, 32], m: [8], M: [8] };
+    if (n === undefined || (sizes[kind] !== undefined && !sizes[kind].includes(n))) return undefined;
+    if ((m[3] !== undefined) !== (kind === 'm' || kind === 'M') && m[3] !== undefined) return undefined;
     return { itemSize: kind === 'U' ? 4 * n : n, hasObject: false };
   }
   if (!Array.isArray(descr) || descr.length === 0) return undefined;

@@ -386,7 +386,16 @@ export function scanModelPaths(paths: readonly string[], options: ScanModelOptio
     if (results.length >= limits.maxFiles) {
       throw new ModelError('E_LIMIT', `more than ${limits.maxFiles} files under the paths given`);
     }
-    results.push(scanModelFile(path, options, path));
+    // A path named on the command line is followed (like find -H); those met while walking are not.
+    let target = path;
+    if (top) {
+      try {
+        target = realpathSync(path);
+      } catch (error) {
+        throw ioError(path, error);
+      }
+    }
+    results.push(scanModelFile(target, options, path));
   };
   for (const path of paths) visit(path, true);
   return withExternalData(results);

@@ -1,7 +1,7 @@
-import { deflateRawSync, crc32 } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { scanModelBytes } from '../../src/ml/model-scan.js';
 import type { FileScan } from '../../src/ml/model-types.js';
+import { zip } from './helpers/zip-writer.js';
 
 /**
  * One test per bypass family in the public advisories of picklescan, modelscan and fickling
@@ -260,38 +260,3 @@ describe('fickling advisories', () => {
     expect(s.findings[0]?.reason).toMatch(/does not list; if you trust this model's source, allow it with --allow uuid_helpers\.run/);
   });
 });
-
-// A zip writer for the tests: stored (or deflated) members, with the tricks the advisories use.
-interface Member {
-  readonly name: string;
-  readonly data: Uint8Array;
-  readonly crc?: number;
-  readonly flags?: number;
-  readonly localFlags?: number;
-  readonly localName?: string;
-  readonly deflate?: boolean;
-}
-
-function zip(members: readonly Member[]): Uint8Array {
-  const locals: Uint8Array[] = [];
-  const centrals: Uint8Array[] = [];
-  let offset = 0;
-  for (const m of members) {
-    const body = m.deflate ? new Uint8Array(deflateRawSync(m.data)) : m.data;
-    const crc = m.crc ?? crc32(m.data) >>> 0;
-    const flags = m.flags ?? 0;
-    const method = m.deflate ? 8 : 0;
-    const name = enc.encode(m.name);
-    const localName = enc.encode(m.localName ?? m.name);
-    const u16 = (n: number): Uint8Array => Uint8Array.of(n & 0xff, n >>> 8);
-    const local = cat(u32(0x04034b50), u16(20), u16(m.localFlags ?? flags), u16(method), u16(0), u16(0), u32(crc), u32(body.length), u32(m.data.length), u16(localName.length), u16(0), localName, body);
-    centrals.push(cat(u32(0x02014b50), u16(20), u16(20), u16(flags), u16(method), u16(0), u16(0), u32(crc), u32(body.length), u32(m.data.length), u16(name.length), u16(0), u16(0), u16(0), u16(0), u32(0), u32(offset), name));
-    locals.push(local);
-    offset += local.length;
-  }
-  const cd = cat(...centrals);
-  const u16 = (n: number): Uint8Array => Uint8Array.of(n & 0xff, n >>> 8);
-  return cat(...locals, cd, u32(0x06054b50), u16(0), u16(0), u16(members.length), u16(members.length), u32(cd.length), u32(offset), u16(0));
-}
-
-
