@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { scanModelFile, scanModelPaths, type FileScan } from '../../src/ml/model-scan.js';
 import { runBin } from '../helpers/bin.js';
 import { bwrapAvailable } from '../helpers/reference.js';
-import { DEBIAN_PYTHON, LOADER, corpus, mlPythonAvailable, type Corpus } from './corpus.js';
+import { DEBIAN_PYTHON, LOADER, mlPythonAvailable, prepareCorpus, runAsync, type Corpus } from './corpus.js';
 
 /**
  * The corpus made by the real libraries: every honest file scans safe, every malicious one
@@ -20,8 +19,8 @@ const available = mlPythonAvailable();
 describe.skipIf(!available)('the model corpus made by the real libraries', () => {
   let c: Corpus;
   let honestScans: FileScan[];
-  beforeAll(() => {
-    c = corpus();
+  beforeAll(async () => {
+    c = await prepareCorpus();
     honestScans = scanModelPaths([join(c.dir, 'honest')]);
   }, 600_000);
 
@@ -61,7 +60,7 @@ describe.skipIf(!available)('the model corpus made by the real libraries', () =>
     const markers = mkdtempSync(join(tmpdir(), 'intoto-markers-'));
     afterAll(() => rmSync(markers, { recursive: true, force: true }));
     let listed: string[] = [];
-    beforeAll(() => {
+    beforeAll(async () => {
       const proven = c.files.filter((e) => e.kind === 'malicious' && e.load !== null);
       // Honest files loaded in the same run: the control that shows markers come from payloads.
       const controls = ['honest/sklearn/random-forest-p4.pkl', 'honest/torch/state_dict.pt', 'honest/torch/state_dict-legacy.pt', 'honest/joblib/random-forest.joblib', 'honest/numpy/arrays.npz', 'honest/onnx/external/model.onnx'];
@@ -73,7 +72,7 @@ describe.skipIf(!available)('the model corpus made by the real libraries', () =>
       listed = proven.map((e) => e.marker as string);
       const listFile = join(markers, '..', `${markers.split('/').pop()}-list.json`);
       writeFileSync(listFile, JSON.stringify(list));
-      const run = spawnSync(
+      const run = await runAsync(
         'bwrap',
         [
           '--ro-bind', '/usr', '/usr', '--symlink', 'usr/lib', '/lib', '--symlink', 'usr/lib64', '/lib64', '--symlink', 'usr/bin', '/bin',
@@ -84,10 +83,9 @@ describe.skipIf(!available)('the model corpus made by the real libraries', () =>
           '--setenv', 'HOME', '/tmp', '--setenv', 'PATH', '/usr/bin:/bin', '--setenv', 'LANG', 'C.UTF-8',
           DEBIAN_PYTHON, '/loader/load_model.py', '/loader/list.json',
         ],
-        { encoding: 'utf8', timeout: 600_000 },
       );
       rmSync(listFile, { force: true });
-      if (run.error) throw run.error;
+      if (run.status !== 0) throw new Error(`the sandboxed loader failed: ${run.stderr.slice(-2000)}`);
     }, 600_000);
 
     it('each malicious file with a loader runs its payload when the real library loads it', () => {

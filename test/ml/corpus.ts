@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { REPO } from './python.js';
 
 /**
@@ -39,10 +39,39 @@ export function mlPythonAvailable(): boolean {
   return ok;
 }
 
+/**
+ * Runs a command without blocking the test worker (a long spawnSync starves vitest's RPC with
+ * the main process); resolves with its status and output.
+ */
+export function runAsync(command: string, args: readonly string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, [...args], { env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString('utf8')));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
+    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 600_000);
+    child.on('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    child.on('close', (status) => {
+      clearTimeout(timer);
+      resolve({ status, stdout, stderr });
+    });
+  });
+}
+
 let cached: Corpus | undefined;
 
-/** The corpus, generated once per version of the script. @throws Error if generation fails */
+/** The corpus, once prepared by {@link prepareCorpus}. @throws Error if it was not */
 export function corpus(): Corpus {
+  if (cached === undefined) throw new Error('corpus() before prepareCorpus() finished');
+  return cached;
+}
+
+/** Generates the corpus once per version of the script (cached). @throws Error if generation fails */
+export async function prepareCorpus(): Promise<Corpus> {
   if (cached !== undefined) return cached;
   const key = createHash('sha256').update(readFileSync(SCRIPT)).digest('hex').slice(0, 16);
   const dir = join(REPO, '.cache', 'model-corpus', key);
@@ -50,7 +79,7 @@ export function corpus(): Corpus {
   if (!existsSync(manifest)) {
     const tmp = `${dir}.tmp-${process.pid}`;
     mkdirSync(join(REPO, '.cache', 'model-corpus'), { recursive: true });
-    const run = spawnSync(DEBIAN_PYTHON, [SCRIPT, tmp], { encoding: 'utf8', timeout: 600_000, env: { PATH: '/usr/bin:/bin', LANG: 'C.UTF-8', HOME: process.env['HOME'] ?? '/tmp' } });
+    const run = await runAsync(DEBIAN_PYTHON, [SCRIPT, tmp], { env: { PATH: '/usr/bin:/bin', LANG: 'C.UTF-8', HOME: process.env['HOME'] ?? '/tmp' } });
     if (run.status !== 0) throw new Error(`make_corpus.py failed: ${run.stderr.slice(-2000)}`);
     try {
       renameSync(tmp, dir);

@@ -1,11 +1,11 @@
 import fc from 'fast-check';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { InTotoError } from '../../src/errors.js';
 import { scanModelBytes } from '../../src/ml/model-scan.js';
 import { scanPickle } from '../../src/ml/pickle.js';
-import { corpus, mlPythonAvailable } from './corpus.js';
+import { corpus, mlPythonAvailable, prepareCorpus } from './corpus.js';
 
 /**
  * Properties of the scanner over generated input:
@@ -119,6 +119,9 @@ describe('properties', () => {
 const ml = mlPythonAvailable();
 
 describe.skipIf(!ml)('truncating real models', () => {
+  beforeAll(async () => {
+    await prepareCorpus();
+  }, 600_000);
   const files = [
     'honest/sklearn/logistic-regression-p4.pkl',
     'honest/sklearn/decision-tree-p2.pkl',
