@@ -40,8 +40,8 @@ export async function scanModelMain(argv: string[], name = 'scan-model'): Promis
     process.stdout.write(`${JSON.stringify(jsonReport(files, policy), null, 2)}\n`);
   } else {
     for (const file of files) printFile(file, verbosity);
-    if (files.length !== 1 && verbosity !== 'quiet') process.stdout.write(`${summary(files)}\n`);
-    if (files.length === 0) process.stdout.write('no files found under the paths given\n');
+    if (files.length === 0) process.stdout.write('scan-model: no files under the paths given: nothing was scanned, so nothing is vouched for\n');
+    else if (files.length !== 1 && verbosity !== 'quiet') process.stdout.write(`${summary(files)}\n`);
   }
   return files.length > 0 && files.every((f) => f.code === undefined) ? 0 : 1;
 }

@@ -1,12 +1,13 @@
 import type { PolicyEntry } from './policy.js';
 
 /**
- * What the scanner knows about each value on the unpickler's stack. Only one fact matters for
- * safety: whether a value is a `str` whose text we know, because STACK_GLOBAL imports the two
- * strs on top of the stack. Everything else is either certainly not a str (numbers, bytes,
- * containers: STACK_GLOBAL refuses them) or unknown (the result of a call, an import, a
- * persistent id, a string we do not decode with certainty): an import from an unknown operand
- * cannot be judged, so it is a finding.
+ * What the scanner knows about each value on the unpickler's stack: whether it is a `str`
+ * whose text we know (STACK_GLOBAL imports the two strs on top of the stack; an import from an
+ * operand we cannot read is a finding), which import a global is and whether the policy allows
+ * it (so that REDUCE and NEWOBJ can be judged by what they call or build), the items of short
+ * tuples (the arguments of rebuild helpers), small ints and dicts (joblib's array wrappers say
+ * where their data ends), and the objects calls build. Everything else is data that is
+ * certainly not a str, or unknown.
  *
  * A str keeps a view of its bytes and is decoded only if STACK_GLOBAL uses it ({@link strText}):
  * most strings in a model are keys and labels, and decoding each would dominate the scan.
