@@ -174,9 +174,14 @@ function maybePickle(ctx: ScanContext, source: ByteSource, member: string): Mode
   const budget = { remaining: ctx.budget.remaining, max: ctx.budget.max };
   const end = scanPickleStream(new ByteCursor(source), { policy: ctx.policy, sink, budget });
   // What the loader would do before it raised at the first malformation (pickle.py imports
-  // INST's class before it looks for the MARK).
+  // INST's class before it looks for the MARK): call or build anything, or import a name that
+  // is never allowed. A text file whose first lines merely read as the import of some unknown
+  // module before the stream breaks (a labels.txt of "cat", "dog") is text; modules that act
+  // when merely imported (antigravity, this) are on the never-allowed list.
   const broke = sink.findings.find((f) => f.kind === 'malformed')?.offset ?? Infinity;
-  const acts = sink.findings.some((f) => EXECUTES.has(f.kind) && (f.offset < broke || (f.offset === broke && f.kind === 'import')));
+  const acts = sink.findings.some(
+    (f) => (f.kind === 'import' ? f.never === true : EXECUTES.has(f.kind)) && (f.offset < broke || (f.offset === broke && f.kind === 'import')),
+  );
   if (end.stopped || acts) return scanPickleSource(ctx, source, member, true) ? 'joblib' : 'pickle';
   const text = textKind(source, ctx.limits.maxReadBytes);
   if (text !== undefined) return text;

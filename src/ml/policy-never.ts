@@ -35,6 +35,8 @@ export const NEVER_ALLOWED: ReadonlyMap<string, string> = new Map([
   ['signal', 'changes process state'],
   ['atexit', 'registers code to run at exit'],
   ['site', 'runs code from path configuration files'],
+  ['antigravity', 'opens a web browser when imported'],
+  ['this', 'prints when imported'],
   // Code execution, imports by name, and arbitrary attribute access.
   ['builtins.eval', 'runs code'],
   ['builtins.exec', 'runs code'],

@@ -103,6 +103,7 @@ describe('inert files and recognition by content', () => {
     ['python_env.yaml', 'python: 3.11.2\nbuild_dependencies:\n- pip\n', 'text'],
     ['MLmodel', 'flavors:\n  sklearn:\n    pickled_model: model.pkl\n', 'text'],
     ['empty.txt', '', 'empty'],
+    ['labels.txt', 'cat\ndog\nbird\n', 'text'],
   ])('%s is %s, and safe', (name, text, format) => {
     const s = scanModelBytes(enc.encode(text), name);
     expect(s.format).toBe(format);
@@ -114,10 +115,12 @@ describe('inert files and recognition by content', () => {
     expect(scanModelBytes(cat('\xff\xd8\xff\xe0\x00\x10JFIF\x00', new Uint8Array(20)), 'a.jpg').format).toBe('jpeg');
   });
 
-  it('a protocol 0 pickle that is also ASCII text is judged as the pickle it is', () => {
-    const s = scanModelBytes(cat("cos\nsystem\n(S'id'\ntR."), 'notes.txt');
-    expect(s.format).toBe('pickle');
-    expect(s.code).toBe('E_MODEL_UNSAFE');
+  it('a protocol 0 pickle that is also ASCII text is judged as the pickle it is, even when it breaks after its payload', () => {
+    for (const text of ["cos\nsystem\n(S'id'\ntR.", "cos\nsystem\n(S'id'\ntR and then prose", 'cantigravity\nx\nprose']) {
+      const s = scanModelBytes(cat(text), 'notes.txt');
+      expect(s.format, text).toBe('pickle');
+      expect(s.code, text).toBe('E_MODEL_UNSAFE');
+    }
   });
 
   it('binary content of no known format is E_MODEL_FORMAT, never safe', () => {
