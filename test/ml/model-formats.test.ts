@@ -142,6 +142,51 @@ describe('inert files and recognition by content', () => {
   });
 });
 
+describe('joblib array data', () => {
+  const str = (t: string): Uint8Array => cat('X', Uint8Array.of(t.length, 0, 0, 0), t);
+  const sg = (m: string, n: string): Uint8Array => cat(str(m), str(n), '\x93');
+  // numpy.dtype('u1', False, True)'s BUILD state, as numpy pickles it.
+  const dtypeState = cat('(K\x03', str('|'), 'NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb');
+  /** A NumpyArrayWrapper record for `n` bytes of u1 data; `aligned` adds joblib 1.2's padding field. */
+  const wrapper = (n: number, aligned: boolean): Uint8Array =>
+    cat(
+      sg('joblib.numpy_pickle', 'NumpyArrayWrapper'), ')\x81}(',
+      str('subclass'), sg('numpy', 'ndarray'),
+      str('shape'), 'K', Uint8Array.of(n), '\x85',
+      str('order'), str('C'),
+      str('dtype'), cat(sg('numpy', 'dtype'), str('u1'), '\x89\x88\x87R', dtypeState),
+      str('allow_mmap'), '\x88',
+      ...(aligned ? [str('numpy_array_alignment_bytes'), 'K\x10'] : []),
+      'ub',
+    );
+
+  it('skips the array data unread, padding included, and reads the opcodes after it', () => {
+    const data = cat('\x80\x04]', wrapper(4, true), '\x03\xff\xff\xff', 'abcd', 'a.');
+    const s = scanModelBytes(data, 'm.joblib');
+    expect(s.format).toBe('joblib');
+    expect(s.code, reasons(s)).toBeUndefined();
+    const evil = cat('\x80\x04]', wrapper(4, true), '\x03\xff\xff\xff', 'abcd', 'a', cat(sg('posix', 'system'), str('id'), '\x85R'), '0.');
+    expect(scanModelBytes(evil, 'm.joblib').code).toBe('E_MODEL_UNSAFE');
+  });
+
+  it('what pickle.load would run from the array data is reported too (joblib reads it as data)', () => {
+    const payload = cat('cposix\nsystem\n(S\'id\'\ntR');
+    const data = cat('\x80\x04]', wrapper(payload.length, false), payload, 'a.');
+    const s = scanModelBytes(data, 'm.joblib');
+    expect(s.code).toBe('E_MODEL_UNSAFE');
+    expect(reasons(s)).toMatch(/read by pickle\.load \(not joblib\.load\)/);
+  });
+
+  it('array data inside a pickle frame is refused (joblib reads it from after the frame)', () => {
+    const body = cat(']', wrapper(4, false), 'abcd', 'a.');
+    const frame = Buffer.alloc(8);
+    frame.writeBigUInt64LE(BigInt(body.length));
+    const s = scanModelBytes(cat('\x80\x04\x95', frame, body), 'm.joblib');
+    expect(s.code).toBe('E_MODEL_MALFORMED');
+    expect(reasons(s)).toMatch(/inside a pickle frame/);
+  });
+});
+
 describe('zip containers', () => {
   const pickle = cat('\x80\x04N.');
   it('a plain zip of inert and safe members is safe, each member scanned by content', () => {
