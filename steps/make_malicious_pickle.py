@@ -16,6 +16,7 @@ import argparse
 import os
 import sys
 
+sys.dont_write_bytecode = True  # no __pycache__ beside the steps (an input of the pipeline)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import train  # noqa: E402  (the honest step's code builds the real model)
 
