@@ -21,7 +21,7 @@ start_ns=$(date +%s%N)
 
 rm -rf "$OUT"
 mkdir -p "$OUT/bin" "$KEYS"
-# `intoto` on PATH for the demo and for the scan-pickle inspection (which runs in the sandbox).
+# `intoto` on PATH for the demo and for the scan-model inspection (which runs in the sandbox).
 ln -s "$ROOT/dist/bin/intoto.js" "$OUT/bin/intoto"
 export PATH="$OUT/bin:$PATH"
 
@@ -88,19 +88,19 @@ for trainer in trainer-a trainer-b; do
   sed -i '2s/,[a-z]*$/,setosa/' "$work/data/flowers.csv"   # poison one label
   # The trainers are honest and sign what they ran on: the poisoned data.
   (cd "$work" && intoto run -q -n train -k "$KEYS/$trainer" -m . -p . -d "$OUT/attack-a" --sandbox "$SANDBOX" \
-    -- python3 steps/train.py data/flowers.csv --out model.pkl --seed 7)
+    -- /usr/bin/python3 steps/train.py data/flowers.csv --out model.pkl --seed 7)
 done
 cp "$OUT/attack-a-work/trainer-a/model.pkl" "$OUT/attack-a/model.pkl"
 verify "$OUT/attack-a"
 attack a E_RULE_DISALLOW
 
-section "5b. Attack: model.pkl replaced by a malicious pickle (steps/make_malicious_pickle.py)"
+section "5b. Attack: model.pkl replaced by a real scikit-learn model carrying a payload (steps/make_malicious_pickle.py)"
 cp -r "$OUT/honest" "$OUT/attack-b"
-python3 steps/make_malicious_pickle.py "$OUT/attack-b/model.pkl"   # written, never loaded
+/usr/bin/python3 steps/make_malicious_pickle.py layouts/ml/data/flowers.csv "$OUT/attack-b/model.pkl"   # written, never loaded
 verify "$OUT/attack-b"
 attack b E_INSPECTION_FAILED
 printf '   caught first by the scan-model inspection; what it saw:\n'
-(cd "$OUT/attack-b" && intoto scan-pickle -q model.pkl | sed 's/^/     /') || true
+(cd "$OUT/attack-b" && intoto scan-model -q model.pkl | sed 's/^/     /') || true
 printf '   and the artifact rules would have caught it next (the train links recorded another model.pkl):\n'
 (cd "$OUT/attack-b" && intoto match-products -l "$(ls train.*.link | head -n 1)" -p model.pkl 2>&1 |
   grep -A2 'differs: model.pkl' | sed 's/^/     /') || true

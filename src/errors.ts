@@ -82,15 +82,27 @@ export type RunCode =
 /** Pipelines and their YAML layouts. */
 export type PipelineCode = 'E_PIPELINE_CYCLE' | 'E_STEP_FAILED' | 'E_LAYOUT_SOURCE';
 
-/** ML artifacts. */
+/**
+ * ML artifacts. Before scan-model, the pickle scanner had E_PICKLE_UNSAFE and
+ * E_PICKLE_MALFORMED; they are kept for code that matches on them but no longer thrown: every
+ * scan verdict (pickle streams included) is an E_MODEL_* code, E_PICKLE_UNSAFE having become
+ * E_MODEL_UNSAFE and E_PICKLE_MALFORMED E_MODEL_MALFORMED.
+ */
 export type PickleCode = 'E_PICKLE_UNSAFE' | 'E_PICKLE_MALFORMED';
 
 /** Running a pipeline through a workload manager (Slurm). */
 export type EngineCode =
   | 'E_SCHEDULER' // sbatch, squeue or scancel failed, refused a job, or lost track of one
   | 'E_JOB_FAILED'; // a job ended other than completed; the message names its step, node and reason
-/** OpenSSF Model Signing (OMS) signatures over model directories. */
+
+/**
+ * Model files: scanning them (intoto scan-model; a cap that stopped a scan is E_LIMIT) and
+ * OpenSSF Model Signing (OMS) signatures over model directories.
+ */
 export type ModelCode =
+  | 'E_MODEL_UNSAFE' // loading it would import or call something the policy does not allow
+  | 'E_MODEL_FORMAT' // not a format we recognise, or one we do not support (lz4, a tar, ...)
+  | 'E_MODEL_MALFORMED' // a recognised format that is truncated, inconsistent or invalid
   | 'E_MODEL_BUNDLE' // a signature file that is not a well-formed Sigstore bundle of the kind the flags ask for
   | 'E_MODEL_SIGNATURE' // no valid signature by the given key, chain or identity (hint, chain, time, identity)
   | 'E_MODEL_STATEMENT' // a signed payload that is not an OMS Statement (type, predicate, subjects, resources, root digest)
@@ -184,7 +196,7 @@ export class RunError extends InTotoError<RunCode> {}
 export class PipelineError extends InTotoError<PipelineCode> {}
 export class PickleError extends InTotoError<PickleCode> {}
 export class EngineError extends InTotoError<EngineCode> {}
-export class ModelError extends InTotoError<ModelCode> {}
+export class ModelError extends InTotoError<ModelCode | 'E_LIMIT'> {}
 export class DataError extends InTotoError<DataCode> {}
 export class TraceError extends InTotoError<TraceCode> {}
 export class InternalError extends InTotoError<InternalCode> {}

@@ -32,3 +32,5 @@ export { defaultTrustedRoot, readTrustedRoot } from './oms/keyless.js';
 export type { SignedManifest, Resource, Serialization } from './oms/format.js';
 export { checkDvcFile, readDvcEntries, type DataFinding, type DvcEntry } from './data/dvc.js';
 export { traceArtifact, type TraceOptions, type TraceResult } from './trace/trace.js';
+export { scanModelFile, scanModelPaths } from './ml/model-scan.js';
+export { DEFAULT_POLICY, STRICT_POLICY } from './ml/policy.js';

@@ -1,6 +1,6 @@
 import { checkDvcFile, describeDirChange, describeFinding, hasMismatch, type DataFinding } from '../data/dvc.js';
 import { DataError } from '../errors.js';
-import { createOutput, newProgram, verbosityOf } from './common.js';
+import { acceptJson, createOutput, newProgram, verbosityOf, writeJson } from './common.js';
 
 /**
  * `intoto data check PATH.dvc|dvc.lock... [--root DIR] [--json]`: recomputes the md5 digests
@@ -8,6 +8,7 @@ import { createOutput, newProgram, verbosityOf } from './common.js';
  * when everything recorded matches, 1 on any mismatch or unreadable file, 2 for bad usage.
  */
 export async function dataCheckMain(argv: string[]): Promise<number> {
+  acceptJson();
   const program = newProgram('intoto data check', "Recompute DVC's digests of the data a .dvc file or dvc.lock records.")
     .argument('<files...>', '.dvc files or dvc.lock files')
     .option('--root <dir>', 'resolve recorded paths against this directory (default: beside each file, in its stage wdir)')
@@ -32,7 +33,7 @@ export async function dataCheckMain(argv: string[]): Promise<number> {
         ...(f.kind === 'unchecked' ? { why: f.why } : {}),
       })),
     }));
-    process.stdout.write(`${JSON.stringify(json, null, 2)}\n`);
+    writeJson(json);
     return failed ? 1 : 0;
   }
   for (const f of all) {

@@ -2,7 +2,7 @@ import { setInvocation, usage, VERSION } from './main.js';
 
 /**
  * `intoto`, the umbrella command. Its own subcommands are `layout check|sign`, `pipeline run`
- * and `scan-pickle`; `keygen`, `sign`, `run`, `record`, `mock`, `match-products` and `verify`
+ * and `scan-model` (alias `scan-pickle`); `keygen`, `sign`, `run`, `record`, `mock`, `match-products` and `verify`
  * hand the rest of the command line, untouched, to the same main function as the matching
  * `intoto-<name>` program, so `intoto verify ARGS` and `intoto-verify ARGS` are one program.
  * Each is imported only when chosen, so `intoto run` starts as fast as `intoto-run`.
@@ -18,7 +18,8 @@ const TOOLS: ReadonlyMap<string, () => Promise<Main>> = new Map([
   ['mock', async () => (await import('./mock.js')).mockMain],
   ['match-products', async () => (await import('./match-products.js')).matchProductsMain],
   ['verify', async () => (await import('./verify.js')).verifyMain],
-  ['scan-pickle', async () => (await import('./scan-pickle.js')).scanPickleMain],
+  ['scan-model', async () => (await import('./scan-model.js')).scanModelMain],
+  ['scan-pickle', async () => async (argv: string[]) => (await import('./scan-model.js')).scanModelMain(argv, 'scan-pickle')],
   ['trace', async () => (await import('./trace.js')).traceMain],
 ]);
 
@@ -57,9 +58,10 @@ Pipelines (YAML layouts):
   layout sign FILE -k OWNER_KEY   compile it into a signed in-toto layout (root.layout)
   pipeline run FILE --keys DIR    run every step sandboxed and signed, then verify the chain
   pipeline export FILE --to E     write it as a GitHub Actions or Argo workflow
-  scan-pickle FILE...             refuse pickles that import anything outside an allow-list
 
 Models and data:
+  scan-model PATH...              check model files for anything that runs code when loaded
+                                  (pickle, joblib, PyTorch, numpy, safetensors, ONNX; scan-pickle is an alias)
   model sign MODEL -k KEY         sign a model directory (OpenSSF Model Signing v1.0, model.sig)
   model verify MODEL -k PUB       verify it (or --certificate-chain CA, or --identity --issuer)
   data check PATH.dvc|dvc.lock    recompute DVC's md5 digests and list every mismatch

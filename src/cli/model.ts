@@ -4,7 +4,7 @@ import { readTrustedRoot } from '../oms/keyless.js';
 import { loadModelPublicKey, loadModelSigner, readPemCertificates, withCertificateFiles } from '../oms/keys.js';
 import { signModel } from '../oms/sign.js';
 import { describeMismatch, verifyModel, type ModelTrust, type ModelVerification } from '../oms/verify.js';
-import { createOutput, newProgram, usage, verbosityOf } from './common.js';
+import { acceptJson, createOutput, newProgram, usage, verbosityOf, writeJson } from './common.js';
 import { readPassword } from './password.js';
 
 /**
@@ -98,6 +98,7 @@ function trustOf(opts: VerifyCliOptions): () => ModelTrust {
  * mismatching file listed, with both digests), 2 for bad usage.
  */
 export async function modelVerifyMain(argv: string[]): Promise<number> {
+  acceptJson();
   prewarmHashWorkers();
   const program = newProgram('intoto model verify', 'Verify a model against its OpenSSF Model Signing signature.')
     .argument('<model>', 'the model directory (or a single model file)')
@@ -132,7 +133,7 @@ export async function modelVerifyMain(argv: string[]): Promise<number> {
   }
   for (const warning of result.warnings) out.warn(warning);
   if (opts.json) {
-    process.stdout.write(`${JSON.stringify(jsonReport(result), null, 2)}\n`);
+    writeJson(jsonReport(result));
     return result.verified ? 0 : 1;
   }
   if (result.verified) {

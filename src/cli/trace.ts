@@ -1,7 +1,7 @@
 import { loadPublicKeyFile } from '../crypto/keyfiles.js';
 import { TraceError } from '../errors.js';
 import { traceArtifact, type TraceResult } from '../trace/trace.js';
-import { createOutput, newProgram, usage, verbosityOf } from './common.js';
+import { acceptJson, createOutput, newProgram, usage, verbosityOf, writeJson } from './common.js';
 
 /**
  * `intoto trace ARTIFACT [--layout root.layout -k OWNER.pub...] [--link-dir DIR] [--json]`:
@@ -11,6 +11,7 @@ import { createOutput, newProgram, usage, verbosityOf } from './common.js';
  * after the last one (E_TRACE_CHANGED), or no link records it (E_TRACE_NOT_FOUND), 2 for bad usage.
  */
 export async function traceMain(argv: string[]): Promise<number> {
+  acceptJson();
   const program = newProgram('intoto trace', 'Trace a file or digest through the links of a pipeline: which steps used, made or changed it.')
     .argument('<artifact>', 'a file (named as the links name it, relative to this directory) or sha256:HEX')
     .option('-l, --layout <path>', 'the root layout: its steps give the order, and only links signed by authorised keys count')
@@ -30,7 +31,7 @@ export async function traceMain(argv: string[]): Promise<number> {
   });
   for (const line of result.ignored) out.warn(`ignored ${line}`);
   const unexpected = result.changes.filter((c) => c.kind !== 'within-step');
-  if (opts.json) process.stdout.write(`${JSON.stringify({ ...result, firstChange: unexpected[0] ?? null }, null, 2)}\n`);
+  if (opts.json) writeJson({ ...result, firstChange: unexpected[0] ?? null });
   else printTrace(result);
   if (unexpected.length === 0) return 0;
   const first = unexpected[0]!;

@@ -114,14 +114,17 @@ describe('6. --json: every outcome is one JSON document on stdout', () => {
     expect(document.failure.code).toBe(code);
   });
 
-  it('scan-pickle lists an unreadable file as an entry, beside the verdicts on the others', () => {
-    const result = runBin('intoto', ['scan-pickle', join(root, 'missing.pkl'), join(root, 'src', 'hello.txt'), '--json'], { env });
-    expect(result.status).toBe(1);
-    const entries = JSON.parse(result.stdout) as { file: string; safe: boolean; error?: { code: string } }[];
-    expect(entries.map((e) => [e.safe, e.error?.code])).toEqual([
-      [false, 'E_IO'],
-      [false, undefined],
-    ]);
+  it('scan-model (and its alias scan-pickle) lists an unreadable path as an entry, beside the verdicts on the others', () => {
+    for (const command of ['scan-model', 'scan-pickle']) {
+      const result = runBin('intoto', [command, join(root, 'missing.pkl'), join(root, 'src', 'hello.txt'), '--json'], { env });
+      expect(result.status).toBe(1);
+      const report = JSON.parse(result.stdout) as { safe: boolean; files: { file: string; safe: boolean; code: string | null }[] };
+      expect(report.safe).toBe(false);
+      expect(report.files.map((e) => [e.safe, e.code])).toEqual([
+        [false, 'E_IO'],
+        [true, null],
+      ]);
+    }
   });
 });
 
@@ -136,7 +139,8 @@ describe('7 and 8: messages and help speak our language, one way', () => {
 
   const HELPS: readonly string[][] = [
     ['keygen'], ['sign'], ['run'], ['record', 'start'], ['record', 'stop'], ['mock'], ['match-products'], ['verify'],
-    ['layout', 'check'], ['layout', 'sign'], ['pipeline', 'run'], ['scan-pickle'],
+    ['layout', 'check'], ['layout', 'sign'], ['pipeline', 'run'], ['pipeline', 'export'], ['scan-model'], ['scan-pickle'],
+    ['model', 'sign'], ['model', 'verify'], ['data', 'check'], ['trace'],
   ];
   it.each(HELPS)('intoto %s --help: usage first, -h first among the options, each default said once', (...command) => {
     const result = runBin('intoto', [...command, '--help'], { env });
