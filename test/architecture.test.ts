@@ -6,6 +6,9 @@ import { describe, expect, it } from 'vitest';
  * Keeps the architecture map in the README true: dependencies point one way,
  * errors <- canonical <- io <- crypto <- model <- runner <- verify <- pipeline <- cli <- bin.
  * Nothing imports cli/ but bin/; verify/ reaches the runner only to run inspections.
+ * oci/ (the registry client and ModelPack packing) sits on model/, below everything that runs
+ * or verifies, so pipelines can keep artifacts in a registry; gate/ (the pull that only
+ * materialises what verifies) sits on verify/, ml/ and oci/.
  */
 const SRC = new URL('../src/', import.meta.url).pathname;
 
@@ -16,13 +19,15 @@ const ALLOWED: Record<string, readonly string[]> = {
   crypto: ['errors', 'canonical', 'io'],
   model: ['errors', 'canonical', 'io', 'crypto'],
   ml: ['errors', 'canonical', 'io'],
+  oci: ['errors', 'canonical', 'io', 'crypto', 'model'],
   runner: ['errors', 'canonical', 'io', 'crypto', 'model'],
   verify: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner'],
-  pipeline: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify', 'ml'],
-  bench: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify', 'pipeline', 'ml'],
-  cli: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify', 'pipeline', 'ml'],
+  gate: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify', 'ml', 'oci'],
+  pipeline: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify', 'ml', 'oci'],
+  bench: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify', 'pipeline', 'ml', 'oci', 'gate'],
+  cli: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify', 'pipeline', 'ml', 'oci', 'gate'],
   bin: ['errors', 'cli'],
-  index: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify', 'pipeline', 'ml'],
+  index: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify', 'pipeline', 'ml', 'oci', 'gate'],
 };
 
 function files(dir: string): string[] {
