@@ -19,6 +19,9 @@ const TOOLS: ReadonlyMap<string, () => Promise<Main>> = new Map([
   ['match-products', async () => (await import('./match-products.js')).matchProductsMain],
   ['verify', async () => (await import('./verify.js')).verifyMain],
   ['scan-pickle', async () => (await import('./scan-pickle.js')).scanPickleMain],
+  ['push', async () => (await import('./oci.js')).pushMain],
+  ['pull', async () => (await import('./oci.js')).pullMain],
+  ['versions', async () => (await import('./oci.js')).versionsMain],
 ]);
 
 const GROUPS: ReadonlyMap<string, ReadonlyMap<string, () => Promise<Main>>> = new Map([
@@ -42,6 +45,11 @@ Pipelines (YAML layouts):
   layout sign FILE -k OWNER_KEY   compile it into a signed in-toto layout (root.layout)
   pipeline run FILE --keys DIR    run every step sandboxed and signed, then verify the chain
   scan-pickle FILE...             refuse pickles that import anything outside an allow-list
+
+Models in an OCI registry:
+  push MODEL HOST/REPO:TAG        push a model (ModelPack) with its signature and attestations
+  pull REF -o DIR -k SIGNER.pub   the deployment gate: only a verified model reaches DIR
+  versions HOST/REPO              each version: tag, digest, signer, attachments
 
 The in-toto tools (same options as in-toto-<name>; also installed as intoto-<name>):
   keygen  sign  run  record  mock  match-products  verify
