@@ -62,7 +62,13 @@ export function parseReference(text: string, options: { readonly requireTagOrDig
   if (text.length > 2048) bad(text.slice(0, 40), 'longer than 2048 characters');
   const slash = text.indexOf('/');
   if (slash <= 0) bad(text, 'no registry host (the part before the first /)');
-  const registry = parseRegistryHost(text.slice(0, slash), text);
+  const first = text.slice(0, slash);
+  // Docker's rule for telling a host from a repository path: a host has a '.' or a ':', or is
+  // localhost. Without it `library/x` would be taken for host "library".
+  if (!(first.includes('.') || first.includes(':') || first === 'localhost')) {
+    bad(text, `${JSON.stringify(first)} is not a registry host (a host has a dot or a port, or is localhost; there is no default registry)`);
+  }
+  const registry = parseRegistryHost(first, text);
   let rest = text.slice(slash + 1);
   let digest: string | undefined;
   const at = rest.indexOf('@');
