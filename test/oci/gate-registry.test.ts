@@ -9,6 +9,7 @@ import { attachReferrer, listReferrers } from '../../src/oci/referrers.js';
 import { runBin } from '../helpers/bin.js';
 import { makeSigningKey, signModel, type TestKey } from '../helpers/oms-sign.js';
 import { tempDir } from '../helpers/reference.js';
+import { sharedPath } from '../helpers/shared.js';
 import { registryAvailable, startRegistry, type TestRegistry } from '../helpers/registry.js';
 
 /**
@@ -333,5 +334,22 @@ describe.skipIf(!available)('the registry commands against docker-registry 2.8.2
     expect(result.status).toBe(1);
     expect(result.stderr).toContain('[E_DESTINATION]');
     expect(readdirSync(out)).toEqual(['keep.txt']);
+  });
+
+  it('interop: a model signed by model_signing 1.1.0 (key method) pushes as signed and passes the gate', () => {
+    const vector = sharedPath('vectors/oms/model-transparency/scripts/tests/v1.1.0-elliptic-key');
+    const publicKey = sharedPath('vectors/oms/model-transparency/scripts/tests/keys/certificate/signing-key-pub.pem');
+    if (vector === undefined || publicKey === undefined) return;
+    // The signature sits inside the model and ignores `ignore-me`: push leaves both out.
+    const pushed = intoto('push', vector, ref('models/oms-vector', 'v1.1.0'), '--signature', join(vector, 'model.sig'));
+    expect(pushed.stderr).toContain('pushed 2 file(s)');
+    expect(pushed.status).toBe(0);
+    const out = join(work, 'pulled-vector');
+    const pulled = intoto('pull', ref('models/oms-vector', 'v1.1.0'), '-o', out, '-k', publicKey);
+    expect(pulled.stderr).toContain('e8450dec4eb99dae');
+    expect(pulled.status).toBe(0);
+    expect(readdirSync(out).sort()).toEqual(['signme-1', 'signme-2']);
+    const versions = JSON.parse(intoto('versions', `${registry.address}/models/oms-vector`, '--json').stdout) as { versions: { signers: { keyId: string }[] }[] };
+    expect(versions.versions[0]!.signers[0]!.keyId).toBe('e8450dec4eb99dae995da9af1bc2cc9f76ed669ee2e744f57abba763df3e3f8e');
   });
 });
