@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UsageError } from '../errors.js';
 import { runRecordBench } from './record.js';
+import { PULL_TARGET, PUSH_TARGET, runRegistryBench } from './registry.js';
 import { RUN_MAX_RSS_KIB, RUN_TARGETS, runRunBench } from './run.js';
 import type { Comparison } from './timing.js';
 import { runVerifyBench, VERIFY_TARGET_RATIO } from './verify.js';
@@ -62,6 +63,17 @@ export const BENCHES: readonly Bench[] = [
     run: (context) => [
       { bench: 'verify', case: '3 steps x 50,000 artifacts', comparison: runVerifyBench({ ...context, artifacts: 50_000 }), target: VERIFY_TARGET_RATIO, maxRssKiB: undefined },
     ],
+  },
+  {
+    name: 'registry',
+    title: 'intoto pull (the gate) and intoto push of a 1 GiB model vs curl moving its blobs (reference column: curl)',
+    run: (context) => {
+      const { pull, push } = runRegistryBench(context);
+      return [
+        { bench: 'registry', case: 'pull + verify, 4 x 256 MiB', comparison: pull, target: PULL_TARGET, maxRssKiB: undefined },
+        { bench: 'registry', case: 'push, 4 x 256 MiB', comparison: push, target: PUSH_TARGET, maxRssKiB: undefined },
+      ];
+    },
   },
 ];
 

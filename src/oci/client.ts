@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { RegistryError } from '../errors.js';
+import { InTotoError, RegistryError } from '../errors.js';
 import type { Credentials } from './auth.js';
 import { MAX_MANIFEST_BYTES, sha256Digest, type Descriptor } from './manifest.js';
 import { OCI_INDEX, OCI_MANIFEST } from './media-types.js';
@@ -38,6 +38,8 @@ export interface FetchedManifest {
 }
 
 const DEFAULT_CHUNK_BYTES = 64 * 1024 * 1024;
+/** Downloaded bytes are handed to the writer in batches of about this size. */
+const WRITE_BYTES = 1024 * 1024;
 const MAX_TAGS = 100_000;
 
 function pull(repository: string): string {
@@ -197,27 +199,43 @@ export class RegistryClient {
     }
     const hash = createHash('sha256');
     let received = 0;
-    if (response.body !== null) {
-      const reader = response.body.getReader();
+    const body = response.body;
+    const handOver = async (batch: Buffer): Promise<void> => {
       try {
-        for (;;) {
-          let chunk: Awaited<ReturnType<typeof reader.read>>;
-          try {
-            chunk = await reader.read();
-          } catch (error) {
-            throw new RegistryError('E_BLOB_SIZE', `${what}: the download broke off after ${received} of ${descriptor.size} bytes: ${describeNetworkError(error)}`, { cause: error });
-          }
-          if (chunk.done) break;
-          received += chunk.value.length;
-          if (received > descriptor.size) {
-            throw new RegistryError('E_BLOB_SIZE', `${what}: the registry sent more than the ${descriptor.size} bytes the descriptor names`);
-          }
-          hash.update(chunk.value);
-          await write(chunk.value);
-        }
-      } finally {
-        await reader.cancel().catch(() => undefined);
+        await write(batch);
+      } catch (error) {
+        throw new WriterFailure(error);
       }
+    };
+    try {
+      // Chunks are gathered up to 1 MiB before `write` (fewer, larger writes), never beyond the size.
+      let pending: Buffer[] = [];
+      let pendingBytes = 0;
+      for await (const chunk of body as AsyncIterable<Buffer>) {
+        received += chunk.length;
+        if (received > descriptor.size) {
+          throw new RegistryError('E_BLOB_SIZE', `${what}: the registry sent more than the ${descriptor.size} bytes the descriptor names`);
+        }
+        hash.update(chunk);
+        pending.push(chunk);
+        pendingBytes += chunk.length;
+        if (pendingBytes >= WRITE_BYTES) {
+          const batch = pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes);
+          pending = [];
+          pendingBytes = 0;
+          await handOver(batch);
+        }
+      }
+      if (pendingBytes > 0) await handOver(pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes));
+    } catch (error) {
+      if (error instanceof WriterFailure) throw error.cause;
+      if (error instanceof InTotoError) throw error;
+      if (received <= descriptor.size) {
+        throw new RegistryError('E_BLOB_SIZE', `${what}: the download broke off after ${received} of ${descriptor.size} bytes: ${describeNetworkError(error)}`, { cause: error });
+      }
+      throw error;
+    } finally {
+      if (!body.readableEnded) body.destroy();
     }
     if (received < descriptor.size) throw new RegistryError('E_BLOB_SIZE', `${what}: the download ended after ${received} of ${descriptor.size} bytes`);
     const actual = `sha256:${hash.digest('hex')}`;
@@ -350,6 +368,11 @@ export class RegistryClient {
   static scopes(repository: string): { pull: string; push: string } {
     return { pull: pull(repository), push: push(repository) };
   }
+}
+
+/** What the writer of a download threw, told apart from a failure of the download itself. */
+class WriterFailure {
+  constructor(readonly cause: unknown) {}
 }
 
 /** Credentials, re-exported for callers that build a client. */
