@@ -174,13 +174,14 @@ export class RegistryClient {
   }
 
   /**
-   * Streams a blob to `write`, hashing as it goes; the last chunk is handed over only after it
-   * has been counted, so a body longer than `descriptor.size` stops there (bounded memory for
-   * an endless answer). Returns once every byte is written and the digest matched.
+   * Streams a blob to `write` (batches of chunks, about 1 MiB each), hashing as it goes; a
+   * chunk is handed over only after it has been counted, so a body longer than
+   * `descriptor.size` stops there (bounded memory for an endless answer). Returns once every
+   * byte is written and the digest matched: the caller must not trust the bytes before.
    * @throws RegistryError E_DIGEST_MISMATCH, E_BLOB_SIZE (shorter, longer, or broke off),
    *   E_NOT_FOUND, E_REGISTRY, E_REDIRECT; whatever `write` throws
    */
-  async fetchBlob(repository: string, descriptor: Pick<Descriptor, 'digest' | 'size'>, write: (chunk: Uint8Array) => Promise<void> | void): Promise<void> {
+  async fetchBlob(repository: string, descriptor: Pick<Descriptor, 'digest' | 'size'>, write: (chunks: readonly Buffer[]) => Promise<void> | void): Promise<void> {
     checkDigest(descriptor.digest);
     const what = `blob ${repository}@${descriptor.digest}`;
     const response = await this.transport.request({
@@ -200,7 +201,7 @@ export class RegistryClient {
     const hash = createHash('sha256');
     let received = 0;
     const body = response.body;
-    const handOver = async (batch: Buffer): Promise<void> => {
+    const handOver = async (batch: readonly Buffer[]): Promise<void> => {
       try {
         await write(batch);
       } catch (error) {
@@ -208,7 +209,8 @@ export class RegistryClient {
       }
     };
     try {
-      // Chunks are gathered up to 1 MiB before `write` (fewer, larger writes), never beyond the size.
+      // Chunks are handed to `write` in batches of about 1 MiB (one writev instead of sixteen
+      // writes), never beyond the descriptor's size.
       let pending: Buffer[] = [];
       let pendingBytes = 0;
       for await (const chunk of body as AsyncIterable<Buffer>) {
@@ -220,13 +222,13 @@ export class RegistryClient {
         pending.push(chunk);
         pendingBytes += chunk.length;
         if (pendingBytes >= WRITE_BYTES) {
-          const batch = pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes);
+          const batch = pending;
           pending = [];
           pendingBytes = 0;
           await handOver(batch);
         }
       }
-      if (pendingBytes > 0) await handOver(pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes));
+      if (pendingBytes > 0) await handOver(pending);
     } catch (error) {
       if (error instanceof WriterFailure) throw error.cause;
       if (error instanceof InTotoError) throw error;
@@ -254,9 +256,11 @@ export class RegistryClient {
     }
     const out = Buffer.allocUnsafe(descriptor.size);
     let offset = 0;
-    await this.fetchBlob(repository, descriptor, (chunk) => {
-      out.set(chunk, offset);
-      offset += chunk.length;
+    await this.fetchBlob(repository, descriptor, (chunks) => {
+      for (const chunk of chunks) {
+        out.set(chunk, offset);
+        offset += chunk.length;
+      }
     });
     return out;
   }

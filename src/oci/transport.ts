@@ -420,8 +420,13 @@ async function writeBody(request: import('node:http').ClientRequest, body: Async
     if (request.destroyed) return;
     if (!request.write(chunk)) {
       await new Promise<void>((resolve) => {
-        request.once('drain', resolve);
-        request.once('close', resolve);
+        const done = (): void => {
+          request.off('drain', done);
+          request.off('close', done);
+          resolve();
+        };
+        request.on('drain', done);
+        request.on('close', done);
       });
     }
   }

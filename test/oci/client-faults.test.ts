@@ -75,7 +75,12 @@ describe('registry faults (local test server)', () => {
   const client = (options: ConstructorParameters<typeof RegistryClient>[1] = {}) => new RegistryClient(parseRegistryHost(host), { retryDelayMs: 10, ...options });
   const sink = () => {
     let bytes = 0;
-    return { write: (chunk: Uint8Array) => void (bytes += chunk.length), get bytes() { return bytes; } };
+    return {
+      write: (chunks: readonly Buffer[]) => void (bytes += chunks.reduce((n, c) => n + c.length, 0)),
+      get bytes() {
+        return bytes;
+      },
+    };
   };
 
   it('wrong bytes for the digest: E_DIGEST_MISMATCH', async () => {
