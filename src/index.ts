@@ -21,3 +21,9 @@ export { verifySupplyChain, type VerifyOptions, type VerifyReport } from './veri
 export { checkLayoutSource, loadLayoutSource } from './pipeline/load.js';
 export { runPipeline, type PipelineRunOptions, type PipelineRunResult } from './pipeline/run-pipeline.js';
 export { scanPickle, scanPickleFile, assertSafePickleFile } from './ml/pickle.js';
+export { RegistryClient, type BlobSource, type ClientOptions, type FetchedManifest } from './oci/client.js';
+export { parseReference, formatReference, type Reference, type RegistryHost } from './oci/reference.js';
+export { listReferrers, attachReferrer, fallbackTag } from './oci/referrers.js';
+export { pushModel, type PushOptions, type PushResult } from './oci/push.js';
+export { listVersions, type VersionInfo } from './oci/versions.js';
+export { pullModel, type PullOptions, type PullResult, type GateCheck } from './gate/pull.js';
