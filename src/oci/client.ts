@@ -30,6 +30,17 @@ export interface BlobSource {
   open(start: number, end: number): Body;
 }
 
+/**
+ * Where a download goes: `push` takes each chunk (it may keep it: the client does not touch a
+ * chunk again) and may wait to slow the download down; `finish` returns the SHA-256 of every
+ * byte pushed, as `sha256:<hex>`; `abort` is called instead when the download fails.
+ */
+export interface BlobSink {
+  push(chunk: Buffer): Promise<void> | void;
+  finish(): Promise<string>;
+  abort(): void;
+}
+
 /** A manifest or index as fetched: its bytes, their digest, and the media type the registry named. */
 export interface FetchedManifest {
   readonly bytes: Uint8Array;
@@ -182,67 +193,84 @@ export class RegistryClient {
    *   E_NOT_FOUND, E_REGISTRY, E_REDIRECT; whatever `write` throws
    */
   async fetchBlob(repository: string, descriptor: Pick<Descriptor, 'digest' | 'size'>, write: (chunks: readonly Buffer[]) => Promise<void> | void): Promise<void> {
-    checkDigest(descriptor.digest);
-    const what = `blob ${repository}@${descriptor.digest}`;
-    const response = await this.transport.request({
-      method: 'GET',
-      url: `/v2/${repository}/blobs/${descriptor.digest}`,
-      headers: { accept: '*/*', 'accept-encoding': 'identity' },
-      scope: pull(repository),
-      redirects: 'blob',
-      accept: [200],
-      what: `GET ${what}`,
-    });
-    const declared = response.headers.get('content-length');
-    if (declared !== null && Number(declared) !== descriptor.size) {
-      await discard(response);
-      throw new RegistryError('E_BLOB_SIZE', `${what}: the registry announces ${declared} bytes, the descriptor says ${descriptor.size}`);
-    }
     const hash = createHash('sha256');
-    let received = 0;
-    const body = response.body;
-    const handOver = async (batch: readonly Buffer[]): Promise<void> => {
-      try {
-        await write(batch);
-      } catch (error) {
-        throw new WriterFailure(error);
-      }
+    let pending: Buffer[] = [];
+    let pendingBytes = 0;
+    const flush = async (): Promise<void> => {
+      const batch = pending;
+      pending = [];
+      pendingBytes = 0;
+      if (batch.length > 0) await write(batch);
     };
-    try {
-      // Chunks are handed to `write` in batches of about 1 MiB (one writev instead of sixteen
-      // writes), never beyond the descriptor's size.
-      let pending: Buffer[] = [];
-      let pendingBytes = 0;
-      for await (const chunk of body as AsyncIterable<Buffer>) {
-        received += chunk.length;
-        if (received > descriptor.size) {
-          throw new RegistryError('E_BLOB_SIZE', `${what}: the registry sent more than the ${descriptor.size} bytes the descriptor names`);
-        }
+    await this.fetchBlobTo(repository, descriptor, {
+      push: async (chunk) => {
         hash.update(chunk);
         pending.push(chunk);
         pendingBytes += chunk.length;
-        if (pendingBytes >= WRITE_BYTES) {
-          const batch = pending;
-          pending = [];
-          pendingBytes = 0;
-          await handOver(batch);
+        if (pendingBytes >= WRITE_BYTES) await flush();
+      },
+      finish: async () => {
+        await flush();
+        return `sha256:${hash.digest('hex')}`;
+      },
+      abort: () => undefined,
+    });
+  }
+
+  /**
+   * Streams a blob into a {@link BlobSink} that hashes what it is given (for instance on
+   * another thread); the size is capped here, and the digest the sink reports at the end must
+   * be the descriptor's.
+   * @throws as {@link fetchBlob}; whatever the sink throws
+   */
+  async fetchBlobTo(repository: string, descriptor: Pick<Descriptor, 'digest' | 'size'>, sink: BlobSink): Promise<void> {
+    checkDigest(descriptor.digest);
+    const what = `blob ${repository}@${descriptor.digest}`;
+    let finished = false;
+    try {
+      const response = await this.transport.request({
+        method: 'GET',
+        url: `/v2/${repository}/blobs/${descriptor.digest}`,
+        headers: { accept: '*/*', 'accept-encoding': 'identity' },
+        scope: pull(repository),
+        redirects: 'blob',
+        accept: [200],
+        what: `GET ${what}`,
+      });
+      const declared = response.headers.get('content-length');
+      if (declared !== null && Number(declared) !== descriptor.size) {
+        await discard(response);
+        throw new RegistryError('E_BLOB_SIZE', `${what}: the registry announces ${declared} bytes, the descriptor says ${descriptor.size}`);
+      }
+      let received = 0;
+      const body = response.body;
+      try {
+        for await (const chunk of body as AsyncIterable<Buffer>) {
+          received += chunk.length;
+          if (received > descriptor.size) {
+            throw new RegistryError('E_BLOB_SIZE', `${what}: the registry sent more than the ${descriptor.size} bytes the descriptor names`);
+          }
+          try {
+            await sink.push(chunk);
+          } catch (error) {
+            throw new WriterFailure(error);
+          }
         }
-      }
-      if (pendingBytes > 0) await handOver(pending);
-    } catch (error) {
-      if (error instanceof WriterFailure) throw error.cause;
-      if (error instanceof InTotoError) throw error;
-      if (received <= descriptor.size) {
+      } catch (error) {
+        if (error instanceof WriterFailure) throw error.cause;
+        if (error instanceof InTotoError) throw error;
         throw new RegistryError('E_BLOB_SIZE', `${what}: the download broke off after ${received} of ${descriptor.size} bytes: ${describeNetworkError(error)}`, { cause: error });
+      } finally {
+        if (!body.readableEnded) body.destroy();
       }
-      throw error;
+      if (received < descriptor.size) throw new RegistryError('E_BLOB_SIZE', `${what}: the download ended after ${received} of ${descriptor.size} bytes`);
+      finished = true;
+      const actual = await sink.finish();
+      if (actual !== descriptor.digest) {
+        throw new RegistryError('E_DIGEST_MISMATCH', `${what}: the registry served bytes whose digest is ${actual}`);
+      }
     } finally {
-      if (!body.readableEnded) body.destroy();
-    }
-    if (received < descriptor.size) throw new RegistryError('E_BLOB_SIZE', `${what}: the download ended after ${received} of ${descriptor.size} bytes`);
-    const actual = `sha256:${hash.digest('hex')}`;
-    if (actual !== descriptor.digest) {
-      throw new RegistryError('E_DIGEST_MISMATCH', `${what}: the registry served bytes whose digest is ${actual}`);
+      if (!finished) sink.abort();
     }
   }
 

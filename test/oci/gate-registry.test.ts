@@ -352,4 +352,24 @@ describe.skipIf(!available)('the registry commands against docker-registry 2.8.2
     const versions = JSON.parse(intoto('versions', `${registry.address}/models/oms-vector`, '--json').stdout) as { versions: { signers: { keyId: string }[] }[] };
     expect(versions.versions[0]!.signers[0]!.keyId).toBe('e8450dec4eb99dae995da9af1bc2cc9f76ed669ee2e744f57abba763df3e3f8e');
   });
+
+  it('a large model (downloaded through the writer thread): pulled byte for byte; corrupted, refused with nothing left', () => {
+    const big = join(work, 'big-model');
+    mkdirSync(big);
+    const weights = Buffer.alloc(40 * 1024 * 1024);
+    for (let i = 0; i < weights.length; i += 4096) weights.writeUInt32LE(i, i);
+    writeFileSync(join(big, 'weights.bin'), weights);
+    writeFileSync(join(big, 'config.json'), '{}');
+    writeFileSync(join(work, 'big.sig'), signModel(big, signer));
+    expect(intoto('push', big, ref('models/big', 'v1'), '--signature', join(work, 'big.sig')).status).toBe(0);
+    const out = join(work, 'pulled-big');
+    expect(intoto('pull', ref('models/big', 'v1'), '-o', out, '-k', join(keys, 'signer.pub')).status).toBe(0);
+    expect(readFileSync(join(out, 'weights.bin')).equals(weights)).toBe(true);
+    const blob = registry.blobPath(`sha256:${createHash('sha256').update(weights).digest('hex')}`);
+    const corrupted = Buffer.from(weights);
+    corrupted[30 * 1024 * 1024] = corrupted[30 * 1024 * 1024]! ^ 1;
+    writeFileSync(blob, corrupted);
+    const refused = join(work, 'pulled-big-corrupt');
+    expectRefused(intoto('pull', ref('models/big', 'v1'), '-o', refused, '-k', join(keys, 'signer.pub')), 'E_DIGEST_MISMATCH', refused);
+  });
 });
