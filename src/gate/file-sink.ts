@@ -6,11 +6,11 @@ import type { BlobSink } from '../oci/client.js';
  * Downloads written and hashed on a worker thread: the main thread only receives (Node's HTTP
  * client) and hands each chunk over by transferring its memory, while the worker hashes it and
  * writes it to its file, so a large pull uses two cores instead of one (SHA-256 alone is about
- * 0.8 s per GiB). Each file is created new (O_EXCL, O_NOFOLLOW, mode 0644); at most 8 MiB per
+ * 0.8 s per GiB). Each file is created new (O_EXCL, O_NOFOLLOW, mode 0644); at most 4 MiB per
  * file is in flight between the threads, so memory stays bounded whatever the download's speed.
  */
 
-const MAX_IN_FLIGHT = 8 * 1024 * 1024;
+const MAX_IN_FLIGHT = 4 * 1024 * 1024;
 
 /** The worker, as CommonJS source (no file of its own to find next to a bundled command). */
 const WORKER_SOURCE = `

@@ -128,6 +128,7 @@ export class Transport {
   async close(): Promise<void> {
     this.agent.destroy();
     this.httpsAgent?.destroy();
+    this.plainAgent?.destroy();
   }
 
   /** An HTTPS agent for a host other than the registry (a token realm, a blob's storage), trusting the same CAs. */

@@ -128,6 +128,20 @@ describe('registry faults (local test server)', () => {
     expect(sent).toBeLessThan(64 * 1024 * 1024);
   });
 
+  it('a body that stalls: a typed error after the timeout, not a hang', async () => {
+    handler.current = (_req, res) => {
+      res.writeHead(200, { 'content-length': String(BLOB.length) });
+      res.write(BLOB.subarray(0, 1000));
+    };
+    const c = client({ timeoutMs: 300 });
+    const started = Date.now();
+    expect(await codeOfAsync(c.fetchBlob('m', { digest: BLOB_DIGEST, size: BLOB.length }, sink().write))).toBe('E_BLOB_SIZE');
+    expect(Date.now() - started).toBeLessThan(10_000);
+    handler.current = () => undefined; // no answer at all
+    expect(await codeOfAsync(c.getManifest('m', 'v1'))).toBe('E_REGISTRY');
+    await c.close();
+  });
+
   it('a manifest that never ends: E_MANIFEST at 4 MiB', async () => {
     handler.current = (_req, res) => {
       res.writeHead(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json' });
