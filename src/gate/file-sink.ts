@@ -11,6 +11,7 @@ import type { BlobSink } from '../oci/client.js';
  */
 
 const MAX_IN_FLIGHT = 4 * 1024 * 1024;
+const BATCH_BYTES = 1024 * 1024;
 
 /** The worker, as CommonJS source (no file of its own to find next to a bundled command). */
 const WORKER_SOURCE = `
@@ -19,29 +20,46 @@ const { createHash } = require('node:crypto');
 const fs = require('node:fs');
 const FLAGS = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
 const files = new Map();
+// Hashing here, writing on the thread pool: each file's writes chained in order.
+const write = (fd, bufs, total) => new Promise((resolve, reject) => {
+  fs.writev(fd, bufs, null, (e, n) => {
+    if (e) return reject(e);
+    if (n === total) return resolve();
+    const rest = Buffer.concat(bufs).subarray(n);
+    const from = (o) => fs.write(fd, rest, o, rest.length - o, null, (e2, k) => (e2 ? reject(e2) : o + k < rest.length ? from(o + k) : resolve()));
+    from(0);
+  });
+});
+const fail = (id, f, e) => {
+  if (f !== undefined) { files.delete(id); try { fs.closeSync(f.fd); } catch {} }
+  parentPort.postMessage({ op: 'error', id, message: String((e && e.message) || e), code: e && e.code });
+};
 parentPort.on('message', (m) => {
   const f = files.get(m.id);
   try {
     if (m.op === 'open') {
-      files.set(m.id, { fd: fs.openSync(m.path, FLAGS, 0o644), hash: createHash('sha256') });
+      files.set(m.id, { fd: fs.openSync(m.path, FLAGS, 0o644), hash: createHash('sha256'), chain: Promise.resolve() });
     } else if (f === undefined) {
       return;
     } else if (m.op === 'data') {
-      const b = Buffer.from(m.buf, 0, m.length);
-      f.hash.update(b);
-      for (let o = 0; o < b.length; ) o += fs.writeSync(f.fd, b, o);
-      parentPort.postMessage({ op: 'ack', id: m.id, bytes: b.length });
+      const bufs = m.bufs.map((buf, i) => Buffer.from(buf, 0, m.lengths[i]));
+      let total = 0;
+      for (const b of bufs) { f.hash.update(b); total += b.length; }
+      f.chain = f.chain.then(() => write(f.fd, bufs, total)).then(() => parentPort.postMessage({ op: 'ack', id: m.id, bytes: total }));
+      f.chain.catch((e) => { if (files.get(m.id) === f) fail(m.id, f, e); });
     } else if (m.op === 'end') {
-      files.delete(m.id);
-      fs.closeSync(f.fd);
-      parentPort.postMessage({ op: 'done', id: m.id, digest: 'sha256:' + f.hash.digest('hex') });
+      f.chain.then(() => {
+        if (files.get(m.id) !== f) return;
+        files.delete(m.id);
+        fs.closeSync(f.fd);
+        parentPort.postMessage({ op: 'done', id: m.id, digest: 'sha256:' + f.hash.digest('hex') });
+      }).catch(() => undefined);
     } else if (m.op === 'abort') {
       files.delete(m.id);
-      fs.closeSync(f.fd);
+      f.chain.finally(() => { try { fs.closeSync(f.fd); } catch {} }).catch(() => undefined);
     }
   } catch (e) {
-    if (f !== undefined) { files.delete(m.id); try { fs.closeSync(f.fd); } catch {} }
-    parentPort.postMessage({ op: 'error', id: m.id, message: String((e && e.message) || e), code: e && e.code });
+    fail(m.id, f, e);
   }
 });
 `;
@@ -79,15 +97,27 @@ export class FileSinkWorker {
     const state: SinkState = { path, inFlight: 0, error: undefined, wake: undefined, done: undefined };
     this.sinks.set(id, state);
     this.worker.postMessage({ op: 'open', id, path });
+    // Chunks go over in batches of about 1 MiB: one message per batch, not per 64 KiB.
+    let batch: Uint8Array[] = [];
+    let batchBytes = 0;
+    const send = (): void => {
+      if (batch.length === 0) return;
+      const bufs = batch.map((c) => c.buffer as ArrayBuffer);
+      this.worker.postMessage({ op: 'data', id, bufs, lengths: batch.map((c) => c.length) }, bufs);
+      state.inFlight += batchBytes;
+      batch = [];
+      batchBytes = 0;
+    };
     return {
       push: async (chunk) => {
         if (state.error !== undefined) throw state.error;
         // Transfer the chunk's memory when the chunk is all of it (what Node's HTTP client
         // gives for body reads); otherwise a private copy is transferred (never a pooled buffer).
         const owned = chunk.byteOffset === 0 && chunk.buffer.byteLength === chunk.length && !(chunk.buffer instanceof SharedArrayBuffer) ? chunk : new Uint8Array(chunk);
-        const buffer = owned.buffer as ArrayBuffer;
-        state.inFlight += owned.length;
-        this.worker.postMessage({ op: 'data', id, buf: buffer, length: owned.length }, [buffer]);
+        batch.push(owned);
+        batchBytes += owned.length;
+        if (batchBytes < BATCH_BYTES) return;
+        send();
         while (state.inFlight > MAX_IN_FLIGHT && state.error === undefined) await new Promise<void>((resolve) => (state.wake = resolve));
         if (state.error !== undefined) throw state.error;
       },
@@ -97,6 +127,7 @@ export class FileSinkWorker {
             reject(state.error);
             return;
           }
+          send();
           state.done = { resolve, reject };
           this.worker.postMessage({ op: 'end', id });
         }),
