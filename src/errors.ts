@@ -88,7 +88,7 @@ export type RegistryCode =
   | 'E_REGISTRY' // an error answer (the message names the HTTP status and the registry's error code) or no answer
   | 'E_REGISTRY_AUTH' // credentials missing or refused (401/403), or a token that could not be obtained
   | 'E_NOT_FOUND' // no such tag, manifest, blob or repository
-  | 'E_INSECURE' // plain HTTP to a host that is not loopback, without --insecure
+  | 'E_INSECURE' // credentials would go over plain HTTP (a token realm) to a host that is not loopback, without --insecure
   | 'E_REDIRECT' // a redirect we do not follow (another host for a manifest, a downgrade to HTTP, a loop)
   | 'E_DIGEST_MISMATCH' // bytes whose digest is not the one they were asked for by
   | 'E_BLOB_SIZE' // a body shorter or longer than its descriptor's size

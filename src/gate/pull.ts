@@ -88,7 +88,7 @@ export async function pullModel(client: RegistryClient, options: PullOptions): P
     try {
       return await run();
     } catch (error) {
-      throw error instanceof InTotoError ? error.withContext(`${name}`, {}) : error;
+      throw error instanceof InTotoError ? shownInModel(error, name, workspace) : error;
     } finally {
       const ms = Math.round(performance.now() - start);
       timings.push({ check: name, ms });
@@ -138,6 +138,16 @@ export async function pullModel(client: RegistryClient, options: PullOptions): P
     removeWorkspace(workspace);
     options.onWorkspace?.(undefined);
   }
+}
+
+/**
+ * The error with the check's name in front, and paths inside the work directory shown as the
+ * model's own paths (`weights/model.pkl`, `attached root.layout`), not as temporary ones.
+ */
+function shownInModel(error: InTotoError, check: GateCheck, workspace: Workspace): InTotoError {
+  if (!error.message.includes(workspace.root)) return error.withContext(check, {});
+  const message = error.message.split(`${workspace.model}/`).join('').split(`${workspace.meta}/links/`).join('attached ').split(`${workspace.meta}/`).join('attached ');
+  return new InTotoError(error.code, `${check}: ${message}`, { cause: error, details: error.details, context: error.context });
 }
 
 /**
