@@ -11,7 +11,9 @@
 #   scripts/registry.sh addr DIR   print the HOST:PORT of a running registry.
 #
 # Environment: REGISTRY_BIN (default /usr/bin/docker-registry), REGISTRY_HOST (default
-# 127.0.0.1; another address only for a lab whose nodes reach it over a private network).
+# 127.0.0.1; another address only for a lab whose nodes reach it over a private network),
+# REGISTRY_OWNER_PID (optional: a watcher stops the registry, by its PID, once that process is
+# gone, so a test run killed before its clean-up leaves nothing running).
 # The storage is plain files: blobs under storage/docker/registry/v2/blobs/sha256/<2>/<hex>/data,
 # which is where a test corrupts one. No authentication, no TLS: loopback only.
 set -euo pipefail
@@ -67,6 +69,10 @@ EOF
       if ! kill -0 "$pid" 2>/dev/null; then break; fi
       if curl -fsS -o /dev/null --max-time 1 "http://$HOST:$port/v2/" 2>/dev/null; then
         echo "$HOST:$port" >"$dir/address"
+        if [[ -n ${REGISTRY_OWNER_PID:-} ]]; then
+          setsid bash -c 'while kill -0 "$1" 2>/dev/null && kill -0 "$2" 2>/dev/null; do sleep 1; done; kill -TERM "$2" 2>/dev/null' \
+            watch "$REGISTRY_OWNER_PID" "$pid" >/dev/null 2>&1 </dev/null &
+        fi
         echo "$HOST:$port"
         return 0
       fi

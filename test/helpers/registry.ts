@@ -32,7 +32,8 @@ export interface TestRegistry {
 /** Starts a registry; call stop() (afterAll) to stop it by PID and remove its storage. */
 export function startRegistry(): TestRegistry {
   const dir = mkdtempSync(join(tmpdir(), 'intoto-registry-'));
-  const up = spawnSync('bash', [SCRIPT, 'up', dir], { encoding: 'utf8', timeout: 60_000 });
+  // The registry also stops when this test process dies without running stop() (a killed run).
+  const up = spawnSync('bash', [SCRIPT, 'up', dir], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, REGISTRY_OWNER_PID: String(process.pid) } });
   if (up.status !== 0) {
     rmSync(dir, { recursive: true, force: true });
     throw new Error(`scripts/registry.sh up failed: ${up.stderr}`);
