@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FileSinkWorker } from '../../src/gate/file-sink.js';
@@ -7,8 +7,16 @@ import { codeOfAsync } from '../helpers/errors.js';
 import { tempDir } from '../helpers/reference.js';
 
 describe('the download writer thread', () => {
+  const base = tempDir('intoto-sink-');
+  let n = 0;
+  const fresh = (): string => {
+    const dir = join(base, String(++n));
+    mkdirSync(dir);
+    return dir;
+  };
+
   it('writes and hashes what it is given, in order, whether chunks own their memory or not', async () => {
-    const dir = tempDir('intoto-sink-');
+    const dir = fresh();
     const writer = new FileSinkWorker();
     try {
       const data = randomBytes(3 * 1024 * 1024 + 17);
@@ -28,7 +36,7 @@ describe('the download writer thread', () => {
   });
 
   it('never writes through an existing file or symlink (E_IO), and keeps going for other files', async () => {
-    const dir = tempDir('intoto-sink-');
+    const dir = fresh();
     writeFileSync(join(dir, 'exists.bin'), 'mine');
     const writer = new FileSinkWorker();
     try {

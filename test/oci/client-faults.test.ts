@@ -31,6 +31,7 @@ const BLOB = Buffer.alloc(200_000, 5);
 const BLOB_DIGEST = sha(BLOB);
 
 describe('registry faults (local test server)', () => {
+  const faultDir = tempDir('intoto-gate-fault-');
   const handler: { current: Handler } = { current: (_req, res) => res.end() };
   const elsewhere: { current: Handler } = { current: (_req, res) => res.end() };
   let server: Server;
@@ -341,7 +342,7 @@ describe('registry faults (local test server)', () => {
         res.end(Buffer.concat([BLOB.subarray(0, 1000), Buffer.alloc(BLOB.length - 1000, 3)]));
       }
     };
-    const dir = tempDir('intoto-gate-fault-');
+    const dir = faultDir;
     const out = join(dir, 'model');
     const c = client();
     const code = await codeOfAsync(pullModel(c, { reference: parseReference(`${host}/m:v1`), destination: out, signer: { kind: 'key', path: '/nonexistent.pub' } }));

@@ -59,6 +59,8 @@ describe('registry references', () => {
 });
 
 describe('authentication', () => {
+  const dir = tempDir('intoto-docker-');
+
   it('reads challenges', () => {
     const bearer = parseChallenge('Bearer realm="https://auth.example.com/token",service="registry.example.com",scope="repository:a/b:pull,push"');
     expect(bearer?.scheme).toBe('bearer');
@@ -69,7 +71,6 @@ describe('authentication', () => {
   });
 
   it('reads docker config credentials by host, and says when only a credential helper has them', () => {
-    const dir = tempDir('intoto-docker-');
     mkdirSync(join(dir, 'a'));
     writeFileSync(
       join(dir, 'a', 'config.json'),
