@@ -22,7 +22,7 @@ const available = registryAvailable();
 
 describe.skipIf(!available)('the registry commands against docker-registry 2.8.2', () => {
   let registry: TestRegistry;
-  let work: string;
+  const work = tempDir('intoto-oci-');
   let signer: TestKey;
   let other: TestKey;
   let model: string;
@@ -30,7 +30,6 @@ describe.skipIf(!available)('the registry commands against docker-registry 2.8.2
 
   beforeAll(() => {
     registry = startRegistry();
-    work = tempDir('intoto-oci-');
     keys = join(work, 'keys');
     mkdirSync(keys);
     signer = makeSigningKey('P-384');
