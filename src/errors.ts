@@ -120,6 +120,25 @@ export type TraceCode =
   | 'E_TRACE_NOT_FOUND' // no link records the artifact
   | 'E_TRACE_CHANGED'; // the artifact's digest changes along the chain or on disk
 
+/** OCI registries (src/oci/): what a registry answered, and what its bytes turned out to be. */
+export type RegistryCode =
+  | 'E_REGISTRY' // an error answer (the message names the HTTP status and the registry's error code) or no answer
+  | 'E_REGISTRY_AUTH' // credentials missing or refused (401/403), or a token that could not be obtained
+  | 'E_NOT_FOUND' // no such tag, manifest, blob or repository
+  | 'E_INSECURE' // credentials would go over plain HTTP (a token realm) to a host that is not loopback, without --insecure
+  | 'E_REDIRECT' // a redirect we do not follow (another host for a manifest, a downgrade to HTTP, a loop)
+  | 'E_DIGEST_MISMATCH' // bytes whose digest is not the one they were asked for by
+  | 'E_BLOB_SIZE' // a body shorter or longer than its descriptor's size
+  | 'E_MANIFEST' // a manifest, index or config that is malformed or not what we push (not ModelPack)
+  | 'E_TAG_EXISTS'; // a push that would move a version tag to another digest
+
+/** The deployment gate (src/gate/): what a pull refuses. */
+export type GateCode =
+  | 'E_EXPECTED_DIGEST' // the reference resolved to another digest than --expect-digest
+  | 'E_MODEL_FILES' // the manifest's files differ from the signed files, or a file path is unsafe
+  | 'E_SIGNATURE_MISSING' // no signature is attached to the model
+  | 'E_DESTINATION'; // the output directory exists and is not empty
+
 /** A bug or an unexpected condition; never a verdict. */
 export type InternalCode = 'E_INTERNAL';
 
@@ -137,6 +156,8 @@ export type ErrorCode =
   | ModelCode
   | DataCode
   | TraceCode
+  | RegistryCode
+  | GateCode
   | InternalCode;
 
 /** The names a message is about; also carried into the machine-readable report. */
@@ -200,6 +221,29 @@ export class ModelError extends InTotoError<ModelCode | 'E_LIMIT'> {}
 export class DataError extends InTotoError<DataCode> {}
 export class TraceError extends InTotoError<TraceCode> {}
 export class InternalError extends InTotoError<InternalCode> {}
+export class GateError extends InTotoError<GateCode> {}
+
+/** A registry failure; `status` and `registryCode` are the HTTP status and the registry's error code, when there was an answer. */
+export class RegistryError extends InTotoError<RegistryCode> {
+  readonly status: number | undefined;
+  readonly registryCode: string | undefined;
+
+  constructor(code: RegistryCode, message: string, options: ErrorOptions & { readonly status?: number; readonly registryCode?: string } = {}) {
+    super(code, message, options);
+    this.status = options.status;
+    this.registryCode = options.registryCode;
+  }
+
+  override withContext(prefix: string, extra: ErrorContext): RegistryError {
+    return new RegistryError(this.code, prefix ? `${prefix}: ${this.message}` : this.message, {
+      cause: this.cause,
+      details: this.details,
+      context: { ...this.context, ...extra },
+      ...(this.status === undefined ? {} : { status: this.status }),
+      ...(this.registryCode === undefined ? {} : { registryCode: this.registryCode }),
+    });
+  }
+}
 
 /** Exit status for a code: 2 for bad usage, 1 for every other failure (as `in-toto-verify`). */
 export function exitStatusFor(code: ErrorCode): 1 | 2 {

@@ -34,3 +34,9 @@ export { checkDvcFile, readDvcEntries, type DataFinding, type DvcEntry } from '.
 export { traceArtifact, type TraceOptions, type TraceResult } from './trace/trace.js';
 export { scanModelFile, scanModelPaths } from './ml/model-scan.js';
 export { DEFAULT_POLICY, STRICT_POLICY } from './ml/policy.js';
+export { RegistryClient, type BlobSource, type ClientOptions, type FetchedManifest } from './oci/client.js';
+export { parseReference, formatReference, type Reference, type RegistryHost } from './oci/reference.js';
+export { listReferrers, attachReferrer, fallbackTag } from './oci/referrers.js';
+export { pushModel, type PushOptions, type PushResult } from './oci/push.js';
+export { listVersions, type VersionInfo } from './oci/versions.js';
+export { pullModel, type PullOptions, type PullResult, type GateCheck } from './gate/pull.js';

@@ -9,6 +9,9 @@ import { describe, expect, it } from 'vitest';
  * beside verify: they use the runner's hashing pool and nothing of verify; the pipeline may sign
  * models. attest writes SLSA provenance and VSAs from what verify established.
  * Nothing imports cli/ but bin/; verify/ reaches the runner only to run inspections.
+ * oci/ (the registry client and ModelPack packing) sits on model/, below everything that runs
+ * or verifies, so pipelines can keep artifacts in a registry; gate/ (the pull that only
+ * materialises what verifies) sits on verify/, ml/ and oci/.
  */
 const SRC = new URL('../src/', import.meta.url).pathname;
 
@@ -19,18 +22,20 @@ const ALLOWED: Record<string, readonly string[]> = {
   crypto: ['errors', 'canonical', 'io'],
   model: ['errors', 'canonical', 'io', 'crypto'],
   ml: ['errors', 'canonical', 'io'],
+  oci: ['errors', 'canonical', 'io', 'crypto', 'model'],
   runner: ['errors', 'canonical', 'io', 'crypto', 'model'],
   oms: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner'],
   data: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner'],
   verify: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner'],
   trace: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify'],
   attest: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify'],
-  pipeline: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify', 'attest', 'ml', 'oms'],
-  engine: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify', 'attest', 'pipeline', 'ml', 'oms'],
-  bench: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify', 'attest', 'pipeline', 'engine', 'ml', 'oms', 'data', 'trace'],
-  cli: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify', 'attest', 'pipeline', 'engine', 'ml', 'oms', 'data', 'trace'],
+  gate: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify', 'ml', 'oci', 'oms'],
+  pipeline: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify', 'attest', 'ml', 'oms', 'oci'],
+  engine: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify', 'attest', 'pipeline', 'ml', 'oms', 'oci'],
+  bench: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify', 'attest', 'pipeline', 'engine', 'ml', 'oms', 'data', 'trace', 'oci', 'gate'],
+  cli: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify', 'attest', 'pipeline', 'engine', 'ml', 'oms', 'data', 'trace', 'oci', 'gate'],
   bin: ['errors', 'cli'],
-  index: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify', 'attest', 'pipeline', 'engine', 'ml', 'oms', 'data', 'trace'],
+  index: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify', 'attest', 'pipeline', 'engine', 'ml', 'oms', 'data', 'trace', 'oci', 'gate'],
 };
 
 function files(dir: string): string[] {

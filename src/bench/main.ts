@@ -7,6 +7,7 @@ import { UsageError } from '../errors.js';
 import { runRecordBench } from './record.js';
 import { runSlurmBench } from './slurm.js';
 import { runScanBench, SCAN_MAX_SECONDS } from './scan.js';
+import { PULL_TARGET, PUSH_TARGET, runRegistryBench } from './registry.js';
 import { RUN_MAX_RSS_KIB, RUN_TARGETS, runRunBench } from './run.js';
 import type { Comparison } from './timing.js';
 import { runVerifyBench, VERIFY_TARGET_RATIO } from './verify.js';
@@ -87,6 +88,17 @@ export const BENCHES: readonly Bench[] = [
     title: 'intoto scan-model on 1 GiB models (whole process) vs a Python peer that only lists the pickle opcodes or reads the header',
     run: (context) =>
       runScanBench(context).map((row) => ({ bench: 'scan', case: row.description, comparison: row.comparison, target: undefined, maxRssKiB: undefined, maxSeconds: SCAN_MAX_SECONDS })),
+  },
+  {
+    name: 'registry',
+    title: 'intoto pull (the gate) and intoto push of a 1 GiB model vs curl moving its blobs (reference column: curl)',
+    run: (context) => {
+      const { pull, push } = runRegistryBench(context);
+      return [
+        { bench: 'registry', case: 'pull + verify, 4 x 256 MiB', comparison: pull, target: PULL_TARGET, maxRssKiB: undefined },
+        { bench: 'registry', case: 'push, 4 x 256 MiB', comparison: push, target: PUSH_TARGET, maxRssKiB: undefined },
+      ];
+    },
   },
 ];
 

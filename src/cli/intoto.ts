@@ -21,6 +21,9 @@ const TOOLS: ReadonlyMap<string, () => Promise<Main>> = new Map([
   ['scan-model', async () => (await import('./scan-model.js')).scanModelMain],
   ['scan-pickle', async () => async (argv: string[]) => (await import('./scan-model.js')).scanModelMain(argv, 'scan-pickle')],
   ['trace', async () => (await import('./trace.js')).traceMain],
+  ['push', async () => (await import('./oci.js')).pushMain],
+  ['pull', async () => (await import('./oci.js')).pullMain],
+  ['versions', async () => (await import('./oci.js')).versionsMain],
 ]);
 
 const GROUPS: ReadonlyMap<string, ReadonlyMap<string, () => Promise<Main>>> = new Map([
@@ -66,6 +69,11 @@ Models and data:
   model verify MODEL -k PUB       verify it (or --certificate-chain CA, or --identity --issuer)
   data check PATH.dvc|dvc.lock    recompute DVC's md5 digests and list every mismatch
   trace ARTIFACT [--layout ...]   the chain of custody of a file or digest over the links
+
+Models in an OCI registry:
+  push MODEL HOST/REPO:TAG        push a model (ModelPack) with its signature and attestations
+  pull REF -o DIR -k SIGNER.pub   the deployment gate: only a verified model reaches DIR
+  versions HOST/REPO              each version: tag, digest, signer, attachments
 
 The in-toto tools (same options as in-toto-<name>; also installed as intoto-<name>):
   keygen  sign  run  record  mock  match-products  verify
