@@ -1,4 +1,5 @@
 import { resolve } from 'node:path';
+import type { JsonObject } from '../canonical/json.js';
 import { asInTotoError } from '../errors.js';
 import { loadSigningKeyFile } from '../crypto/keyfiles.js';
 import type { KeyType } from '../crypto/keys.js';
@@ -77,6 +78,8 @@ export interface RunStepOptions extends SignAs {
   readonly hide?: readonly string[];
   /** Show the command's output on our stdout/stderr (default true). */
   readonly echo?: boolean;
+  /** Recorded in the link's `environment` beside the grants (a pipeline engine's run id); never read by the command. */
+  readonly environment?: JsonObject;
   readonly warn: (message: string) => void;
   readonly info?: (message: string) => void;
 }
@@ -171,7 +174,7 @@ export async function runStep(options: RunStepOptions): Promise<RunStepResult> {
     materials,
     products,
     byproducts: byproductsOf(result, options.recordStreams ?? false),
-    environment: grantsEnvironment(grants),
+    environment: { ...options.environment, ...grantsEnvironment(grants) },
   });
   const key = loadKeyAfterCommand(keyPath, options, result?.returnValue);
   const linkPath = writeLinkFile(places.metadataDirectory, linkFileName(options.name, key.keyid), link, [key], options.useDsse ?? false);
