@@ -40,6 +40,8 @@ export interface SlurmRunOptions {
   readonly partition?: string;
   /** Working directory of the jobs on their nodes (default /tmp). */
   readonly chdir?: string;
+  /** Directories the jobs find first on their PATH (before the fixed system PATH). */
+  readonly path?: readonly string[];
   /** Interval between two squeue calls (default 250 ms). */
   readonly pollMs?: number;
   /** How long cancelled jobs may take to end (default 60 s; Slurm's KillWait is 30 s by default). */
@@ -140,7 +142,7 @@ async function submitAll(options: SlurmRunOptions, tracked: Map<string, Tracked>
     const about = [`intoto run ${options.runId}: ${describe(spec)}`];
     let jobId: string;
     try {
-      jobId = await sbatch(options.client, args, batchScript({ argv: spec.argv, about }));
+      jobId = await sbatch(options.client, args, batchScript({ argv: spec.argv, about, ...(options.path === undefined ? {} : { path: options.path }) }));
     } catch (error) {
       throw withJob(error as InTotoError, spec);
     }
