@@ -270,8 +270,11 @@ function outputTail(path: string | undefined): string | undefined {
     const buffer = Buffer.alloc(length);
     readSync(fd, buffer, 0, length, size - length);
     const line = buffer.toString('utf8').split('\n').map((l) => l.trim()).filter((l) => l !== '').pop();
-    // Output is the node's text: keep it to one line of printable characters.
-    return line === undefined ? undefined : line.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?').slice(0, 300);
+    // Output is the node's text: keep it to one line of printable characters, at most 300; a
+    // longer line keeps its end too, where an intoto error line says its code.
+    if (line === undefined) return undefined;
+    const printable = line.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
+    return printable.length <= 300 ? printable : `${printable.slice(0, 200)} ... ${printable.slice(-95)}`;
   } catch {
     return undefined;
   } finally {
