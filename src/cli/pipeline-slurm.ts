@@ -82,6 +82,9 @@ export async function pipelineSlurmRun(file: string, opts: SlurmRunFlags, argv: 
   setActivity(`reading ${file}`);
   const { source, warnings } = loadLayoutSource({ file, ...(opts.pubkeyDir === undefined ? {} : { pubkeyDir: opts.pubkeyDir }) });
   printWarnings(file, warnings, out);
+  for (const functionary of machines.keys()) {
+    if (!source.functionaries.has(functionary)) usage(`--node ${functionary}=...: the layout has no functionary '${functionary}' (it has ${[...source.functionaries.keys()].join(', ')})`);
+  }
   const ownerKey = await ownerSigningKey(opts.ownerKey, opts.prompt);
   const ownerKeyPaths = ownerPublicKeyPaths(opts, ownerKey);
   const signedLayout = opts.layout === undefined ? undefined : signedLayoutBytes(opts.layout, ownerKey, source);
