@@ -8,7 +8,8 @@ import { RegistryClient } from '../../src/oci/client.js';
 import { parseImageManifest, serializeImageManifest } from '../../src/oci/manifest.js';
 import { OCI_MANIFEST } from '../../src/oci/media-types.js';
 import { parseRegistryHost } from '../../src/oci/reference.js';
-import { runBin } from '../helpers/bin.js';
+import { spawn } from 'node:child_process';
+import { binPath, runBin } from '../helpers/bin.js';
 import { referenceAvailable, run, tempDir } from '../helpers/reference.js';
 import { registryAvailable, startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { makeProject } from '../pipeline/helpers.js';
@@ -36,7 +37,7 @@ outputs: [out.txt.gz]
 steps:
   - name: build
     functionaries: [alice]
-    run: [sh, -c, 'echo COMMAND RAN build >&2; test "{MODE}" = ok || exit 3; tr a-z A-Z < src/hello.txt > out.txt']
+    run: [sh, -c, 'echo COMMAND RAN build >&2; test "{MODE}" != slow || sleep 31.7; test "{MODE}" != broken || exit 3; tr a-z A-Z < src/hello.txt > out.txt']
     materials: ["ALLOW src/*", "DISALLOW *"]
     products: ["CREATE out.txt", "MATCH src/* WITH MATERIALS FROM build", "DISALLOW *"]
   - name: package
@@ -183,6 +184,30 @@ describe.skipIf(!available)('a pipeline run through an OCI store: intoto pipelin
     expect(readdirSync(join(kept, 'links'))).toEqual([`build.${keyid('alice').slice(0, 8)}.link`]);
     expect(await client.resolveTag('test/pipeline', tagOf(runId, 'build', 'alice'))).toBeUndefined();
     rmSync(kept, { recursive: true, force: true });
+  });
+
+  it('an interrupted step (SIGINT) stops its command, removes its workspace, pushes nothing, and exits 130', async () => {
+    const runId = newId();
+    ok(publish(runId, ['--param', 'MODE=slow']));
+    const child = spawn(process.execPath, [binPath('intoto'), 'pipeline', 'step', yaml, 'build', '--as', 'alice', '-k', 'keys/alice', '--layout-key', 'keys/owner.pub', '--store', store, '--run-id', runId], { cwd: project, env });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const ended = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const sleeping = (): number[] => readdirSync('/proc').filter((p) => /^[0-9]+$/.test(p)).filter((p) => {
+      try {
+        return readFileSync(`/proc/${p}/cmdline`, 'latin1') === 'sleep\u000031.7\u0000';
+      } catch {
+        return false;
+      }
+    }).map(Number);
+    for (let i = 0; i < 300 && sleeping().length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(sleeping()).not.toEqual([]);
+    child.kill('SIGINT');
+    expect(await ended).toBe(130);
+    expect(stderr).toMatch(/interrupted by SIGINT while running step 'build' \(functionary alice\); .*temporary workspace removed; nothing was pushed \[E_INTERRUPTED\]/);
+    expect(readdirSync(tmp)).toEqual([]);
+    expect(sleeping()).toEqual([]);
+    expect(await client.resolveTag('test/pipeline', tagOf(runId, 'build', 'alice'))).toBeUndefined();
   });
 
   describe('attacks on the store', () => {
