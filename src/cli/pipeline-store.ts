@@ -67,10 +67,15 @@ function storeClient(store: StoreRef, opts: StoreFlags & { timeout?: string | un
   return clientFor({ registry: parseRegistryHost(store.host) }, connection, out);
 }
 
-function loadSource(file: string, opts: StoreFlags, out: Output): PipelineSource {
+/**
+ * The YAML source. `fromStore`: its inputs come from the store, not from the paths in the
+ * YAML, so warnings about those files (missing on this machine, let in by no step) are the
+ * owner's business at publish time, not every machine's.
+ */
+function loadSource(file: string, opts: StoreFlags, out: Output, fromStore: boolean): PipelineSource {
   setActivity(`reading ${file}`);
   const { source, warnings } = loadLayoutSource({ file, ...(opts.pubkeyDir === undefined ? {} : { pubkeyDir: opts.pubkeyDir }) });
-  printWarnings(file, warnings, out);
+  printWarnings(file, fromStore ? warnings.filter((w) => w.id !== 'input-missing' && w.id !== 'input-unused') : warnings, out);
   return source;
 }
 
@@ -129,7 +134,7 @@ export async function pipelineStepMain(argv: string[]): Promise<number> {
   if (opts.timeout !== undefined && timeout === undefined) usage(`--timeout must be ${TIMEOUT_RULE}, not '${opts.timeout}'`);
   const ownerKeys = ownerPublicKeys(opts.layoutKey, '--layout-key');
   const params = opts.param.length === 0 ? undefined : paramsOf(opts.param);
-  const source = loadSource(file, opts, out);
+  const source = loadSource(file, opts, out, true);
   const password = await passwordOf(opts.key, `functionary '${opts.as}'`, opts.prompt);
   const workspace = stepWorkspace(opts);
   const client = storeClient(store, { ...opts, timeout: opts.storeTimeout }, out);
@@ -283,7 +288,7 @@ export async function pipelinePublishMain(argv: string[]): Promise<number> {
   const runId = checkRunId(opts.runId ?? newRunId());
   const params = paramsOf(opts.param);
   if (opts.ownerKey === undefined || opts.ownerKey.length === 0) usage("--owner-key is required: the layout owner's private key signs the run record");
-  const source = loadSource(file, opts, out);
+  const source = loadSource(file, opts, out, false);
   const ownerKeys: SigningKey[] = [];
   for (const path of opts.ownerKey) {
     const password = await passwordOf(path, 'the layout owner', opts.prompt);
@@ -367,7 +372,7 @@ export async function pipelineVerifyMain(argv: string[]): Promise<number> {
   if (opts.out !== undefined && opts.metadata !== undefined && resolve(opts.out) === resolve(opts.metadata)) usage('-o and --metadata must be two directories');
   const ownerKeys = ownerPublicKeys(opts.layoutKey, '-k');
   const params = opts.param.length === 0 ? undefined : paramsOf(opts.param);
-  const source = loadSource(file, opts, out);
+  const source = loadSource(file, opts, out, true);
   const client = storeClient(store, opts, out);
   try {
     setActivity(`verifying run ${runId}`);

@@ -51,7 +51,7 @@ export async function pipelineRunMain(argv: string[]): Promise<number> {
     .option('--engine <name>', 'local (every step here) or slurm (each step run as a Slurm job on its functionary\'s node)', 'local')
     .option('--keys <dir>', "directory of private keys, one per functionary, named after it (DIR/alice), and the owner's (DIR/owner); required with the local engine")
     .option('--workspace <dir>', 'where each run gets its workspace (default: a temporary directory, removed unless a step or the verification fails)')
-    .option('--out <dir>', 'receives the final products, root.layout and the links: left untouched until all are there (default: pipeline-out); with --engine slurm, where the verification job writes the final products on its node (default: none)', 'pipeline-out')
+    .option('--out <dir>', 'receives the final products, root.layout and the links: left untouched until all are there (default: pipeline-out); with --engine slurm, where the verification job writes the final products on its node (nowhere unless given)', 'pipeline-out')
     .option('--force', 'replace an earlier output in --out (a directory holding root.layout; never one holding the keys, the YAML or the current directory)')
     .option('--owner-key <path>', "the layout owner's private key (default: DIR/owner)")
     .option('--layout <path>', 'use this layout, already signed by the owner, instead of signing one')
