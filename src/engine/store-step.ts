@@ -120,8 +120,9 @@ export async function runStoredStep(client: RegistryClient, options: StoredStepO
   const repository = options.store.repository;
 
   t0 = performance.now();
-  const upstream = await upstreamLinks(client, run, order, step, emit);
-  if ((await client.resolveTag(repository, tag)) !== undefined) {
+  // Independent lookups, side by side: the upstream links, and whether this run was pushed already.
+  const [upstream, existing] = await Promise.all([upstreamLinks(client, run, order, step, emit), client.resolveTag(repository, tag)]);
+  if (existing !== undefined) {
     throw new RegistryError('E_TAG_EXISTS', `step '${step.name}' was already run by ${functionary} in run '${runId}' (${where} exists): a step run is pushed once`, { context: { step: step.name } });
   }
   const wanted = await materialsToFetch(client, run, step, upstream);
@@ -298,14 +299,13 @@ async function pushStepRun(
     const path = join(run.dir, name);
     return { name, path, digest: `sha256:${digests.get('sha256') ?? ''}`, size: fileSize(path) };
   });
-  const sent = await uploadFiles(client, repository, products);
   let linkBytes: Uint8Array;
   try {
     linkBytes = readFileSync(run.linkPath);
   } catch (error) {
     throw ioError(run.linkPath, error);
   }
-  const link = await client.pushBytes(repository, linkBytes);
+  const [sent, link] = await Promise.all([uploadFiles(client, repository, products), client.pushBytes(repository, linkBytes)]);
   const manifest = stepManifest({
     runId: options.runId,
     step: run.step,
