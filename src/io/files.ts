@@ -7,6 +7,12 @@ import { IoError, ioError } from '../errors.js';
 export const LIMITS = {
   /** A layout or link file. A link with 1,000,000 artifacts is about 100 MB. */
   metadataBytes: 256 * 1024 * 1024,
+  /**
+   * A DSSE payload, decoded (checked on its base64 length before decoding). As much as a
+   * metadata file at its limit can carry, so an envelope read from a file never meets it
+   * first; it bounds envelopes that come from elsewhere (a bundle, a registry) alike.
+   */
+  dssePayloadBytes: 192 * 1024 * 1024,
   /** A key file. */
   keyBytes: 64 * 1024,
   /** A YAML layout source. */

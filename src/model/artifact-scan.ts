@@ -1,6 +1,6 @@
 import { DIGEST_HEX_LENGTH, keepArtifactList, type ArtifactMap, type HashDict } from './artifacts.js';
 import { digestProblem, makeDigests, MAX_ALGORITHMS } from './digests.js';
-import { artifactNameProblem } from './names.js';
+import { artifactNameProblem, caseFoldCollision } from './names.js';
 import { CAPS } from './schemas.js';
 
 /**
@@ -173,6 +173,8 @@ export function scanArtifacts(at: Cursor): ArtifactMap {
     out[q++] = RBRACE;
     at.p = p + 1;
     at.q = q;
+    // Names that differ only in case: the general path reports them (E_ARTIFACT_ALIAS).
+    if (caseFoldCollision(names) !== undefined) throw DECLINE;
     keepArtifactList(map, { names, digests: dicts });
     return map;
   }

@@ -83,9 +83,8 @@ function checkRules(source: PipelineSource, add: Add): void {
       const at = `${pointer}/${j}`;
       const fromStep = stepIndex.get(rule.destStep);
       const fromInspection = inspectionIndex.get(rule.destStep);
-      if (list.step >= 0 && fromInspection !== undefined) {
-        add('warning', 'match-from-inspection', `${list.owner}: '${rule.text}' reads from an inspection, which only runs at verification, after every step`, at);
-      } else if (list.step >= 0 && fromStep !== undefined && fromStep > list.step) {
+      // (A step's MATCH from an inspection is an error of compile.ts: no source gets here with one.)
+      if (list.step >= 0 && fromStep !== undefined && fromStep > list.step) {
         add('warning', 'match-later-step', `${list.owner}: '${rule.text}' reads from step '${rule.destStep}', which is listed later: list steps in the order data flows`, at);
       } else if (list.inspection >= 0 && fromInspection !== undefined && fromInspection > list.inspection) {
         add('warning', 'match-later-step', `${list.owner}: '${rule.text}' reads from inspection '${rule.destStep}', which runs later`, at);

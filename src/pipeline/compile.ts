@@ -50,13 +50,16 @@ export function compileSource(tree: SourceTree, options: CompileOptions): { sour
   rawSteps.forEach((s, i) => nameOk(s['name'] as string, 'step', `/steps/${i}/name`));
   rawInspections.forEach((s, i) => nameOk(s['name'] as string, 'inspection', `/inspections/${i}/name`));
 
-  const rules = (list: JsonValue | undefined, pointer: string): ArtifactRule[] =>
+  const inspectionNames = new Set(rawInspections.map((s) => s['name'] as string));
+  const rules = (list: JsonValue | undefined, pointer: string, ofStep = false): ArtifactRule[] =>
     ((list ?? []) as readonly string[]).flatMap((text, j) => {
       const at = `${pointer}/${j}`;
       try {
         const rule = parseRuleString(text, at);
         if (rule.kind === 'MATCH' && !names.has(rule.destStep)) {
           report('match-unknown-step', 'E_RULE_UNKNOWN_STEP', `rule '${rule.text}' reads from step '${rule.destStep}', which is neither a step nor an inspection here`, at);
+        } else if (ofStep && rule.kind === 'MATCH' && inspectionNames.has(rule.destStep)) {
+          report('match-from-inspection', 'E_RULE_UNKNOWN_STEP', `rule '${rule.text}' reads from an inspection, which runs only after every step's rules are checked: it can never match`, at);
         }
         return [rule];
       } catch (error) {
@@ -97,8 +100,8 @@ export function compileSource(tree: SourceTree, options: CompileOptions): { sour
       threshold,
       run: run === undefined ? undefined : Object.freeze(run),
       expectedCommand: Object.freeze(command(raw['expected_command'], `${at}/expected_command`) ?? run ?? []),
-      materials: Object.freeze(rules(raw['materials'], `${at}/materials`)),
-      products: Object.freeze(rules(raw['products'], `${at}/products`)),
+      materials: Object.freeze(rules(raw['materials'], `${at}/materials`, true)),
+      products: Object.freeze(rules(raw['products'], `${at}/products`, true)),
       timeoutSeconds: raw['timeout'] === undefined ? undefined : Number(raw['timeout']),
       index,
     });

@@ -1,7 +1,7 @@
 import { UsageError } from '../errors.js';
 import { makeLink, type Link } from '../model/link.js';
 import { recordArtifacts } from './record.js';
-import { allowedEnvironment, resolveSandbox, type SandboxMode } from './sandbox.js';
+import { resolveSandbox, type SandboxMode } from './sandbox.js';
 import { assertStepName, byproductsOf, checkTimeout, recordOptions, stepPlaces, writeLinkFile } from './step-files.js';
 
 /**
@@ -49,7 +49,7 @@ export async function mockStep(options: MockOptions): Promise<MockResult> {
   const [program] = options.command;
   if (program === undefined) throw new UsageError('E_USAGE', 'a command is required (intoto-mock -n NAME -- COMMAND [ARGS...])');
   const sandboxed = await resolveSandbox(options.sandbox ?? 'auto', options.warn);
-  exec.resolveExecutable(program, places.cwd, allowedEnvironment(process.env, options.passEnv ?? [])['PATH']);
+  exec.resolveExecutable(program, places.cwd, process.env['PATH']);
   const recording = recordOptions(places, { warn: options.warn });
 
   options.info?.(`recording materials of '${options.name}' (everything under ${places.cwd})...`);

@@ -6,7 +6,7 @@ import type { RecordableHashAlgorithm } from '../model/artifacts.js';
 import { linkFileName, makeLink, type Link } from '../model/link.js';
 import { prewarmHashWorkers } from './hash-pool.js';
 import { recordArtifacts } from './record.js';
-import { allowedEnvironment, resolveSandbox, type SandboxMode } from './sandbox.js';
+import { resolveSandbox, type SandboxMode } from './sandbox.js';
 import {
   assertStepName,
   byproductsOf,
@@ -112,7 +112,7 @@ export async function runStep(options: RunStepOptions): Promise<RunStepResult> {
   if (command.length > 0) {
     exec = await import('./exec.js');
     sandboxed = await resolveSandbox(options.sandbox ?? 'auto', warn);
-    exec.resolveExecutable(command[0]!, places.cwd, allowedEnvironment(process.env, options.passEnv ?? [])['PATH']);
+    exec.resolveExecutable(command[0]!, places.cwd, process.env['PATH']);
     if (sandboxed && !isWithin(places.basePath, places.cwd)) {
       warn(`the command runs in ${places.cwd}, outside the base path ${places.basePath}: only the base path is writable in the sandbox`);
     }
