@@ -25,6 +25,26 @@ export interface ReadOptions {
   readonly noFollow?: boolean;
   /** What the file is, for messages ("layout", "link", "key"). */
   readonly what?: string;
+  /**
+   * Read into this buffer instead of a new one: the bytes returned stay valid until the next
+   * read into it (see {@link ReadBuffer}).
+   */
+  readonly into?: ReadBuffer;
+}
+
+/**
+ * A buffer that reads reuse, one file at a time: reading many large files (link files of tens
+ * of megabytes) touches new memory only for the largest, where a new buffer per file costs a
+ * page fault every 4 KiB of every file. What a read returned is overwritten by the next read.
+ */
+export class ReadBuffer {
+  private buffer = Buffer.alloc(0);
+
+  /** A buffer of at least `size` bytes: the last one when it is large enough. */
+  take(size: number): Buffer {
+    if (this.buffer.length < size) this.buffer = Buffer.allocUnsafe(size);
+    return this.buffer;
+  }
 }
 
 /**
@@ -60,7 +80,8 @@ export function readRegularFileSync(path: string, options: ReadOptions): Buffer 
       );
     }
     // Read at most maxBytes + 1 so that a file growing while we read is still caught.
-    const buffer = Buffer.allocUnsafe(Math.min(stat.size, options.maxBytes) + 1);
+    const size = Math.min(stat.size, options.maxBytes) + 1;
+    const buffer = options.into === undefined ? Buffer.allocUnsafe(size) : options.into.take(size).subarray(0, size);
     let total = 0;
     for (;;) {
       const n = readSync(fd, buffer, total, buffer.length - total, null);

@@ -1,5 +1,6 @@
 import { FormatError } from '../errors.js';
 import { getOwn, isJsonObject, nullObject, type JsonObject, type JsonValue } from '../canonical/json.js';
+import { ArtifactTable } from './artifact-table.js';
 import type { ArtifactMap, HashDict } from './artifacts.js';
 import { digestProblem, makeDigests, MAX_ALGORITHMS } from './digests.js';
 import { artifactNameFault, assertNoCaseFoldCollision } from './names.js';
@@ -53,8 +54,9 @@ export function linkFromJson(value: JsonValue, where: string): Link {
  * @throws FormatError E_ARTIFACT_NAME, E_ARTIFACT_ALIAS, E_SCHEMA
  */
 function artifactsFromJson(object: JsonObject, where: string, path: string): ArtifactMap {
-  const artifacts = new Map<string, HashDict>();
-  for (const name of Object.keys(object)) {
+  const names = Object.keys(object);
+  const dicts: HashDict[] = [];
+  for (const name of names) {
     const fault = artifactNameFault(name);
     if (fault !== undefined) {
       throw new FormatError(fault.code, `${where}: artifact name ${JSON.stringify(name)} ${fault.problem}`, {
@@ -84,10 +86,10 @@ function artifactsFromJson(object: JsonObject, where: string, path: string): Art
       }
     }
     if (count === 0) throw badDigest(where, path, name, `must hold 1 to ${MAX_ALGORITHMS} digests`);
-    artifacts.set(name, makeDigests(firstAlgorithm, firstHex, algorithms, hexes));
+    dicts.push(makeDigests(firstAlgorithm, firstHex, algorithms, hexes));
   }
-  assertNoCaseFoldCollision([...artifacts.keys()], where);
-  return artifacts;
+  assertNoCaseFoldCollision(names, where);
+  return ArtifactTable.ofDicts(names, dicts);
 }
 
 function badDigest(where: string, path: string, name: string, what: string, algorithm?: string): FormatError {

@@ -1,27 +1,24 @@
-import { artifactList, type ArtifactMap, type HashDict } from '../model/artifacts.js';
+import { tableOf, type ArtifactTable } from '../model/artifact-table.js';
+import type { ArtifactMap } from '../model/artifacts.js';
 import type { Pattern } from './pattern.js';
 
 /**
  * The queue of not-yet-consumed artifacts of one rule list. Tens of thousands of names pass
- * through every rule, so it is an array with a "still queued" flag per name rather than a Set
- * (building and deleting from a Set of 50,000 strings costs more than all the matching), with
- * a name -> position index built only when a literal pattern or REQUIRE needs one. Each name's
- * digests ride along, so MATCH and MODIFY need no lookup for their own side.
+ * through every rule, so it is the link's table of names with a "still queued" flag per name
+ * rather than a Set (building and deleting from a Set of 50,000 strings costs more than all
+ * the matching). Rules get each artifact's position, which indexes its digests in the same
+ * table, so MATCH and MODIFY need no lookup for their own side.
  */
-const EMPTY: HashDict = new Map();
-
 export class ArtifactQueue {
-  // Shared with the map's reader (artifactList): read here, never changed.
-  private readonly names: readonly string[];
-  private readonly digests: readonly HashDict[];
+  /** The artifacts this queue started with (read here, never changed). */
+  readonly table: ArtifactTable;
   private readonly queued: Uint8Array;
-  private index: Map<string, number> | undefined;
   private remaining: number;
 
   constructor(artifacts: ArtifactMap) {
-    ({ names: this.names, digests: this.digests } = artifactList(artifacts));
-    this.queued = new Uint8Array(this.names.length).fill(1);
-    this.remaining = this.names.length;
+    this.table = tableOf(artifacts);
+    this.queued = new Uint8Array(this.table.size).fill(1);
+    this.remaining = this.table.size;
   }
 
   /** How many artifacts are still queued. */
@@ -31,48 +28,47 @@ export class ArtifactQueue {
 
   /** True when `name` is still queued. */
   has(name: string): boolean {
-    const i = this.positionOf(name);
+    const i = this.table.indexOf(name);
     return i >= 0 && this.queued[i] === 1;
   }
 
   /** The queued names, in the order the link listed them. */
   list(): string[] {
-    return this.names.filter((_, i) => this.queued[i] === 1);
+    return this.table.names.filter((_, i) => this.queued[i] === 1);
   }
 
   /**
    * Visits every queued name under `prefix` (a directory ending in '/', or '') whose remainder
-   * matches `pattern`, consuming it when `consume(name, rel, digests)` says so; returns what
-   * it consumed. A literal pattern is one lookup instead of a scan.
+   * matches `pattern`, consuming it when `consume(index, name, rel)` says so (`index` is its
+   * position in {@link table}); returns what it consumed. A literal pattern is one lookup
+   * instead of a scan.
    */
-  consumeMatches(
-    pattern: Pattern,
-    prefix: string,
-    consume: (name: string, rel: string, digests: HashDict) => boolean,
-  ): string[] {
+  consumeMatches(pattern: Pattern, prefix: string, consume: (index: number, name: string, rel: string) => boolean): string[] {
     const consumed: string[] = [];
-    const { names, digests, queued } = this;
+    const { queued } = this;
+    const names = this.table.names;
     const take = (i: number, name: string, rel: string): void => {
-      if (consume(name, rel, digests[i] ?? EMPTY)) {
-        this.queued[i] = 0;
+      if (consume(i, name, rel)) {
+        queued[i] = 0;
         this.remaining--;
         consumed.push(name);
       }
     };
     if (pattern.literal !== undefined) {
       const name = prefix + pattern.literal;
-      const i = this.positionOf(name);
-      if (i >= 0 && this.queued[i] === 1) take(i, name, pattern.literal);
+      const i = this.table.indexOf(name);
+      if (i >= 0 && queued[i] === 1) take(i, name, pattern.literal);
       return consumed;
     }
+    const all = pattern.matchesAll;
     for (let i = 0; i < names.length; i++) {
       if (queued[i] !== 1) continue;
-      const name = names[i] ?? '';
+      const name = names[i] as string;
       if (prefix === '') {
-        if (pattern.matches(name)) take(i, name, name);
+        if (all || pattern.matches(name)) take(i, name, name);
       } else if (name.startsWith(prefix)) {
         const rel = name.slice(prefix.length);
-        if (pattern.matches(rel)) take(i, name, rel);
+        if (all || pattern.matches(rel)) take(i, name, rel);
       }
     }
     return consumed;
@@ -82,18 +78,10 @@ export class ArtifactQueue {
   matching(pattern: Pattern): string[] {
     if (pattern.matchesAll) return this.list();
     const found: string[] = [];
-    this.consumeMatches(pattern, '', (name) => {
+    this.consumeMatches(pattern, '', (_, name) => {
       found.push(name);
       return false;
     });
     return found;
-  }
-
-  private positionOf(name: string): number {
-    if (this.index === undefined) {
-      this.index = new Map();
-      this.names.forEach((n, i) => this.index?.set(n, i));
-    }
-    return this.index.get(name) ?? -1;
   }
 }

@@ -1,3 +1,4 @@
+import { ArtifactTable, tableOf } from '../model/artifact-table.js';
 import type { ArtifactMap } from '../model/artifacts.js';
 import type { ArtifactRule, MatchRule } from '../model/rules.js';
 import { compareHashes, hashVerdict } from './hashes.js';
@@ -18,8 +19,8 @@ export interface QueueState {
   readonly kind: 'materials' | 'products';
   readonly name: string;
   readonly queue: ArtifactQueue;
-  readonly materials: ArtifactMap;
-  readonly products: ArtifactMap;
+  readonly materials: ArtifactTable;
+  readonly products: ArtifactTable;
   readonly linkOf: LinkLookup;
   /** Why a hash check left an artifact in the queue, for the eventual DISALLOW/REQUIRE message. */
   readonly reasons: Map<string, string>;
@@ -63,15 +64,21 @@ export function applyMatch(rule: MatchRule, pattern: Pattern, s: QueueState): Ou
   if (dest === undefined) {
     return { consumed: [], notes: [`no link for step '${rule.destStep}': nothing consumed`] };
   }
-  const theirs = dest[rule.destType];
+  const theirs = tableOf(dest[rule.destType]);
+  const ours = s.queue.table;
   const [from, to] = [dir(rule.sourcePrefix), dir(rule.destPrefix)];
-  const consumed = s.queue.consumeMatches(pattern, from, (name, rel, ourDigests) => {
+  const consumed = s.queue.consumeMatches(pattern, from, (i, name, rel) => {
     // Most MATCH rules use the same prefix on both sides (or none): reuse the name itself
-    // rather than building 50,000 new strings that must each be hashed again for the lookup.
+    // rather than building 50,000 new strings.
     const destName = to === from ? name : to === '' ? rel : to + rel;
-    const theirDigests = theirs.get(destName);
-    if (theirDigests === undefined) return false;
-    if (hashVerdict(ourDigests, theirDigests) === 'equal') return true;
+    const j = theirs.indexOf(destName);
+    if (j < 0) return false;
+    // Digests compared in place when both sides are columns of one strong algorithm.
+    const fast = ArtifactTable.columnVerdict(ours, i, theirs, j);
+    if (fast === 'equal') return true;
+    const ourDigests = ours.digestsAt(i);
+    const theirDigests = theirs.digestsAt(j);
+    if (fast === undefined && hashVerdict(ourDigests, theirDigests) === 'equal') return true;
     const verdict = compareHashes(ourDigests, theirDigests);
     if (verdict.kind === 'equal') return true; // not reached: hashVerdict said otherwise
     const there = `${rule.destStep} ${rule.destType}`;
@@ -89,7 +96,7 @@ export function applyMatch(rule: MatchRule, pattern: Pattern, s: QueueState): Ou
 
 /** CREATE, DELETE, ALLOW: consume the matches that pass `keep`. */
 export function applyFilter(pattern: Pattern, s: QueueState, keep: (name: string) => boolean): Outcome {
-  return { consumed: s.queue.consumeMatches(pattern, '', keep), notes: [] };
+  return { consumed: s.queue.consumeMatches(pattern, '', (_, name) => keep(name)), notes: [] };
 }
 
 /**
@@ -99,9 +106,14 @@ export function applyFilter(pattern: Pattern, s: QueueState, keep: (name: string
 export function applyModify(rule: ArtifactRule, pattern: Pattern, s: QueueState): Outcome {
   const notes = new Notes();
   const other = s.kind === 'materials' ? s.products : s.materials;
-  const consumed = s.queue.consumeMatches(pattern, '', (name, _, own) => {
-    const theirs = other.get(name);
-    if (theirs === undefined) return false;
+  const ownTable = s.queue.table;
+  const consumed = s.queue.consumeMatches(pattern, '', (i, name) => {
+    const j = other.indexOf(name);
+    if (j < 0) return false;
+    const fast = ArtifactTable.columnVerdict(ownTable, i, other, j);
+    if (fast !== undefined) return fast === 'different';
+    const own = ownTable.digestsAt(i);
+    const theirs = other.digestsAt(j);
     // Comparison is symmetric in its verdict; the order only labels the digests.
     const kind = hashVerdict(own, theirs);
     const verdict = kind === 'uncheckable' ? compareHashes(own, theirs) : undefined;

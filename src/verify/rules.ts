@@ -1,4 +1,5 @@
 import { VerificationError } from '../errors.js';
+import { tableOf } from '../model/artifact-table.js';
 import type { ArtifactMap } from '../model/artifacts.js';
 import type { ArtifactRule } from '../model/rules.js';
 import { compilePattern, type Pattern } from './pattern.js';
@@ -60,12 +61,14 @@ export function applyRules(
   ctx: RuleContext,
   who: RuleSubject,
 ): { readonly trace: readonly RuleTrace[] } {
+  const materials = tableOf(ctx.materials);
+  const products = tableOf(ctx.products);
   const state: QueueState = {
     kind,
     name: who.name,
-    queue: new ArtifactQueue(kind === 'materials' ? ctx.materials : ctx.products),
-    materials: ctx.materials,
-    products: ctx.products,
+    queue: new ArtifactQueue(kind === 'materials' ? materials : products),
+    materials,
+    products,
     linkOf: ctx.linkOf,
     reasons: new Map(),
   };
@@ -91,9 +94,9 @@ function applyOne(rule: ArtifactRule, s: QueueState, trace: readonly RuleTrace[]
     // Every queued name is in the queue's own map, so one lookup decides; and CREATE can
     // consume no material, DELETE no product.
     case 'CREATE':
-      return s.kind === 'products' ? applyFilter(pattern, s, (name) => !s.materials.has(name)) : NOTHING;
+      return s.kind === 'products' ? applyFilter(pattern, s, (name) => s.materials.indexOf(name) < 0) : NOTHING;
     case 'DELETE':
-      return s.kind === 'materials' ? applyFilter(pattern, s, (name) => !s.products.has(name)) : NOTHING;
+      return s.kind === 'materials' ? applyFilter(pattern, s, (name) => s.products.indexOf(name) < 0) : NOTHING;
     case 'MODIFY':
       return applyModify(rule, pattern, s);
     case 'ALLOW':
