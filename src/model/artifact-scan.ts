@@ -9,17 +9,29 @@ import { CAPS } from './schemas.js';
  * bytes into an ArtifactTable: the loop that costs most of verifying a large chain, kept apart
  * from the structure around it.
  *
- * It writes the canonical bytes of what it reads over the input, behind the read position
- * (`out` may be `b`): every byte written stands for a byte read, so the write position never
- * passes the read position, and what is read is never a byte already overwritten. Strings it
- * keeps (names, unusual algorithms and digests) are taken from the canonical bytes already
- * written, which do not change again.
+ * It writes the canonical bytes of what it reads over the input (`out` is `b`), behind the read
+ * position: every byte written stands for a byte read, so the write position never passes the
+ * read position, and what is read is never a byte already overwritten. Runs of bytes (names,
+ * digests) are validated by reading them, then moved as one block (copyWithin, a memmove).
+ * Strings it keeps (names, unusual algorithms and digests) are taken from the canonical bytes
+ * already written, which do not change again.
+ *
+ * Shaped for the JIT, as measured: one small method per artifact ({@link MapScan.entry}), with
+ * the one digest per artifact nearly every link has on a short path of its own
+ * ({@link MapScan.columnDigest}) and everything else out of line. A single function holding the
+ * whole loop was compiled six times per verification (up to 140 ms each), every rare branch
+ * met after compiling throwing the compiled code away; small methods compile in a millisecond
+ * or two, and meet no new branch once warm. Buffers are sized once per map, from the bytes
+ * left, so that no growth branch is met mid-map.
  */
 
 /** Thrown to give up on the one pass (link-reader.ts catches it); never leaves the model. */
 export const DECLINE = Symbol('decline');
 
-/** Where the one pass stands: the input, the canonical output (maybe the input itself), two positions. */
+/**
+ * Where the one pass stands: the input, the canonical output, which is the input itself
+ * (`out === b`: bytes are moved within it, behind the read position), and the two positions.
+ */
 export interface Cursor {
   readonly b: Uint8Array;
   readonly out: Uint8Array;
@@ -51,34 +63,24 @@ for (let hi = 0; hi < 256; hi++) {
 const NEWLINE = 0x0a;
 const QUOTE = 0x22;
 const COMMA = 0x2c;
+const DOT = 0x2e;
+const SLASH = 0x2f;
+const ZERO = 0x30;
+const NINE = 0x39;
 const COLON = 0x3a;
 const LBRACE = 0x7b;
 const RBRACE = 0x7d;
 
+/** Every entry of a valid link takes more than this many bytes (`"a":{"x":"<16 hex>"}` takes 28). */
+const MIN_ENTRY_BYTES = 24;
+
 /**
- * Buffers reused from one map to the next (names' bytes, the digest column): only their
- * first pages are ever new memory. Each table gets its own exact copies.
+ * Buffers reused from one map to the next (names' bytes, where each name ends, the digest
+ * column): only what no earlier map touched is new memory. Each table gets its own copies.
  */
-let nameBytes = Buffer.allocUnsafe(1 << 16);
-let columnBytes = new Uint8Array(1 << 16);
-
-function reserveNames(size: number): Buffer {
-  if (nameBytes.length < size) {
-    const bigger = Buffer.allocUnsafe(Math.max(size, nameBytes.length * 2));
-    nameBytes.copy(bigger);
-    nameBytes = bigger;
-  }
-  return nameBytes;
-}
-
-function reserveColumn(size: number): Uint8Array {
-  if (columnBytes.length < size) {
-    const bigger = new Uint8Array(Math.max(size, columnBytes.length * 2));
-    bigger.set(columnBytes);
-    columnBytes = bigger;
-  }
-  return columnBytes;
-}
+let nameBytes = Buffer.allocUnsafe(0);
+let nameEnds = new Int32Array(0);
+let columnBytes = new Uint8Array(0);
 
 /** The known algorithms, sha256 (nearly every digest) first, with their names as bytes. */
 const KNOWN = [...DIGEST_HEX_LENGTH]
@@ -96,85 +98,212 @@ type Known = (typeof KNOWN)[number];
  * @throws DECLINE for anything the one pass does not take (see link-reader.ts)
  */
 export function scanArtifacts(at: Cursor): ArtifactTable {
-  const { b, out } = at;
-  let p = at.p;
-  let q = at.q;
-  if (b[p] !== LBRACE) throw DECLINE;
-  out[q++] = LBRACE;
-  p = skip(b, p + 1);
-  if (b[p] === RBRACE) {
-    out[q++] = RBRACE;
-    at.p = p + 1;
-    at.q = q;
-    return ArtifactTable.ofDicts([], []);
+  if (at.out !== at.b) throw DECLINE;
+  const scan = new MapScan(at.b, at.p, at.q);
+  const table = scan.run();
+  at.p = scan.p;
+  at.q = scan.q;
+  return table;
+}
+
+class MapScan {
+  /** Names' bytes, one after another, a newline after each (no plain name holds one). */
+  private readonly nb: Buffer;
+  private nq = 0;
+  /** Where each name ends in `nb`. */
+  private readonly ends: Int32Array;
+  private count = 0;
+  /** The digests while every artifact has one of the first artifact's algorithm. */
+  private readonly column: Uint8Array;
+  private cq = 0;
+  private algorithm: Known | undefined;
+  /** A dict per artifact, once some artifact does not fit the column. */
+  private dicts: HashDict[] | undefined;
+
+  constructor(
+    private readonly b: Uint8Array,
+    public p: number,
+    public q: number,
+  ) {
+    // Bounds from the bytes left: a name byte, a digest byte pair and an entry each take at
+    // least that many input bytes. A map that would pass them is declined (the general path).
+    const left = b.length - p;
+    this.nb = nameBytes.length >= left + MAX_ARTIFACT_NAME_LENGTH + 2 ? nameBytes : (nameBytes = Buffer.allocUnsafe(left + MAX_ARTIFACT_NAME_LENGTH + 2));
+    const entries = Math.min(Math.floor(left / MIN_ENTRY_BYTES) + 1, CAPS.artifactsPerLink);
+    this.ends = nameEnds.length >= entries ? nameEnds : (nameEnds = new Int32Array(entries));
+    const digestBytes = Math.floor(left / 2) + 64;
+    this.column = columnBytes.length >= digestBytes ? columnBytes : (columnBytes = new Uint8Array(digestBytes));
   }
-  // Names' bytes one after another, and where each ends; the digests in a column while every
-  // artifact has one digest of the first artifact's algorithm, else a dict per artifact.
-  let nb = reserveNames(MAX_ARTIFACT_NAME_LENGTH + 1);
-  let nq = 0;
-  const ends: number[] = [];
-  let column = reserveColumn(128);
-  let cq = 0;
-  let table: Known | undefined;
-  let dicts: HashDict[] | undefined;
-  let previousStart = -1;
-  let previousEnd = -1;
-  for (;;) {
-    // The name: plain printable ASCII, strictly increasing, copied to the output and to the
-    // names' bytes (a newline after each: no plain name holds one). That it is a normalised
-    // relative path is checked on all names at once, below.
+
+  run(): ArtifactTable {
+    const b = this.b;
+    if (b[this.p] !== LBRACE) throw DECLINE;
+    this.emit(LBRACE);
+    this.p = skip(b, this.p + 1);
+    if (b[this.p] === RBRACE) {
+      this.emit(RBRACE);
+      this.p++;
+      return ArtifactTable.ofDicts([], []);
+    }
+    for (;;) {
+      this.entry();
+      this.p = skip(b, this.p + 1);
+      const next = b[this.p];
+      if (next === COMMA) {
+        this.emit(COMMA);
+        this.p = skip(b, this.p + 1);
+        continue;
+      }
+      if (next !== RBRACE) throw DECLINE;
+      this.emit(RBRACE);
+      this.p++;
+      return this.table();
+    }
+  }
+
+  /** One artifact: its name, then its digest dict, `this.p` left on the dict's closing brace. */
+  private entry(): void {
+    this.name();
+    const b = this.b;
+    let p = skip(b, this.p);
+    if (b[p] !== COLON) throw DECLINE;
+    this.emit(COLON);
+    p = skip(b, p + 1);
+    if (b[p] !== LBRACE) throw DECLINE;
+    this.emit(LBRACE);
+    this.p = skip(b, p + 1);
+    if (!this.columnDigest()) this.otherDigests();
+  }
+
+  /**
+   * The name: plain printable ASCII, strictly increasing, copied to the output and to the
+   * names' bytes. That it is a normalised relative path is checked at its ends here and in its
+   * middle for all names at once (table()). Leaves `this.p` after the closing quote.
+   */
+  private name(): void {
+    const b = this.b;
+    const nb = this.nb;
+    const out = b;
+    let p = this.p;
     if (b[p] !== QUOTE) throw DECLINE;
-    out[q++] = QUOTE;
     const nameStart = ++p;
-    if (nb.length < nq + MAX_ARTIFACT_NAME_LENGTH + 2) nb = reserveNames(nq + MAX_ARTIFACT_NAME_LENGTH + 2);
-    const nbStart = nq;
+    const nbStart = this.nq;
+    let nq = nbStart;
     let c = b[p] as number;
     // (Past the end, b[p] is undefined and so is its class: the loop stops, the check fails.)
     while (((CLASS[c] as number) & PLAIN) !== 0) {
-      out[q++] = c;
       nb[nq++] = c;
       c = b[++p] as number;
     }
-    if (c !== QUOTE || p - nameStart > MAX_ARTIFACT_NAME_LENGTH) throw DECLINE;
-    out[q++] = QUOTE;
-    if (previousStart >= 0 && !increasing(nb, previousStart, previousEnd, nbStart, nq)) throw DECLINE;
-    previousStart = nbStart;
-    previousEnd = nq;
-    ends.push(nq);
+    if (c !== QUOTE || p === nameStart || p - nameStart > MAX_ARTIFACT_NAME_LENGTH) throw DECLINE;
+    // A '.' or '..' segment, or a '/', at either end; a name of digits only (an array index,
+    // which the general path's Object.keys lists first).
+    const head = nb[nbStart] as number;
+    const tail = nb[nq - 1] as number;
+    if (head === SLASH || tail === SLASH) throw DECLINE;
+    if ((head === DOT || tail === DOT) && dotSegmentAtAnEnd(nb, nbStart, nq)) throw DECLINE;
+    if (head >= ZERO && head <= NINE && digitsOnly(nb, nbStart, nq)) throw DECLINE;
+    const count = this.count;
+    if (count > 0) {
+      const previousEnd = this.ends[count - 1] as number;
+      const previousStart = count > 1 ? (this.ends[count - 2] as number) + 1 : 0;
+      if (!increasing(nb, previousStart, previousEnd, nbStart, nq)) throw DECLINE;
+    }
+    if (count >= this.ends.length) throw DECLINE;
+    this.ends[count] = nq;
+    this.count = count + 1;
     nb[nq++] = NEWLINE;
-    if (ends.length > CAPS.artifactsPerLink) throw DECLINE;
+    this.nq = nq;
+    // Copied as one block (a run of bytes costs one memmove, not a store each).
+    let q = this.q;
+    out[q++] = QUOTE;
+    out.copyWithin(q, nameStart, p);
+    q += p - nameStart;
+    out[q++] = QUOTE;
+    this.q = q;
+    this.p = p + 1;
+  }
 
+  /**
+   * The common dict: one digest, of the table's algorithm (or the first artifact's, which
+   * fixes it), read into the column, `this.p` left on the closing brace. False, with nothing
+   * read, when the dict is anything else.
+   */
+  private columnDigest(): boolean {
+    if (this.dicts !== undefined) return false;
+    const b = this.b;
+    let p = this.p;
+    if (b[p] !== QUOTE) return false;
+    const known = this.algorithm ?? knownAlgorithm(b, p + 1);
+    if (known === undefined) return false;
+    const name = known.bytes;
+    for (let i = 0; i < name.length; i++) if (b[p + 1 + i] !== name[i]) return false;
+    p += name.length + 1;
+    if (b[p] !== QUOTE) return false;
     p = skip(b, p + 1);
-    if (b[p] !== COLON) throw DECLINE;
-    out[q++] = COLON;
+    if (b[p] !== COLON) return false;
     p = skip(b, p + 1);
-    if (b[p] !== LBRACE) throw DECLINE;
-    out[q++] = LBRACE;
-    p = skip(b, p + 1);
-
-    // The digest dict: 1 to MAX_ALGORITHMS entries, algorithms strictly increasing.
-    let count = 0;
-    let first: { algorithm: string; hex: string } | undefined;
-    let algorithms: string[] | undefined;
-    let hexes: string[] | undefined;
-    let algorithmStart = -1;
-    let algorithmEnd = -1;
-    let inColumn = false;
+    if (b[p] !== QUOTE) return false;
+    const hexFrom = ++p;
+    const column = this.column;
+    let o = this.cq;
+    if (o + (known.length >> 1) > column.length) return false;
     for (;;) {
-      if (b[p] !== QUOTE || ++count > MAX_ALGORITHMS) throw DECLINE;
+      // Past the end a byte is undefined, which the shift and the or read as 0: no pair.
+      const value = HEX_PAIR[((b[p] as number) << 8) | (b[p + 1] as number)] as number;
+      if (value < 0) break;
+      column[o++] = value;
+      p += 2;
+    }
+    if (b[p] !== QUOTE || p - hexFrom !== known.length) return false;
+    const hexTo = p;
+    p = skip(b, p + 1);
+    if (b[p] !== RBRACE) return false;
+    // It is: write it out.
+    const out = b;
+    let q = this.q;
+    out[q++] = QUOTE;
+    out.set(name, q);
+    q += name.length;
+    out[q++] = QUOTE;
+    out[q++] = COLON;
+    out[q++] = QUOTE;
+    out.copyWithin(q, hexFrom, hexTo);
+    q += hexTo - hexFrom;
+    out[q++] = QUOTE;
+    out[q++] = RBRACE;
+    this.q = q;
+    this.p = p;
+    this.cq = o;
+    this.algorithm = known;
+    return true;
+  }
+
+  /**
+   * Any other dict: 1 to MAX_ALGORITHMS entries, algorithms strictly increasing, each checked
+   * by digestProblem; from here on the table keeps a dict per artifact. Leaves `this.p` on the
+   * closing brace.
+   */
+  private otherDigests(): void {
+    const b = this.b;
+    const out = b;
+    let { p, q } = this;
+    const entries: [string, string][] = [];
+    let previousStart = -1;
+    let previousEnd = -1;
+    for (;;) {
+      if (b[p] !== QUOTE || entries.length >= MAX_ALGORITHMS) throw DECLINE;
       out[q++] = QUOTE;
+      const from = ++p;
+      while (((CLASS[b[p] as number] as number) & PLAIN) !== 0) p++;
+      if (b[p] !== QUOTE) throw DECLINE;
       const start = q;
-      c = b[++p] as number;
-      while (((CLASS[c] as number) & PLAIN) !== 0) {
-        out[q++] = c;
-        c = b[++p] as number;
-      }
-      if (c !== QUOTE) throw DECLINE;
+      out.copyWithin(q, from, p);
+      q += p - from;
       const end = q;
-      if (algorithmStart >= 0 && !increasing(out, algorithmStart, algorithmEnd, start, end)) throw DECLINE;
-      algorithmStart = start;
-      algorithmEnd = end;
-      const known = knownAlgorithm(out, start, end);
+      if (previousStart >= 0 && !increasing(out, previousStart, previousEnd, start, end)) throw DECLINE;
+      previousStart = start;
+      previousEnd = end;
       out[q++] = QUOTE;
       p = skip(b, p + 1);
       if (b[p] !== COLON) throw DECLINE;
@@ -182,113 +311,65 @@ export function scanArtifacts(at: Cursor): ArtifactTable {
       p = skip(b, p + 1);
       if (b[p] !== QUOTE) throw DECLINE;
       out[q++] = QUOTE;
-      const hexStart = q;
-      p++;
-      // The first digest of a column table goes straight into the column (taken back below
-      // if the dict turns out to hold more); any other is only copied.
-      inColumn = count === 1 && dicts === undefined && known !== undefined && (table === undefined || known === table);
-      if (inColumn) {
-        if (column.length < cq + 64) column = reserveColumn(cq + 64);
-        let o = cq;
-        for (;;) {
-          const c1 = b[p] as number;
-          const c2 = b[p + 1] as number;
-          // Past the end a byte is undefined, which the shift and the or read as 0: no pair.
-          const value = HEX_PAIR[(c1 << 8) | c2] as number;
-          if (value < 0) break;
-          out[q++] = c1;
-          out[q++] = c2;
-          column[o++] = value;
-          p += 2;
-        }
-      } else {
-        while ((NIBBLE[b[p] as number] as number) >= 0) out[q++] = b[p++] as number;
-      }
+      const hexFrom = ++p;
+      while ((NIBBLE[b[p] as number] as number) >= 0) p++;
       if (b[p] !== QUOTE) throw DECLINE;
-      const hexEnd = q;
+      const hexStart = q;
+      out.copyWithin(q, hexFrom, p);
+      q += p - hexFrom;
+      const hex = latin1(out, hexStart, q);
       out[q++] = QUOTE;
       // A known algorithm with lower-case hex of its length passes digestProblem; anything
       // else is asked (an all-digit algorithm is an array index: out of order, see above).
-      if (known !== undefined) {
-        if (hexEnd - hexStart !== known.length) throw DECLINE;
-      } else {
-        const algorithm = latin1(out, start, end);
-        if (digestProblem(algorithm, latin1(out, hexStart, hexEnd)) !== undefined || /^[0-9]+$/.test(algorithm)) throw DECLINE;
-      }
-      if (!inColumn) {
-        const entry = { algorithm: known?.name ?? latin1(out, start, end), hex: latin1(out, hexStart, hexEnd) };
-        if (count === 1) first = entry;
-        else {
-          (algorithms ??= []).push(entry.algorithm);
-          (hexes ??= []).push(entry.hex);
-        }
-      } else {
-        first = undefined;
-      }
+      const known = KNOWN.find((k) => k.bytes.length === end - start && k.bytes.every((x, i) => out[start + i] === x));
+      const algorithm = known?.name ?? latin1(out, start, end);
+      if (known !== undefined ? hex.length !== known.length : digestProblem(algorithm, hex) !== undefined || /^[0-9]+$/.test(algorithm)) throw DECLINE;
+      entries.push([algorithm, hex]);
       p = skip(b, p + 1);
-      c = b[p] as number;
-      if (c === COMMA) {
+      if (b[p] === COMMA) {
         out[q++] = COMMA;
         p = skip(b, p + 1);
-        if (count === 1 && inColumn) {
-          // More than one digest: this artifact, and so the table, needs dicts after all.
-          dicts = columnToDicts(column, cq, ends.length - 1, table ?? known);
-          first = { algorithm: (known as Known).name, hex: latin1(out, hexStart, hexEnd) };
-          inColumn = false;
-        }
         continue;
       }
-      if (c !== RBRACE) throw DECLINE;
+      if (b[p] !== RBRACE) throw DECLINE;
       out[q++] = RBRACE;
       break;
     }
-    if (inColumn) {
-      // One digest, of the table's algorithm (the first artifact's, which fixes the width).
-      table ??= knownOf(out, algorithmStart, algorithmEnd);
-      cq += (table as Known).length / 2;
-    } else {
-      if (dicts === undefined) dicts = columnToDicts(column, cq, ends.length - 1, table);
-      dicts.push(makeDigests((first as { algorithm: string }).algorithm, (first as { hex: string }).hex, algorithms, hexes));
-    }
-
-    p = skip(b, p + 1);
-    const next = b[p];
-    if (next === COMMA) {
-      out[q++] = COMMA;
-      p = skip(b, p + 1);
-      continue;
-    }
-    if (next !== RBRACE) throw DECLINE;
-    out[q++] = RBRACE;
-    at.p = p + 1;
-    at.q = q;
-    break;
+    this.p = p;
+    this.q = q;
+    // The artifacts so far were in the column: each becomes a dict.
+    if (this.dicts === undefined) this.dicts = columnDicts(this.column, this.count - 1, this.algorithm);
+    const [first, ...more] = entries as [[string, string], ...[string, string][]];
+    this.dicts.push(makeDigests(first[0], first[1], more.length === 0 ? undefined : more.map((e) => e[0]), more.length === 0 ? undefined : more.map((e) => e[1])));
   }
-  // All names at once, one per line, by regular expressions (a fraction of a byte loop's
-  // cost): no empty, '.' or '..' segment (so no leading, trailing or double '/'), and none all
-  // digits (an array index, which the general path's Object.keys lists first).
-  const all = nb.toString('latin1', 0, nq - 1);
-  if (BAD_SEGMENT.test(all) || DIGITS_ONLY.test(all)) throw DECLINE;
-  const names = namesOf(all, ends);
-  // Names that differ only in case: the general path reports them (E_ARTIFACT_ALIAS).
-  if (UPPER_ASCII.test(all) && caseFoldCollision(names) !== undefined) throw DECLINE;
-  // In strictly increasing order (checked above).
-  if (dicts !== undefined) return ArtifactTable.ofDicts(names, dicts, true);
-  const known = table as Known;
-  return ArtifactTable.ofColumn(names, known.name, column.slice(0, cq), known.length / 2, true);
+
+  /** The table, once the checks that need every name have passed. */
+  private table(): ArtifactTable {
+    // No empty, '.' or '..' segment inside a name (no '\n' stands between two slashes, so
+    // none of these spans two names).
+    const all = this.nb.toString('latin1', 0, this.nq - 1);
+    if (all.includes('//') || all.includes('/./') || all.includes('/../')) throw DECLINE;
+    const names = namesOf(all, this.ends, this.count);
+    // Names that differ only in case: the general path reports them (E_ARTIFACT_ALIAS).
+    if (UPPER_ASCII.test(all) && caseFoldCollision(names) !== undefined) throw DECLINE;
+    // In strictly increasing order (checked as they were read).
+    if (this.dicts !== undefined) return ArtifactTable.ofDicts(names, this.dicts, true);
+    const known = this.algorithm as Known;
+    return ArtifactTable.ofColumn(names, known.name, this.column.slice(0, this.cq), known.length / 2, true);
+  }
+
+  private emit(c: number): void {
+    this.b[this.q++] = c;
+  }
 }
 
-/** A path segment that is empty, '.' or '..', in names one per line. */
-const BAD_SEGMENT = /(?:^|[\n/])\.{0,2}(?=[\n/]|$)/;
-/** A name of digits only, in names one per line. */
-const DIGITS_ONLY = /(?:^|\n)[0-9]+(?=\n|$)/;
 const UPPER_ASCII = /[A-Z]/;
 
 /** The names as strings, cut from one string of them all at `ends` (each followed by a newline). */
-function namesOf(all: string, ends: readonly number[]): string[] {
-  const names = new Array<string>(ends.length);
+function namesOf(all: string, ends: Int32Array, count: number): string[] {
+  const names = new Array<string>(count);
   let start = 0;
-  for (let i = 0; i < ends.length; i++) {
+  for (let i = 0; i < count; i++) {
     const end = ends[i] as number;
     names[i] = all.slice(start, end);
     start = end + 1;
@@ -297,11 +378,10 @@ function namesOf(all: string, ends: readonly number[]): string[] {
 }
 
 /** The first `count` column entries as digest dicts (when a table turns out to need dicts). */
-function columnToDicts(column: Uint8Array, cq: number, count: number, known: Known | undefined): HashDict[] {
+function columnDicts(column: Uint8Array, count: number, known: Known | undefined): HashDict[] {
   const dicts: HashDict[] = [];
-  if (known === undefined || count === 0) return dicts;
+  if (known === undefined) return dicts;
   const width = known.length / 2;
-  if (cq < count * width) throw DECLINE;
   for (let i = 0; i < count; i++) {
     dicts.push(makeDigests(known.name, Buffer.from(column.buffer, column.byteOffset + i * width, width).toString('hex'), undefined, undefined));
   }
@@ -335,22 +415,29 @@ function increasing(b: Uint8Array, s1: number, e1: number, s2: number, e2: numbe
   return n2 > n1;
 }
 
-/** The known algorithm named at b[s, e), or undefined. */
-function knownAlgorithm(b: Uint8Array, s: number, e: number): Known | undefined {
+/** True when b[s, e) is all ASCII digits. */
+function digitsOnly(b: Uint8Array, s: number, e: number): boolean {
+  for (let i = s; i < e; i++) if ((b[i] as number) < ZERO || (b[i] as number) > NINE) return false;
+  return true;
+}
+
+/** True when the name at b[s, e) begins or ends with a '.' or '..' segment ('.', '..', './x', 'x/..'). */
+function dotSegmentAtAnEnd(b: Uint8Array, s: number, e: number): boolean {
+  const n = e - s;
+  const at = (i: number): number => b[s + i] as number;
+  const first = n >= 1 && at(0) === DOT && (n === 1 || at(1) === SLASH || (at(1) === DOT && (n === 2 || at(2) === SLASH)));
+  const last = at(n - 1) === DOT && (n === 1 || at(n - 2) === SLASH || (at(n - 2) === DOT && (n === 2 || at(n - 3) === SLASH)));
+  return first || last;
+}
+
+/** The known algorithm whose quoted name starts at b[s] (followed by its closing quote), or undefined. */
+function knownAlgorithm(b: Uint8Array, s: number): Known | undefined {
   for (let k = 0; k < KNOWN.length; k++) {
     const known = KNOWN[k] as Known;
     const bytes = known.bytes;
-    if (bytes.length !== e - s) continue;
     let i = 0;
     while (i < bytes.length && b[s + i] === bytes[i]) i++;
-    if (i === bytes.length) return known;
+    if (i === bytes.length && b[s + i] === QUOTE) return known;
   }
   return undefined;
 }
-
-function knownOf(b: Uint8Array, s: number, e: number): Known {
-  const known = knownAlgorithm(b, s, e);
-  if (known === undefined) throw DECLINE;
-  return known;
-}
-

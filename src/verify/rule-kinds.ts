@@ -66,21 +66,30 @@ export function applyMatch(rule: MatchRule, pattern: Pattern, s: QueueState): Ou
   }
   const theirs = tableOf(dest[rule.destType]);
   const ours = s.queue.table;
+  const names = ours.names;
   const [from, to] = [dir(rule.sourcePrefix), dir(rule.destPrefix)];
-  const consumed = s.queue.consumeMatches(pattern, from, (i, name, rel) => {
+  const consumed: string[] = [];
+  for (const i of s.queue.matches(pattern, from)) {
+    const name = names[i] as string;
     // Most MATCH rules use the same prefix on both sides (or none): reuse the name itself
     // rather than building 50,000 new strings.
-    const destName = to === from ? name : to === '' ? rel : to + rel;
+    const destName = to === from ? name : to === '' ? name.slice(from.length) : to + name.slice(from.length);
     const j = theirs.indexOf(destName);
-    if (j < 0) return false;
+    if (j < 0) continue;
     // Digests compared in place when both sides are columns of one strong algorithm.
     const fast = ArtifactTable.columnVerdict(ours, i, theirs, j);
-    if (fast === 'equal') return true;
-    const ourDigests = ours.digestsAt(i);
-    const theirDigests = theirs.digestsAt(j);
-    if (fast === undefined && hashVerdict(ourDigests, theirDigests) === 'equal') return true;
-    const verdict = compareHashes(ourDigests, theirDigests);
-    if (verdict.kind === 'equal') return true; // not reached: hashVerdict said otherwise
+    if (fast === 'equal' || (fast === undefined && hashVerdict(ours.digestsAt(i), theirs.digestsAt(j)) === 'equal')) {
+      s.queue.consume(i);
+      consumed.push(name);
+      continue;
+    }
+    const verdict = compareHashes(ours.digestsAt(i), theirs.digestsAt(j));
+    if (verdict.kind === 'equal') {
+      // Not reached: the verdicts above said otherwise.
+      s.queue.consume(i);
+      consumed.push(name);
+      continue;
+    }
     const there = `${rule.destStep} ${rule.destType}`;
     const why =
       verdict.kind === 'different'
@@ -89,14 +98,42 @@ export function applyMatch(rule: MatchRule, pattern: Pattern, s: QueueState): Ou
     const line = `${name}: ${destName === name ? '' : `as ${destName}: `}${why}`;
     notes.add(line);
     s.reasons.set(name, `'${rule.text}' did not consume it: ${line}`);
-    return false;
-  });
+  }
   return { consumed, notes: notes.done() };
 }
 
-/** CREATE, DELETE, ALLOW: consume the matches that pass `keep`. */
-export function applyFilter(pattern: Pattern, s: QueueState, keep: (name: string) => boolean): Outcome {
-  return { consumed: s.queue.consumeMatches(pattern, '', (_, name) => keep(name)), notes: [] };
+/** CREATE: consumes the matches that are not among the materials (products only). */
+export function applyCreate(pattern: Pattern, s: QueueState): Outcome {
+  const names = s.queue.table.names;
+  const consumed: string[] = [];
+  for (const i of s.queue.matches(pattern, '')) {
+    const name = names[i] as string;
+    if (s.materials.indexOf(name) >= 0) continue;
+    s.queue.consume(i);
+    consumed.push(name);
+  }
+  return { consumed, notes: [] };
+}
+
+/** DELETE: consumes the matches that are not among the products (materials only). */
+export function applyDelete(pattern: Pattern, s: QueueState): Outcome {
+  const names = s.queue.table.names;
+  const consumed: string[] = [];
+  for (const i of s.queue.matches(pattern, '')) {
+    const name = names[i] as string;
+    if (s.products.indexOf(name) >= 0) continue;
+    s.queue.consume(i);
+    consumed.push(name);
+  }
+  return { consumed, notes: [] };
+}
+
+/** ALLOW: consumes every match. */
+export function applyAllow(pattern: Pattern, s: QueueState): Outcome {
+  const names = s.queue.table.names;
+  const hits = s.queue.matches(pattern, '');
+  for (const i of hits) s.queue.consume(i);
+  return { consumed: hits.map((i) => names[i] as string), notes: [] };
 }
 
 /**
@@ -106,23 +143,28 @@ export function applyFilter(pattern: Pattern, s: QueueState, keep: (name: string
 export function applyModify(rule: ArtifactRule, pattern: Pattern, s: QueueState): Outcome {
   const notes = new Notes();
   const other = s.kind === 'materials' ? s.products : s.materials;
-  const ownTable = s.queue.table;
-  const consumed = s.queue.consumeMatches(pattern, '', (i, name) => {
+  const own = s.queue.table;
+  const names = own.names;
+  const consumed: string[] = [];
+  for (const i of s.queue.matches(pattern, '')) {
+    const name = names[i] as string;
     const j = other.indexOf(name);
-    if (j < 0) return false;
-    const fast = ArtifactTable.columnVerdict(ownTable, i, other, j);
-    if (fast !== undefined) return fast === 'different';
-    const own = ownTable.digestsAt(i);
-    const theirs = other.digestsAt(j);
-    // Comparison is symmetric in its verdict; the order only labels the digests.
-    const kind = hashVerdict(own, theirs);
-    const verdict = kind === 'uncheckable' ? compareHashes(own, theirs) : undefined;
-    if (verdict?.kind === 'uncheckable') {
-      const line = `${name}: ${verdict.reason} between materials and products`;
-      notes.add(line);
-      s.reasons.set(name, `'${rule.text}' did not consume it: ${line}`);
+    if (j < 0) continue;
+    let kind = ArtifactTable.columnVerdict(own, i, other, j) ?? hashVerdict(own.digestsAt(i), other.digestsAt(j));
+    if (kind === 'uncheckable') {
+      // Comparison is symmetric in its verdict; the order only labels the digests.
+      const verdict = compareHashes(own.digestsAt(i), other.digestsAt(j));
+      if (verdict.kind === 'uncheckable') {
+        const line = `${name}: ${verdict.reason} between materials and products`;
+        notes.add(line);
+        s.reasons.set(name, `'${rule.text}' did not consume it: ${line}`);
+      }
+      kind = verdict.kind;
     }
-    return kind === 'different';
-  });
+    if (kind === 'different') {
+      s.queue.consume(i);
+      consumed.push(name);
+    }
+  }
   return { consumed, notes: notes.done() };
 }

@@ -4,7 +4,7 @@ import type { ArtifactMap } from '../model/artifacts.js';
 import type { ArtifactRule } from '../model/rules.js';
 import { compilePattern, type Pattern } from './pattern.js';
 import { ArtifactQueue } from './queue.js';
-import { applyFilter, applyMatch, applyModify, type LinkLookup, type Outcome, type QueueState } from './rule-kinds.js';
+import { applyAllow, applyCreate, applyDelete, applyMatch, applyModify, type LinkLookup, type Outcome, type QueueState } from './rule-kinds.js';
 
 /**
  * Applying one step's (or inspection's) expected_materials or expected_products, with the
@@ -94,13 +94,13 @@ function applyOne(rule: ArtifactRule, s: QueueState, trace: readonly RuleTrace[]
     // Every queued name is in the queue's own map, so one lookup decides; and CREATE can
     // consume no material, DELETE no product.
     case 'CREATE':
-      return s.kind === 'products' ? applyFilter(pattern, s, (name) => s.materials.indexOf(name) < 0) : NOTHING;
+      return s.kind === 'products' ? applyCreate(pattern, s) : NOTHING;
     case 'DELETE':
-      return s.kind === 'materials' ? applyFilter(pattern, s, (name) => s.products.indexOf(name) < 0) : NOTHING;
+      return s.kind === 'materials' ? applyDelete(pattern, s) : NOTHING;
     case 'MODIFY':
       return applyModify(rule, pattern, s);
     case 'ALLOW':
-      return applyFilter(pattern, s, () => true);
+      return applyAllow(pattern, s);
     case 'DISALLOW':
       checkDisallow(rule, pattern, s, trace, who);
       return { consumed: [], notes: [] };
