@@ -1,3 +1,4 @@
+import { releaseMemory } from '../io/files.js';
 import { ArtifactTable } from './artifact-table.js';
 import { DIGEST_HEX_LENGTH, type HashDict } from './artifacts.js';
 import { digestProblem, makeDigests, MAX_ALGORITHMS } from './digests.js';
@@ -21,8 +22,8 @@ import { CAPS } from './schemas.js';
  * ({@link MapScan.columnDigest}) and everything else out of line. A single function holding the
  * whole loop was compiled six times per verification (up to 140 ms each), every rare branch
  * met after compiling throwing the compiled code away; small methods compile in a millisecond
- * or two, and meet no new branch once warm. Buffers are sized once per map, from the bytes
- * left, so that no growth branch is met mid-map.
+ * or two, and meet no new branch once warm (growing a buffer is out of line: the branch
+ * that calls it costs a small method's recompilation the first time, no more).
  */
 
 /** Thrown to give up on the one pass (link-reader.ts catches it); never leaves the model. */
@@ -71,16 +72,38 @@ const COLON = 0x3a;
 const LBRACE = 0x7b;
 const RBRACE = 0x7d;
 
-/** Every entry of a valid link takes more than this many bytes (`"a":{"x":"<16 hex>"}` takes 28). */
+/** Every entry of a map takes more input bytes than this (`"a":{"x":"<16 hex>"}` takes 28). */
 const MIN_ENTRY_BYTES = 24;
 
 /**
  * Buffers reused from one map to the next (names' bytes, where each name ends, the digest
- * column): only what no earlier map touched is new memory. Each table gets its own copies.
+ * column), grown by doubling: only what no earlier map touched is new memory. Each table gets
+ * its own copies.
  */
-let nameBytes = Buffer.allocUnsafe(0);
-let nameEnds = new Int32Array(0);
-let columnBytes = new Uint8Array(0);
+let nameBytes = Buffer.allocUnsafeSlow(1 << 16);
+let nameEnds = new Int32Array(1 << 12);
+let columnBytes = new Uint8Array(1 << 16);
+
+/** Gives the scanner's buffers back (the next map allocates small ones again). */
+export function releaseScanBuffers(): void {
+  for (const buffer of [nameBytes, nameEnds, columnBytes]) releaseMemory(buffer);
+  nameBytes = Buffer.allocUnsafeSlow(1 << 16);
+  nameEnds = new Int32Array(1 << 12);
+  columnBytes = new Uint8Array(1 << 16);
+}
+
+/** `fresh`, after giving back the memory of `old`, which it replaces (nothing in it is kept). */
+function replaced<T extends Uint8Array | Int32Array>(old: T, fresh: T): T {
+  releaseMemory(old);
+  return fresh;
+}
+
+function grown<T extends Uint8Array | Int32Array>(old: T, needed: number, make: (size: number) => T): T {
+  const bigger = make(Math.max(needed, old.length * 2));
+  bigger.set(old);
+  releaseMemory(old);
+  return bigger;
+}
 
 /** The known algorithms, sha256 (nearly every digest) first, with their names as bytes. */
 const KNOWN = [...DIGEST_HEX_LENGTH]
@@ -108,13 +131,13 @@ export function scanArtifacts(at: Cursor): ArtifactTable {
 
 class MapScan {
   /** Names' bytes, one after another, a newline after each (no plain name holds one). */
-  private readonly nb: Buffer;
+  private nb = nameBytes;
   private nq = 0;
   /** Where each name ends in `nb`. */
-  private readonly ends: Int32Array;
+  private ends = nameEnds;
   private count = 0;
   /** The digests while every artifact has one of the first artifact's algorithm. */
-  private readonly column: Uint8Array;
+  private column = columnBytes;
   private cq = 0;
   private algorithm: Known | undefined;
   /** A dict per artifact, once some artifact does not fit the column. */
@@ -125,14 +148,26 @@ class MapScan {
     public p: number,
     public q: number,
   ) {
-    // Bounds from the bytes left: a name byte, a digest byte pair and an entry each take at
-    // least that many input bytes. A map that would pass them is declined (the general path).
+    // Sized from the bytes left, which bound what a map can hold (a name byte, a digest's two
+    // hex digits and an entry each take input bytes): one allocation, and only the pages
+    // written are ever touched. The growth methods stay for what the bounds do not cover.
     const left = b.length - p;
-    this.nb = nameBytes.length >= left + MAX_ARTIFACT_NAME_LENGTH + 2 ? nameBytes : (nameBytes = Buffer.allocUnsafe(left + MAX_ARTIFACT_NAME_LENGTH + 2));
+    if (this.nb.length < left + MAX_ARTIFACT_NAME_LENGTH + 2) this.nb = nameBytes = replaced(this.nb, Buffer.allocUnsafeSlow(left + MAX_ARTIFACT_NAME_LENGTH + 2));
     const entries = Math.min(Math.floor(left / MIN_ENTRY_BYTES) + 1, CAPS.artifactsPerLink);
-    this.ends = nameEnds.length >= entries ? nameEnds : (nameEnds = new Int32Array(entries));
-    const digestBytes = Math.floor(left / 2) + 64;
-    this.column = columnBytes.length >= digestBytes ? columnBytes : (columnBytes = new Uint8Array(digestBytes));
+    if (this.ends.length < entries) this.ends = nameEnds = replaced(this.ends, new Int32Array(entries));
+    if (this.column.length < (left >> 1) + 64) this.column = columnBytes = replaced(this.column, new Uint8Array((left >> 1) + 64));
+  }
+
+  private growNames(): void {
+    this.nb = nameBytes = grown(this.nb, this.nq + MAX_ARTIFACT_NAME_LENGTH + 2, (n) => Buffer.allocUnsafeSlow(n));
+  }
+
+  private growEnds(): void {
+    this.ends = nameEnds = grown(this.ends, this.count + 1, (n) => new Int32Array(n));
+  }
+
+  private growColumn(): void {
+    this.column = columnBytes = grown(this.column, this.cq + 64, (n) => new Uint8Array(n));
   }
 
   run(): ArtifactTable {
@@ -181,6 +216,8 @@ class MapScan {
    * middle for all names at once (table()). Leaves `this.p` after the closing quote.
    */
   private name(): void {
+    if (this.nb.length < this.nq + MAX_ARTIFACT_NAME_LENGTH + 2) this.growNames();
+    if (this.count >= this.ends.length) this.growEnds();
     const b = this.b;
     const nb = this.nb;
     const out = b;
@@ -209,7 +246,7 @@ class MapScan {
       const previousStart = count > 1 ? (this.ends[count - 2] as number) + 1 : 0;
       if (!increasing(nb, previousStart, previousEnd, nbStart, nq)) throw DECLINE;
     }
-    if (count >= this.ends.length) throw DECLINE;
+    if (count >= CAPS.artifactsPerLink) throw DECLINE;
     this.ends[count] = nq;
     this.count = count + 1;
     nb[nq++] = NEWLINE;
@@ -245,9 +282,9 @@ class MapScan {
     p = skip(b, p + 1);
     if (b[p] !== QUOTE) return false;
     const hexFrom = ++p;
+    if (this.cq + 64 > this.column.length) this.growColumn();
     const column = this.column;
     let o = this.cq;
-    if (o + (known.length >> 1) > column.length) return false;
     for (;;) {
       // Past the end a byte is undefined, which the shift and the or read as 0: no pair.
       const value = HEX_PAIR[((b[p] as number) << 8) | (b[p + 1] as number)] as number;

@@ -5,6 +5,7 @@ import { LIMITS, ReadBuffer, readRegularFileSync } from '../io/files.js';
 import { parseEnvelope, type Envelope } from './envelope.js';
 import { layoutFromJson, type Layout, type LayoutReadOptions } from './layout.js';
 import { linkFromJson, type Link } from './link.js';
+import { releaseScanBuffers } from './artifact-scan.js';
 import { readSlot, type SlotContent } from './link-reader.js';
 
 /** Link or layout, told apart by `_type` (a sublayout stands where a link is expected). */
@@ -28,6 +29,16 @@ export function readEnvelopeFile(path: string, options: ReadEnvelopeOptions = {}
 
 /** Link files are read one at a time into this buffer (see ReadBuffer). */
 const slotBuffer = new ReadBuffer();
+
+/**
+ * Lets go of the buffers reading link files keeps for the next file (the file buffer, the
+ * artifact scanner's): call once a layout's links are read, so that their memory (as large as
+ * the largest link) is not held while the rules run.
+ */
+export function releaseSlotBuffers(): void {
+  slotBuffer.release();
+  releaseScanBuffers();
+}
 
 /**
  * Reads a file in a link slot and attributes it to the `candidates` whose signatures verify

@@ -14,6 +14,7 @@ export class ArtifactQueue {
   readonly table: ArtifactTable;
   private readonly queued: Uint8Array;
   private remaining: number;
+  private hits: Int32Array | undefined;
 
   constructor(artifacts: ArtifactMap) {
     this.table = tableOf(artifacts);
@@ -39,18 +40,21 @@ export class ArtifactQueue {
 
   /**
    * The positions (in {@link table}) of the queued names under `prefix` (a directory ending in
-   * '/', or '') whose remainder matches `pattern`, in order. A literal pattern is one lookup
+   * '/', or '') whose remainder matches `pattern`, in order, in a buffer of the queue's that the
+   * next call reuses (read it before calling again). A literal pattern is one lookup
    * instead of a scan. Each rule kind then walks them in its own loop (one kind of decision
    * per loop keeps the JIT's code for it specialised).
    */
-  matches(pattern: Pattern, prefix: string): number[] {
+  matches(pattern: Pattern, prefix: string): Int32Array {
     const { queued } = this;
     const names = this.table.names;
-    const hits: number[] = [];
+    // One buffer per queue for the positions: valid until the next call.
+    const hits = (this.hits ??= new Int32Array(names.length));
+    let n = 0;
     if (pattern.literal !== undefined) {
       const i = this.table.indexOf(prefix + pattern.literal);
-      if (i >= 0 && queued[i] === 1) hits.push(i);
-      return hits;
+      if (i >= 0 && queued[i] === 1) hits[n++] = i;
+      return hits.subarray(0, n);
     }
     const all = pattern.matchesAll;
     const skip = prefix.length;
@@ -58,12 +62,12 @@ export class ArtifactQueue {
       if (queued[i] !== 1) continue;
       const name = names[i] as string;
       if (skip === 0) {
-        if (all || pattern.matches(name)) hits.push(i);
+        if (all || pattern.matches(name)) hits[n++] = i;
       } else if (name.startsWith(prefix) && (all || pattern.matches(name.slice(skip)))) {
-        hits.push(i);
+        hits[n++] = i;
       }
     }
-    return hits;
+    return hits.subarray(0, n);
   }
 
   /** Takes the artifact at position `i` out of the queue. */
@@ -78,6 +82,6 @@ export class ArtifactQueue {
   matching(pattern: Pattern): string[] {
     if (pattern.matchesAll) return this.list();
     const names = this.table.names;
-    return this.matches(pattern, '').map((i) => names[i] as string);
+    return Array.from(this.matches(pattern, ''), (i) => names[i] as string);
   }
 }

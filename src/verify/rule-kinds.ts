@@ -69,7 +69,9 @@ export function applyMatch(rule: MatchRule, pattern: Pattern, s: QueueState): Ou
   const names = ours.names;
   const [from, to] = [dir(rule.sourcePrefix), dir(rule.destPrefix)];
   const consumed: string[] = [];
-  for (const i of s.queue.matches(pattern, from)) {
+  const hits = s.queue.matches(pattern, from);
+  for (let k = 0; k < hits.length; k++) {
+    const i = hits[k] as number;
     const name = names[i] as string;
     // Most MATCH rules use the same prefix on both sides (or none): reuse the name itself
     // rather than building 50,000 new strings.
@@ -106,7 +108,9 @@ export function applyMatch(rule: MatchRule, pattern: Pattern, s: QueueState): Ou
 export function applyCreate(pattern: Pattern, s: QueueState): Outcome {
   const names = s.queue.table.names;
   const consumed: string[] = [];
-  for (const i of s.queue.matches(pattern, '')) {
+  const hits = s.queue.matches(pattern, '');
+  for (let k = 0; k < hits.length; k++) {
+    const i = hits[k] as number;
     const name = names[i] as string;
     if (s.materials.indexOf(name) >= 0) continue;
     s.queue.consume(i);
@@ -119,7 +123,9 @@ export function applyCreate(pattern: Pattern, s: QueueState): Outcome {
 export function applyDelete(pattern: Pattern, s: QueueState): Outcome {
   const names = s.queue.table.names;
   const consumed: string[] = [];
-  for (const i of s.queue.matches(pattern, '')) {
+  const hits = s.queue.matches(pattern, '');
+  for (let k = 0; k < hits.length; k++) {
+    const i = hits[k] as number;
     const name = names[i] as string;
     if (s.products.indexOf(name) >= 0) continue;
     s.queue.consume(i);
@@ -132,8 +138,13 @@ export function applyDelete(pattern: Pattern, s: QueueState): Outcome {
 export function applyAllow(pattern: Pattern, s: QueueState): Outcome {
   const names = s.queue.table.names;
   const hits = s.queue.matches(pattern, '');
-  for (const i of hits) s.queue.consume(i);
-  return { consumed: hits.map((i) => names[i] as string), notes: [] };
+  const consumed = new Array<string>(hits.length);
+  for (let k = 0; k < hits.length; k++) {
+    const i = hits[k] as number;
+    s.queue.consume(i);
+    consumed[k] = names[i] as string;
+  }
+  return { consumed, notes: [] };
 }
 
 /**
@@ -146,7 +157,9 @@ export function applyModify(rule: ArtifactRule, pattern: Pattern, s: QueueState)
   const own = s.queue.table;
   const names = own.names;
   const consumed: string[] = [];
-  for (const i of s.queue.matches(pattern, '')) {
+  const hits = s.queue.matches(pattern, '');
+  for (let k = 0; k < hits.length; k++) {
+    const i = hits[k] as number;
     const name = names[i] as string;
     const j = other.indexOf(name);
     if (j < 0) continue;
