@@ -390,7 +390,7 @@ class MapScan {
     // Names that differ only in case: the general path reports them (E_ARTIFACT_ALIAS).
     if (UPPER_ASCII.test(all) && caseFoldCollision(names) !== undefined) throw DECLINE;
     // In strictly increasing order (checked as they were read).
-    if (this.dicts !== undefined) return ArtifactTable.ofDicts(names, this.dicts, true);
+    if (this.dicts !== undefined) return ArtifactTable.ofDicts(names, this.dicts, { sorted: true });
     const known = this.algorithm as Known;
     return ArtifactTable.ofColumn(names, known.name, this.column.slice(0, this.cq), known.length / 2, true);
   }

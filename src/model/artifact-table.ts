@@ -63,10 +63,12 @@ export class ArtifactTable implements ReadonlyMap<string, HashDict> {
   /**
    * A table of `names` with their digest dicts, in that order (names distinct; each dict
    * checked by the caller). Made a column table when every dict holds one digest of one
-   * algorithm, with hex of its length.
+   * algorithm, with hex of its length, unless `column` is false (the differential tests hold
+   * the two forms to the same results); `sorted` when the caller knows.
    */
-  static ofDicts(names: readonly string[], dicts: readonly HashDict[], sorted = isIncreasing(names)): ArtifactTable {
-    const first = dicts[0];
+  static ofDicts(names: readonly string[], dicts: readonly HashDict[], options: { readonly sorted?: boolean; readonly column?: boolean } = {}): ArtifactTable {
+    const sorted = options.sorted ?? isIncreasing(names);
+    const first = options.column === false ? undefined : dicts[0];
     const algorithm = first === undefined || first.size !== 1 ? undefined : first.keys().next().value;
     const length = algorithm === undefined ? undefined : (first?.get(algorithm) ?? '').length;
     if (algorithm !== undefined && length !== undefined && length > 0 && length % 2 === 0 && dicts.every((d) => d.size === 1 && d.get(algorithm)?.length === length)) {
