@@ -56,15 +56,19 @@ export class ArtifactQueue {
       if (i >= 0 && queued[i] === 1) hits[n++] = i;
       return hits.subarray(0, n);
     }
-    const all = pattern.matchesAll;
+    // The common shapes without a call per name: every name (`*`), or the names starting with
+    // a literal (`data/*`, or any pattern under an IN prefix), else the pattern asked.
     const skip = prefix.length;
-    for (let i = 0; i < names.length; i++) {
-      if (queued[i] !== 1) continue;
-      const name = names[i] as string;
-      if (skip === 0) {
-        if (all || pattern.matches(name)) hits[n++] = i;
-      } else if (name.startsWith(prefix) && (all || pattern.matches(name.slice(skip)))) {
-        hits[n++] = i;
+    const start = pattern.matchesAll ? prefix : pattern.prefix !== undefined ? prefix + pattern.prefix : undefined;
+    if (start === '') {
+      for (let i = 0; i < names.length; i++) if (queued[i] === 1) hits[n++] = i;
+    } else if (start !== undefined) {
+      for (let i = 0; i < names.length; i++) if (queued[i] === 1 && (names[i] as string).startsWith(start)) hits[n++] = i;
+    } else {
+      for (let i = 0; i < names.length; i++) {
+        if (queued[i] !== 1) continue;
+        const name = names[i] as string;
+        if (skip === 0 ? pattern.matches(name) : name.startsWith(prefix) && pattern.matches(name.slice(skip))) hits[n++] = i;
       }
     }
     return hits.subarray(0, n);

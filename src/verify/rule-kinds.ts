@@ -109,10 +109,11 @@ export function applyCreate(pattern: Pattern, s: QueueState): Outcome {
   const names = s.queue.table.names;
   const consumed: string[] = [];
   const hits = s.queue.matches(pattern, '');
+  const none = s.materials.size === 0;
   for (let k = 0; k < hits.length; k++) {
     const i = hits[k] as number;
     const name = names[i] as string;
-    if (s.materials.indexOf(name) >= 0) continue;
+    if (!none && s.materials.indexOf(name) >= 0) continue;
     s.queue.consume(i);
     consumed.push(name);
   }
@@ -124,10 +125,11 @@ export function applyDelete(pattern: Pattern, s: QueueState): Outcome {
   const names = s.queue.table.names;
   const consumed: string[] = [];
   const hits = s.queue.matches(pattern, '');
+  const none = s.products.size === 0;
   for (let k = 0; k < hits.length; k++) {
     const i = hits[k] as number;
     const name = names[i] as string;
-    if (s.products.indexOf(name) >= 0) continue;
+    if (!none && s.products.indexOf(name) >= 0) continue;
     s.queue.consume(i);
     consumed.push(name);
   }
