@@ -379,7 +379,7 @@ class MapScan {
     // No empty, '.' or '..' segment inside a name (no '\n' stands between two slashes, so
     // none of these spans two names).
     const all = this.nb.toString('latin1', 0, this.nq - 1);
-    if (all.includes('//') || all.includes('/./') || all.includes('/../')) throw DECLINE;
+    if (EMPTY_OR_DOT_SEGMENT.test(all)) throw DECLINE;
     const names = namesOf(all, this.ends, this.count);
     // Names that differ only in case: the general path reports them (E_ARTIFACT_ALIAS).
     if (UPPER_ASCII.test(all) && caseFoldCollision(names) !== undefined) throw DECLINE;
@@ -395,6 +395,8 @@ class MapScan {
 }
 
 const UPPER_ASCII = /[A-Z]/;
+/** '//', '/./' or '/../' (one pass of a compiled expression: less than half of three searches). */
+const EMPTY_OR_DOT_SEGMENT = /\/\.{0,2}\//;
 
 /** The names as strings, cut from one string of them all at `ends` (each followed by a newline). */
 function namesOf(all: string, ends: Int32Array, count: number): string[] {
