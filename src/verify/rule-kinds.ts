@@ -73,10 +73,9 @@ export function applyMatch(rule: MatchRule, pattern: Pattern, s: QueueState): Ou
   for (let k = 0; k < hits.length; k++) {
     const i = hits[k] as number;
     const name = names[i] as string;
-    // Most MATCH rules use the same prefix on both sides (or none): reuse the name itself
-    // rather than building 50,000 new strings.
-    const destName = to === from ? name : to === '' ? name.slice(from.length) : to + name.slice(from.length);
-    const j = theirs.indexOf(destName);
+    // The same prefix on both sides (or none): the name itself; else looked up without
+    // building the other side's name (made only for a message).
+    const j = to === from ? theirs.indexOf(name) : theirs.indexOfJoined(to, name, from.length);
     if (j < 0) continue;
     // Digests compared in place when both sides are columns of one strong algorithm.
     const fast = ArtifactTable.columnVerdict(ours, i, theirs, j);
@@ -97,6 +96,7 @@ export function applyMatch(rule: MatchRule, pattern: Pattern, s: QueueState): Ou
       verdict.kind === 'different'
         ? `${verdict.algorithm} differs: ${verdict.ours} (${s.name} ${s.kind}) vs ${verdict.theirs} (${there})`
         : `${verdict.reason} with ${there}`;
+    const destName = to === from ? name : to + name.slice(from.length);
     const line = `${name}: ${destName === name ? '' : `as ${destName}: `}${why}`;
     notes.add(line);
     s.reasons.set(name, `'${rule.text}' did not consume it: ${line}`);
