@@ -95,7 +95,7 @@ function cells(row: BenchRow): string[] {
     row.target === undefined ? '-' : `<= ${row.target}`,
     mib(c.oursPeakRssKiB),
     mib(c.referencePeakRssKiB),
-    c.oursCpuMedian === undefined || c.referenceCpuMedian === undefined ? 'n/a' : `${c.oursCpuMedian.toFixed(2)} / ${c.referenceCpuMedian.toFixed(2)} s`,
+    c.oursCpuMedian === undefined ? 'n/a' : `${c.oursCpuMedian.toFixed(2)} / ${c.reference.length === 0 ? '-' : (c.referenceCpuMedian?.toFixed(2) ?? 'n/a')} s`,
     verdict(row),
   ];
 }

@@ -69,8 +69,8 @@ const MIN_ENTRY_BYTES = 24;
 
 /**
  * Buffers reused from one map to the next (names' bytes, where each name ends, the digest
- * column), grown by doubling: only what no earlier map touched is new memory. Each table gets
- * its own copies.
+ * column), sized for a map from the bytes left in its file (MapScan's constructor): only the
+ * pages written are ever touched. Each table gets its own copies of what it keeps.
  */
 let nameBytes = Buffer.allocUnsafeSlow(1 << 16);
 let nameEnds = new Int32Array(1 << 12);
@@ -90,6 +90,7 @@ function replaced<T extends Uint8Array | Int32Array>(old: T, fresh: T): T {
   return fresh;
 }
 
+/** A buffer of at least `needed` elements holding `old`'s, whose memory is given back. */
 function grown<T extends Uint8Array | Int32Array>(old: T, needed: number, make: (size: number) => T): T {
   const bigger = make(Math.max(needed, old.length * 2));
   bigger.set(old);
