@@ -44,15 +44,16 @@ writeFileSync(join(project, 'src', 'weights.txt'), '0.25 0.5 0.125\n');
  * peek inspection reports what it could read of the keys (it passes either way: the report is
  * the evidence).
  */
-function layout(options: { signMaterials?: string; signModel?: string; buildRun?: string; extraSignProducts?: string } = {}): string {
-  const keys = ['owner', 'builder', 'snoop', 'platform'].map((k) => join(keyDir, k)).join(' ');
+function layout(options: { signMaterials?: string; signModel?: string; buildRun?: string; extraSignProducts?: string; keys?: string } = {}): string {
+  const from = options.keys ?? keyDir;
+  const keys = ['owner', 'builder', 'snoop', 'platform'].map((k) => join(from, k)).join(' ');
   // Single-quoted YAML scalars (no escapes but ''), and no braces (they would be parameters).
   const peek = `for k in ${keys}; do printf "%s %s\\n" "$(basename $k)" "$(cat $k 2>/dev/null | wc -c)"; done`;
   return `expires_in: 90d
 functionaries:
-  builder: ${join(keyDir, 'builder.pub')}
-  snoop: ${join(keyDir, 'snoop.pub')}
-  platform: ${join(keyDir, 'platform.pub')}
+  builder: ${join(from, 'builder.pub')}
+  snoop: ${join(from, 'snoop.pub')}
+  platform: ${join(from, 'platform.pub')}
 inputs:
   src/weights.txt: src/weights.txt
 outputs: [model/*, model.sig, seen.txt]
@@ -90,13 +91,13 @@ inspections:
 
 let counter = 0;
 /** `intoto pipeline run --json` of a layout text; the result, the parsed report, out and work. */
-function pipeline(text: string, extra: string[] = [], { work, input = '' }: { work?: string; input?: string } = {}) {
+function pipeline(text: string, extra: string[] = [], { work, input = '', keys = keyDir }: { work?: string; input?: string; keys?: string } = {}) {
   const name = `run-${counter++}`;
   const file = join(project, `${name}.yaml`);
   writeFileSync(file, text);
   const out = join(root, `${name}-out`);
   const workspace = work ?? join(root, `${name}-work`);
-  const result = runBin('intoto', ['pipeline', 'run', file, '--keys', keyDir, '--out', out, '--workspace', workspace, '--json', ...extra], { env, input });
+  const result = runBin('intoto', ['pipeline', 'run', file, '--keys', keys, '--out', out, '--workspace', workspace, '--json', ...extra], { env, input });
   const report = JSON.parse(result.stdout) as {
     passed: boolean;
     failure: { code: string; message: string; details: string[] } | null;
@@ -226,6 +227,27 @@ describe.skipIf(!haveBwrap)('a pipeline with a model-sign step (sandboxed)', () 
     const swapped = runBin('intoto', ['trace', 'model/weights.txt', '-l', 'root.layout', '-k', join(keyDir, 'owner.pub')], { cwd: changed, env });
     expect(swapped.status).toBe(1);
     expect(swapped.stderr).toMatch(/model\/weights\.txt changed after step 'sign' products .* \[E_TRACE_CHANGED\]/);
+  });
+});
+
+describe('an encrypted platform key', () => {
+  const keys = join(root, 'encrypted-keys');
+  cpSync(keyDir, keys, { recursive: true });
+  const made = runBin('intoto', ['keygen', '-q', '-f', '-p', '-t', 'ecdsa', join(keys, 'platform')], { env, input: 'platform pw\nplatform pw\n' });
+  if (made.status !== 0) throw new Error(made.stderr);
+
+  it('is asked for once with --prompt, and signs the model', () => {
+    const result = pipeline(layout({ keys }), ['--prompt', '--sandbox', haveBwrap ? 'bwrap' : 'none'], { keys, input: 'platform pw\n' });
+    expect(result.result.status, result.result.stderr).toBe(0);
+    expect(result.report.passed).toBe(true);
+    expect(result.result.stdout + result.result.stderr).not.toContain('platform pw');
+  });
+
+  it('without --prompt, is refused before anything runs, naming the functionary', () => {
+    const result = pipeline(layout({ keys }), [], { keys });
+    expect(result.result.status).toBe(1);
+    expect(result.report.failure?.message).toContain(`${join(keys, 'platform')}: the key of functionary 'platform' is encrypted; give --prompt`);
+    expect(existsSync(result.work)).toBe(false);
   });
 });
 
