@@ -30,8 +30,9 @@ import { planMaterials, populateWorkspace, type StepOutcome } from './stage.js';
  * signed by its functionary's own key; a threshold-N step runs N times, once per functionary,
  * and the N links must agree. A built-in step (`uses: model-sign`) runs no command: the runner
  * signs the model in its workspace itself (model-sign-step.ts). Every functionary's key is
- * hidden from every command, the inspections of the final verification included. Then the layout is signed (or a signed one is used), and the
- * whole chain verified exactly as `intoto verify` would.
+ * hidden from every command, the inspections of the final verification included. Then the
+ * layout is signed (or a signed one is used), and the whole chain verified exactly as
+ * `intoto verify` would.
  */
 
 export interface PipelineRunOptions {
