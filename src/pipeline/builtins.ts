@@ -78,6 +78,7 @@ function pathProblem(path: string): string | undefined {
  * The `uses:` of a raw YAML step (schema-valid), checked: a model-sign step has a model, no
  * command fields, threshold 1 and ECDSA functionaries; `model` and `signature` belong to it only.
  * Problems are reported; the result is undefined for a command step (or a broken built-in one).
+ * Never throws.
  */
 export function compileStepUse(raw: Raw, at: string, functionaries: ReadonlyMap<string, Functionary>, report: Report): ModelSignUse | undefined {
   const name = String(raw['name']);
@@ -139,6 +140,7 @@ export function compileStepUse(raw: Raw, at: string, functionaries: ReadonlyMap<
 /**
  * The command of a raw YAML inspection (schema-valid): its `run`, or the `intoto model verify`
  * command a model-verify inspection compiles to (`run` undefined, with a report, when neither works).
+ * Never throws for keys the key loaders made (the only kind a compiled source holds).
  */
 export function compileInspectionRun(
   raw: Raw,
