@@ -8,6 +8,7 @@ import { artifactNameProblem, stepNameProblem } from '../model/names.js';
 import { parseTimeoutSeconds, TIMEOUT_RULE } from '../runner/step-files.js';
 import { parseRuleString, patternProblem, ruleToTokens, shlexSplit, type ArtifactRule } from '../model/rules.js';
 import { diagnostic, type Diagnostic, type DiagnosticId } from './diagnostics.js';
+import { BUILTINS_HEADING, compileInspectionRun, compileStepUse, modelSignCommand, withBuiltins } from './builtins.js';
 import type { Functionary, PipelineInspection, PipelineSource, PipelineStep } from './source.js';
 import { pointerSegment, type SourceTree } from './yaml-source.js';
 
@@ -99,13 +100,16 @@ export function compileSource(tree: SourceTree, options: CompileOptions): { sour
     } else if (threshold > unique.length && unique.length === listed.length) {
       report('threshold-too-high', 'E_THRESHOLD', `threshold ${threshold} can never be met by ${unique.length} functionary(ies)`, raw['threshold'] === undefined ? at : `${at}/threshold`);
     }
-    const run = command(raw['run'], `${at}/run`);
+    const uses = compileStepUse(raw, at, functionaries.map, report);
+    const run = raw['uses'] === undefined ? command(raw['run'], `${at}/run`) : undefined;
+    const expected = uses === undefined ? (command(raw['expected_command'], `${at}/expected_command`) ?? run ?? []) : modelSignCommand(uses);
     return Object.freeze({
       name: raw['name'] as string,
       functionaries: Object.freeze(unique),
       threshold,
       run: run === undefined ? undefined : Object.freeze(run),
-      expectedCommand: Object.freeze(command(raw['expected_command'], `${at}/expected_command`) ?? run ?? []),
+      uses,
+      expectedCommand: Object.freeze(expected),
       materials: Object.freeze(rules(raw['materials'], `${at}/materials`)),
       products: Object.freeze(rules(raw['products'], `${at}/products`)),
       timeoutSeconds: timeoutOf(raw['timeout'], `${at}/timeout`),
@@ -119,9 +123,12 @@ export function compileSource(tree: SourceTree, options: CompileOptions): { sour
   });
   const inspections = rawInspections.map((raw, index): PipelineInspection => {
     const at = `/inspections/${index}`;
+    const declared = (name: string): boolean => functionaries.has(name) || functionaries.failed.has(name);
+    const { run, uses } = compileInspectionRun(raw, at, functionaries.map, declared, report);
     return Object.freeze({
       name: raw['name'] as string,
-      run: Object.freeze(command(raw['run'], `${at}/run`) ?? []),
+      run: Object.freeze(command(run, `${at}/run`) ?? []),
+      uses,
       materials: Object.freeze(rules(raw['materials'], `${at}/materials`)),
       products: Object.freeze(rules(raw['products'], `${at}/products`)),
       index,
@@ -137,9 +144,12 @@ export function compileSource(tree: SourceTree, options: CompileOptions): { sour
   if (readme.includes(GRANTS_HEADING)) {
     report('schema', 'E_SCHEMA', `the readme must not contain the line "${GRANTS_HEADING}": it is written from the steps' env, network and devices`, '/readme');
   }
+  if (readme.includes(BUILTINS_HEADING)) {
+    report('schema', 'E_SCHEMA', `the readme must not contain the line "${BUILTINS_HEADING}": it is written from the steps' uses`, '/readme');
+  }
   if (out.length > 0 || expiry === undefined) return { diagnostics: out };
 
-  const base = { expires: expiry.expires, readme: withGrants(readme, steps), functionaries: functionaries.map, steps, inspections };
+  const base = { expires: expiry.expires, readme: withBuiltins(withGrants(readme, steps), steps), functionaries: functionaries.map, steps, inspections };
   const layoutJson = buildLayoutJson(base);
   try {
     const layout = layoutFromJson(layoutJson, options.file, { keepPlaceholders: true });

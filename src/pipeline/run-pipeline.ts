@@ -4,12 +4,12 @@ import { canonicalString } from '../canonical/encode.js';
 import { isJsonObject, type JsonObject } from '../canonical/json.js';
 import type { PublicKey } from '../crypto/keys.js';
 import type { SigningKey } from '../crypto/signatures.js';
-import { asInTotoError, ioError, PipelineError, UsageError, VerificationError } from '../errors.js';
+import { asInTotoError, InTotoError, ioError, PipelineError, UsageError, VerificationError } from '../errors.js';
 import { makeDirectorySync, writeFileAtomicSync } from '../io/files.js';
 import { onInterrupt } from '../io/interrupt.js';
 import { dsseText, metablockText, verifiedPayload } from '../model/envelope.js';
 import { readEnvelopeFile } from '../model/metadata.js';
-import { runStep } from '../runner/run-step.js';
+import { runStep, type RunStepResult } from '../runner/run-step.js';
 import { checkGrants, type SandboxMode } from '../runner/sandbox.js';
 import { failureOf, type Failure } from '../verify/report.js';
 import { verifySupplyChain, type VerifyReport } from '../verify/verify.js';
@@ -19,7 +19,8 @@ import { finalProducts, linkDifferences, outputTail } from './outcomes.js';
 import { checkFunctionaryKeys, chooseRunners, passwordFor } from './functionaries.js';
 import { withParams } from './params.js';
 import { planSteps } from './plan.js';
-import type { PipelineSource, PipelineStep } from './source.js';
+import { modelSignAction } from './model-sign-step.js';
+import { performedByPipeline, type PipelineSource, type PipelineStep } from './source.js';
 import { stageOutput, type StagedOutput } from './output.js';
 import { planMaterials, populateWorkspace, type StepOutcome } from './stage.js';
 
@@ -27,8 +28,11 @@ import { planMaterials, populateWorkspace, type StepOutcome } from './stage.js';
  * `intoto pipeline run`: every step with a `run`, in data-flow order, each run in its own
  * fresh workspace holding only what its material rules let in, under the runner's sandbox,
  * signed by its functionary's own key; a threshold-N step runs N times, once per functionary,
- * and the N links must agree. Then the layout is signed (or a signed one is used), and the
- * whole chain verified exactly as `intoto verify` would.
+ * and the N links must agree. A built-in step (`uses: model-sign`) runs no command: the runner
+ * signs the model in its workspace itself (model-sign-step.ts). Every functionary's key is
+ * hidden from every command, the inspections of the final verification included. Then the
+ * layout is signed (or a signed one is used), and the whole chain verified exactly as
+ * `intoto verify` would.
  */
 
 export interface PipelineRunOptions {
@@ -90,6 +94,8 @@ export interface RunSummary {
   readonly linkPath: string;
   readonly workspace: string;
   readonly sandboxed: boolean;
+  /** A built-in step's kind (no command ran, so nothing was sandboxed). */
+  readonly builtin: 'model-sign' | undefined;
 }
 
 export interface PipelineRunResult {
@@ -125,7 +131,7 @@ export async function runPipeline(options: PipelineRunOptions): Promise<Pipeline
   const runners = chooseRunners(order, options.keyDir);
   const layoutKeys = prepareLayout(options, runners);
   // A variable or device a step asks for must be here before any step runs, not at step five.
-  for (const step of order) if (step.run !== undefined) checkGrants(step.grants, process.env, `step '${step.name}'`);
+  for (const step of order) if (performedByPipeline(step)) checkGrants(step.grants, process.env, `step '${step.name}'`);
   const inputs = listInputFiles(source.inputs);
   const workspace = resolve(options.workspace);
   freshDirectory(workspace);
@@ -162,6 +168,10 @@ async function runAndVerify(options: PipelineRunOptions, prepared: Prepared): Pr
   const attestationDir = attestations?.staging;
   const emit = options.onEvent ?? ((): void => {});
   const params = options.params ?? new Map<string, string>();
+  // Every key a run will use, hidden from every command (each run's own key is hidden anyway):
+  // with the workspace inside the key directory, only the key files themselves can be covered.
+  const keyFiles = [...new Set([...runners.values()].flat())].map((name) => resolve(options.keyDir, name));
+  const hide = [...keyFiles, ...(options.hide ?? [])];
   const { outputs } = withParams(options.source, params);
   const linkDir = join(workspace, 'links');
   mkdirSync(linkDir);
@@ -179,7 +189,7 @@ async function runAndVerify(options: PipelineRunOptions, prepared: Prepared): Pr
     totalMs: Math.round(performance.now() - start),
   });
   for (const step of order) {
-    if (step.run === undefined) {
+    if (!performedByPipeline(step)) {
       emit({ kind: 'skipped', step: step.name, reason: 'no run: performed outside this pipeline' });
       continue;
     }
@@ -193,35 +203,15 @@ async function runAndVerify(options: PipelineRunOptions, prepared: Prepared): Pr
       const staged = populateWorkspace(dir, plan, workspace);
       emit({ kind: 'run-start', step: step.name, functionary, staged });
       const t0 = performance.now();
-      const timeout = step.timeoutSeconds ?? options.timeoutSeconds;
-      const result = await runStep({
-        name: step.name,
-        keyPath: resolve(options.keyDir, functionary), // the step runs elsewhere: never relative
-        ...passwordFor(options.passwords, functionary),
-        materials: ['.'],
-        products: ['.'],
-        command: step.run,
-        basePath: dir,
-        cwd: dir,
-        metadataDirectory: linkDir,
-        recordStreams: true,
-        echo: options.echo ?? false,
-        sandbox: options.sandbox ?? 'auto',
-        passEnv: step.grants.env,
-        shareNet: step.grants.network,
-        devices: step.grants.devices,
-        useDsse: options.useDsse ?? false,
-        ...(timeout === undefined ? {} : { timeoutSeconds: timeout }),
-        warn: options.warn,
-        // Named and signed under the keyid the layout gives this functionary's key.
-        ...layoutKeyOf(options.source, functionary),
-        attest: options.attest ?? false,
-        ...(attestationDir === undefined ? {} : { attestationDirectory: attestationDir }),
-        hide: options.hide ?? [],
-      });
+      const ran = await runOnce(options, step, functionary, { dir, linkDir, attestationDir, hide });
+      if ('failure' in ran) {
+        emit({ kind: 'run-end', step: step.name, functionary, ms: Math.round(performance.now() - t0), ok: false });
+        return stopped(failureOf(ran.failure));
+      }
+      const { result } = ran;
       const ms = Math.round(performance.now() - t0);
       const ok = result.returnValue === 0 && !result.timedOut;
-      const summary = { step: step.name, functionary, ms, returnValue: result.returnValue, linkPath: result.linkPath, workspace: dir, sandboxed: result.sandboxed };
+      const summary = { step: step.name, functionary, ms, returnValue: result.returnValue, linkPath: result.linkPath, workspace: dir, sandboxed: result.sandboxed, builtin: step.uses?.kind };
       runs.push(summary);
       mine.push(summary);
       links.push(result.link);
@@ -260,6 +250,7 @@ async function runAndVerify(options: PipelineRunOptions, prepared: Prepared): Pr
     finalProducts: [...finals.keys()],
     sandbox: options.sandbox ?? 'auto',
     params,
+    hide,
     onEvent: (event) => {
       if (event.kind === 'warning') options.warn(event.message);
     },
@@ -281,6 +272,57 @@ async function runAndVerify(options: PipelineRunOptions, prepared: Prepared): Pr
     totalMs: Math.round(performance.now() - start),
     ...(provenancePath === undefined ? {} : { provenancePath }),
   };
+}
+
+/**
+ * One run of a step in its staged workspace, through the step runner: a command under the
+ * sandbox, or a built-in step the runner performs itself. Returns the run's result, or the
+ * failure of a built-in step that could not do its work (no model among its materials, an
+ * empty or irregular model): that step failed, no link was written, its workspace is the
+ * evidence.
+ * @throws what runStep throws (key, sandbox, I/O problems)
+ */
+async function runOnce(
+  options: PipelineRunOptions,
+  step: PipelineStep,
+  functionary: string,
+  places: { readonly dir: string; readonly linkDir: string; readonly attestationDir: string | undefined; readonly hide: readonly string[] },
+): Promise<{ readonly result: RunStepResult } | { readonly failure: InTotoError }> {
+  const { dir, attestationDir } = places;
+  const timeout = step.timeoutSeconds ?? options.timeoutSeconds;
+  const action = step.uses === undefined ? undefined : modelSignAction({ step: step.name, functionary, use: step.uses, workspace: dir });
+  try {
+    const result = await runStep({
+      name: step.name,
+      keyPath: resolve(options.keyDir, functionary), // the step runs elsewhere: never relative
+      ...passwordFor(options.passwords, functionary),
+      materials: ['.'],
+      products: ['.'],
+      command: step.run ?? [],
+      ...(action === undefined ? {} : { action }),
+      basePath: dir,
+      cwd: dir,
+      metadataDirectory: places.linkDir,
+      recordStreams: true,
+      echo: options.echo ?? false,
+      sandbox: options.sandbox ?? 'auto',
+      passEnv: step.grants.env,
+      shareNet: step.grants.network,
+      devices: step.grants.devices,
+      useDsse: options.useDsse ?? false,
+      ...(timeout === undefined ? {} : { timeoutSeconds: timeout }),
+      warn: options.warn,
+      // Named and signed under the keyid the layout gives this functionary's key.
+      ...layoutKeyOf(options.source, functionary),
+      attest: options.attest ?? false,
+      ...(attestationDir === undefined ? {} : { attestationDirectory: attestationDir }),
+      hide: places.hide,
+    });
+    return { result };
+  } catch (error) {
+    if (action === undefined || !(error instanceof InTotoError) || error.code !== 'E_STEP_FAILED') throw error;
+    return { failure: error };
+  }
 }
 
 /** Where the attestations go: `--attestations`, or `<out>.attestations` beside `--out`. */
