@@ -10,7 +10,7 @@ SOURCES := $(shell find src -name '*.ts' 2>/dev/null) tsconfig.json scripts/buil
 help:
 	@echo "make demo   run the example ML pipeline: sign, run, verify, and catch three attacks"
 	@echo "make test   run every test (unit, property, interop with the reference, end-to-end)"
-	@echo "make bench  time intoto-run and intoto-verify against the Python reference"
+	@echo "make bench  time intoto-run and intoto-verify against the Python reference, model sign/verify against sha256sum"
 	@echo "make lint   type-check sources and tests, check the architecture's import direction"
 	@echo "make build  compile TypeScript to dist/ and bundle each command into one file"
 

@@ -8,5 +8,8 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 120_000,
     pool: 'forks',
+    // @actions/workflow-parser (export tests) imports its JSON schema without an import
+    // attribute, which Node's own module loader refuses; vite's transform accepts it.
+    server: { deps: { inline: ['@actions/workflow-parser'] } },
   },
 });

@@ -77,13 +77,69 @@ export type RunCode =
   | 'E_PATH_OUTSIDE_BASE'
   | 'E_LSTRIP' // overlapping --lstrip-paths prefixes, or a prefix that makes two names collide
   | 'E_UNFINISHED_LINK' // intoto-record stop without a matching start
-  | 'E_ARTIFACTS_DIFFER'; // intoto-match-products found differences
+  | 'E_ARTIFACTS_DIFFER' // intoto-match-products found differences
+  | 'E_STEP_ENVIRONMENT' // a variable, device or network a step asks for that cannot be given here
+  | 'E_INTERRUPTED'; // stopped by SIGINT, SIGTERM or SIGHUP: the one outcome with exit status 130
 
 /** Pipelines and their YAML layouts. */
 export type PipelineCode = 'E_PIPELINE_CYCLE' | 'E_STEP_FAILED' | 'E_LAYOUT_SOURCE';
 
-/** ML artifacts. */
+/**
+ * ML artifacts. Before scan-model, the pickle scanner had E_PICKLE_UNSAFE and
+ * E_PICKLE_MALFORMED; they are kept for code that matches on them but no longer thrown: every
+ * scan verdict (pickle streams included) is an E_MODEL_* code, E_PICKLE_UNSAFE having become
+ * E_MODEL_UNSAFE and E_PICKLE_MALFORMED E_MODEL_MALFORMED.
+ */
 export type PickleCode = 'E_PICKLE_UNSAFE' | 'E_PICKLE_MALFORMED';
+
+/** Running a pipeline through a workload manager (Slurm). */
+export type EngineCode =
+  | 'E_SCHEDULER' // sbatch, squeue or scancel failed, refused a job, or lost track of one
+  | 'E_JOB_FAILED'; // a job ended other than completed; the message names its step, node and reason
+
+/**
+ * Model files: scanning them (intoto scan-model; a cap that stopped a scan is E_LIMIT) and
+ * OpenSSF Model Signing (OMS) signatures over model directories.
+ */
+export type ModelCode =
+  | 'E_MODEL_UNSAFE' // loading it would import or call something the policy does not allow
+  | 'E_MODEL_FORMAT' // not a format we recognise, or one we do not support (lz4, a tar, ...)
+  | 'E_MODEL_MALFORMED' // a recognised format that is truncated, inconsistent or invalid
+  | 'E_MODEL_BUNDLE' // a signature file that is not a well-formed Sigstore bundle of the kind the flags ask for
+  | 'E_MODEL_SIGNATURE' // no valid signature by the given key, chain or identity (hint, chain, time, identity)
+  | 'E_MODEL_STATEMENT' // a signed payload that is not an OMS Statement (type, predicate, subjects, resources, root digest)
+  | 'E_MODEL_UNSUPPORTED' // a hash type, serialization method or key the spec allows and we do not implement
+  | 'E_MODEL_EMPTY' // no file to sign after the ignore paths
+  | 'E_MODEL_MISMATCH'; // files missing, extra, changed or not regular compared with the signed manifest
+
+/** Datasets versioned with DVC. */
+export type DataCode =
+  | 'E_DVC_FORMAT' // a .dvc or dvc.lock file we cannot read as DVC metadata
+  | 'E_DATA_MISMATCH'; // a file or directory whose md5 (or size, count) differs from the recorded one
+
+/** Chains of custody over links. */
+export type TraceCode =
+  | 'E_TRACE_NOT_FOUND' // no link records the artifact
+  | 'E_TRACE_CHANGED'; // the artifact's digest changes along the chain or on disk
+
+/** OCI registries (src/oci/): what a registry answered, and what its bytes turned out to be. */
+export type RegistryCode =
+  | 'E_REGISTRY' // an error answer (the message names the HTTP status and the registry's error code) or no answer
+  | 'E_REGISTRY_AUTH' // credentials missing or refused (401/403), or a token that could not be obtained
+  | 'E_NOT_FOUND' // no such tag, manifest, blob or repository
+  | 'E_INSECURE' // credentials would go over plain HTTP (a token realm) to a host that is not loopback, without --insecure
+  | 'E_REDIRECT' // a redirect we do not follow (another host for a manifest, a downgrade to HTTP, a loop)
+  | 'E_DIGEST_MISMATCH' // bytes whose digest is not the one they were asked for by
+  | 'E_BLOB_SIZE' // a body shorter or longer than its descriptor's size
+  | 'E_MANIFEST' // a manifest, index or config that is malformed or not what we push (not ModelPack)
+  | 'E_TAG_EXISTS'; // a push that would move a version tag to another digest
+
+/** The deployment gate (src/gate/): what a pull refuses. */
+export type GateCode =
+  | 'E_EXPECTED_DIGEST' // the reference resolved to another digest than --expect-digest
+  | 'E_MODEL_FILES' // the manifest's files differ from the signed files, or a file path is unsafe
+  | 'E_SIGNATURE_MISSING' // no signature is attached to the model
+  | 'E_DESTINATION'; // the output directory exists and is not empty
 
 /** A bug or an unexpected condition; never a verdict. */
 export type InternalCode = 'E_INTERNAL';
@@ -98,6 +154,12 @@ export type ErrorCode =
   | RunCode
   | PipelineCode
   | PickleCode
+  | EngineCode
+  | ModelCode
+  | DataCode
+  | TraceCode
+  | RegistryCode
+  | GateCode
   | InternalCode;
 
 /** The names a message is about; also carried into the machine-readable report. */
@@ -109,6 +171,7 @@ export interface ErrorContext {
   readonly artifact?: string;
   readonly keyid?: string;
   readonly path?: string; // a JSON path such as /signed/steps/0/pubkeys
+  readonly node?: string; // the machine (a Slurm node) a step ran on
 }
 
 export interface ErrorOptions {
@@ -155,7 +218,34 @@ export class VerificationError extends InTotoError<VerifyCode> {}
 export class RunError extends InTotoError<RunCode> {}
 export class PipelineError extends InTotoError<PipelineCode> {}
 export class PickleError extends InTotoError<PickleCode> {}
+export class EngineError extends InTotoError<EngineCode> {}
+export class ModelError extends InTotoError<ModelCode | 'E_LIMIT'> {}
+export class DataError extends InTotoError<DataCode> {}
+export class TraceError extends InTotoError<TraceCode> {}
 export class InternalError extends InTotoError<InternalCode> {}
+export class GateError extends InTotoError<GateCode> {}
+
+/** A registry failure; `status` and `registryCode` are the HTTP status and the registry's error code, when there was an answer. */
+export class RegistryError extends InTotoError<RegistryCode> {
+  readonly status: number | undefined;
+  readonly registryCode: string | undefined;
+
+  constructor(code: RegistryCode, message: string, options: ErrorOptions & { readonly status?: number; readonly registryCode?: string } = {}) {
+    super(code, message, options);
+    this.status = options.status;
+    this.registryCode = options.registryCode;
+  }
+
+  override withContext(prefix: string, extra: ErrorContext): RegistryError {
+    return new RegistryError(this.code, prefix ? `${prefix}: ${this.message}` : this.message, {
+      cause: this.cause,
+      details: this.details,
+      context: { ...this.context, ...extra },
+      ...(this.status === undefined ? {} : { status: this.status }),
+      ...(this.registryCode === undefined ? {} : { registryCode: this.registryCode }),
+    });
+  }
+}
 
 /** Exit status for a code: 2 for bad usage, 1 for every other failure (as `in-toto-verify`). */
 export function exitStatusFor(code: ErrorCode): 1 | 2 {
@@ -183,6 +273,9 @@ export function isNodeError(error: unknown): error is NodeJS.ErrnoException {
 /** A one-line description of an I/O failure on `file`, with the errno name when there is one. */
 export function ioError(file: string, error: unknown, doing = 'cannot read'): IoError {
   const errno = isNodeError(error) && typeof error.code === 'string' ? ` (${error.code})` : '';
-  const reason = isNodeError(error) && error.code === 'ENOENT' ? 'no such file' : doing;
+  // Reading a file that is not there is "no such file"; writing where a directory is missing
+  // (or takes no new files, as /proc) says what was being done.
+  const missing = isNodeError(error) && error.code === 'ENOENT';
+  const reason = missing ? (/^cannot (write|create)/.test(doing) ? `${doing}: its directory does not exist or takes no new files` : 'no such file') : doing;
   return new IoError('E_IO', `${file}: ${reason}${errno}`, { cause: error, context: { file } });
 }

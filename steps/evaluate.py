@@ -1,10 +1,18 @@
 #!/usr/bin/env python3
 """evaluate.py DATA MODEL --out metrics.json [--min-accuracy 0.8]: score a model on held-out rows.
 
-Loads the model written by train.py with a restricted unpickler (no imports except a few inert
-builtin containers, no persistent ids, no trailing bytes), checks its shape, recomputes the
-train/test split from the seed recorded in it, predicts the test rows and writes metrics.json
-(sorted keys, floats rounded to six decimals: the same bytes on every run).
+Run with Debian's /usr/bin/python3 (python3-sklearn, python3-joblib), as the layout does.
+
+Loads the model written by train.py with joblib's own unpickler restricted to the exact globals
+such a model needs (find_class refuses any other import, persistent ids are refused, and bytes
+after the pickle are refused), checks its shape, recomputes the train/test split from the seed
+recorded in it, predicts the test rows and scores them with scikit-learn's metrics
+(accuracy_score, confusion_matrix, precision_recall_fscore_support). metrics.json has sorted
+keys and floats rounded to six decimals: the same bytes on every run.
+
+The pipeline's scan-model inspection (intoto scan-model) judges the same file against the full
+default policy at verification; this step's own list is the narrower defence for the moment it
+loads the model, before anyone has verified anything.
 
 Exit status: 0 accuracy at or above the floor; 1 below the floor (metrics.json is still
 written, so the link records what was measured); 2 bad usage, unreadable data, or a model that
@@ -15,14 +23,27 @@ import csv
 import hashlib
 import io
 import json
-import math
 import os
 import pickle
 import sys
 
-MODEL_FORMAT = "intoto-demo/gaussian-nb/1"
-MAX_MODEL_BYTES = 16 * 1024 * 1024
+MODEL_FORMAT = "intoto-demo/sklearn-random-forest/1"
+MAX_MODEL_BYTES = 64 * 1024 * 1024
 MAX_DATA_BYTES = 16 * 1024 * 1024
+
+# Exactly the globals a joblib-saved RandomForestClassifier imports (scikit-learn 1.2, numpy
+# 1.24, joblib 1.2); test/ml/steps.test.ts checks that train.py's model needs no other.
+ALLOWED_GLOBALS = frozenset(
+    {
+        ("sklearn.ensemble._forest", "RandomForestClassifier"),
+        ("sklearn.tree._classes", "DecisionTreeClassifier"),
+        ("sklearn.tree._tree", "Tree"),
+        ("joblib.numpy_pickle", "NumpyArrayWrapper"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "scalar"),
+    }
+)
 
 
 class InputError(Exception):
@@ -35,32 +56,20 @@ def is_test_row(seed, index, modulus):
     return int.from_bytes(digest[:8], "big") % modulus == 0
 
 
-class RestrictedUnpickler(pickle.Unpickler):
-    """An unpickler that can build plain data and nothing else.
+def restricted_unpickler(stream):
+    """joblib's unpickler (it reads the numpy arrays joblib writes inline), restricted."""
+    from joblib.numpy_pickle import NumpyUnpickler
 
-    Every import a pickle makes (GLOBAL, STACK_GLOBAL, INST, EXT*) goes through find_class, so
-    refusing there stops os.system, builtins.eval and the like before anything is called. A
-    model from train.py needs no import at all; the few inert containers below are allowed
-    only because other writers of plain data use them at older protocols.
-    """
+    class Restricted(NumpyUnpickler):
+        def find_class(self, module, name):
+            if (module, name) in ALLOWED_GLOBALS:
+                return super().find_class(module, name)
+            raise pickle.UnpicklingError("refusing to import %s.%s from a model file" % (module, name))
 
-    SAFE = frozenset(
-        {
-            ("builtins", "dict"),
-            ("builtins", "list"),
-            ("builtins", "tuple"),
-            ("builtins", "set"),
-            ("builtins", "frozenset"),
-        }
-    )
+        def persistent_load(self, pid):
+            raise pickle.UnpicklingError("refusing a persistent id in a model file")
 
-    def find_class(self, module, name):
-        if (module, name) in self.SAFE:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError("refusing to import %s.%s from a model pickle" % (module, name))
-
-    def persistent_load(self, pid):
-        raise pickle.UnpicklingError("refusing a persistent id in a model pickle")
+    return Restricted("model", stream)
 
 
 def read_bounded(path, limit):
@@ -79,38 +88,31 @@ def load_model(path):
     raw = read_bounded(path, MAX_MODEL_BYTES)
     stream = io.BytesIO(raw)
     try:
-        model = RestrictedUnpickler(stream).load()
+        model = restricted_unpickler(stream).load()
     except Exception as error:  # any failure to unpickle is a refusal, whatever its type
-        raise InputError("%s: unsafe or corrupt pickle: %s" % (path, error))
+        raise InputError("%s: unsafe or corrupt model: %s" % (path, error))
     if stream.tell() != len(raw):
-        # pickle.load stops at the first STOP; bytes after it are a second payload in hiding.
-        raise InputError("%s: %d unexpected bytes after the pickle" % (path, len(raw) - stream.tell()))
+        # load() stops at the first STOP; bytes after it are a second payload in hiding.
+        raise InputError("%s: %d unexpected bytes after the model" % (path, len(raw) - stream.tell()))
     check_model(model, path)
     return model, hashlib.sha256(raw).hexdigest()
 
 
 def check_model(model, path):
+    from sklearn.ensemble import RandomForestClassifier
+
     def bad(what):
         raise InputError("%s: not a %s model: %s" % (path, MODEL_FORMAT, what))
 
     if type(model) is not dict or model.get("format") != MODEL_FORMAT:
         bad("wrong format tag")
+    if type(model.get("estimator")) is not RandomForestClassifier:
+        bad("the estimator is not a RandomForestClassifier")
     classes, features = model.get("classes"), model.get("features")
     if not is_list_of(classes, str) or len(classes) < 2 or not is_list_of(features, str) or not features:
         bad("classes or features")
-    if not is_list_of(model.get("class_counts"), int) or len(model["class_counts"]) != len(classes):
-        bad("class_counts")
-    if min(model["class_counts"]) <= 0:
-        bad("a class without training rows")
-    for key in ("means", "variances"):
-        table = model.get(key)
-        if type(table) is not list or len(table) != len(classes):
-            bad(key)
-        for row in table:
-            if not is_list_of(row, float) or len(row) != len(features) or not all(math.isfinite(v) for v in row):
-                bad(key)
-    if not all(v > 0.0 for row in model["variances"] for v in row):
-        bad("a variance that is not positive")
+    if [str(c) for c in model["estimator"].classes_] != classes or model["estimator"].n_features_in_ != len(features):
+        bad("the estimator does not match its classes or features")
     split = model.get("split")
     if type(split) is not dict or split.get("method") != "sha256-mod":
         bad("unknown split method")
@@ -156,61 +158,38 @@ def read_test_rows(path, model):
     return hashlib.sha256(raw).hexdigest(), xs, ys
 
 
-def predict(model, x):
-    """The class with the highest log posterior; ties go to the first class in sorted order."""
-    total = sum(model["class_counts"])
-    best, best_score = None, -math.inf
-    for cls, count, means, variances in zip(model["classes"], model["class_counts"], model["means"], model["variances"]):
-        score = math.log(count / total)
-        for v, m, var in zip(x, means, variances):
-            score -= 0.5 * math.log(2.0 * math.pi * var) + (v - m) * (v - m) / (2.0 * var)
-        if score > best_score:
-            best, best_score = cls, score
-    return best
-
-
 def rounded(value):
     # Six decimals, then back to float: json writes the shortest repr, the same on every run.
     return float("%.6f" % value)
 
 
 def metrics_for(model, xs, ys):
+    """scikit-learn's metrics on the test rows."""
+    import numpy as np
+    from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
+
     classes = model["classes"]
-    position = {cls: i for i, cls in enumerate(classes)}
-    confusion = [[0] * len(classes) for _ in classes]
-    unknown = 0
-    correct = 0
-    for x, y in zip(xs, ys):
-        guess = predict(model, x)
-        correct += guess == y
-        if y in position:
-            confusion[position[y]][position[guess]] += 1
-        else:
-            unknown += 1
-    per_class = {}
-    for i, cls in enumerate(classes):
-        predicted = sum(row[i] for row in confusion)
-        actual = sum(confusion[i])
-        per_class[cls] = {
-            "precision": rounded(confusion[i][i] / predicted) if predicted else 0.0,
-            "recall": rounded(confusion[i][i] / actual) if actual else 0.0,
-            "support": actual,
-        }
+    predicted = [str(p) for p in model["estimator"].predict(np.array(xs, dtype=np.float64))]
+    unknown = sum(1 for y in ys if y not in classes)
+    confusion = confusion_matrix(ys, predicted, labels=classes)
+    precision, recall, _f1, support = precision_recall_fscore_support(ys, predicted, labels=classes, zero_division=0)
     return {
-        "accuracy": rounded(correct / len(ys)),
-        "correct": correct,
+        "accuracy": rounded(accuracy_score(ys, predicted)),
+        "correct": int(sum(1 for y, p in zip(ys, predicted) if y == p)),
         "test_rows": len(ys),
         "unknown_labels": unknown,
         "classes": classes,
-        "confusion_matrix": confusion,
-        "per_class": per_class,
+        "confusion_matrix": [[int(v) for v in row] for row in confusion],
+        "per_class": {
+            cls: {"precision": rounded(precision[i]), "recall": rounded(recall[i]), "support": int(support[i])} for i, cls in enumerate(classes)
+        },
     }
 
 
 def main(argv):
     parser = argparse.ArgumentParser(prog="evaluate.py", description="Score a model on the held-out rows.")
     parser.add_argument("data", help="the CSV dataset")
-    parser.add_argument("model", help="the model pickle written by train.py")
+    parser.add_argument("model", help="the model written by train.py (joblib)")
     parser.add_argument("--out", required=True, help="where to write metrics.json")
     parser.add_argument("--min-accuracy", type=float, default=0.8, help="the accuracy floor (default 0.8)")
     args = parser.parse_args(argv)

@@ -1,17 +1,24 @@
-#!/usr/bin/env python3
-"""make_malicious_pickle.py OUT: write the demo attacker's model.pkl. NEVER LOAD THE OUTPUT.
+#!/usr/bin/python3
+"""make_malicious_pickle.py DATA OUT [--seed N]: write the demo attacker's model.pkl. NEVER LOAD THE OUTPUT.
 
-The file looks like train.py's model (the same dict keys), but one value is an object whose
-__reduce__ names os.system, so pickle.load would run a shell command while rebuilding it.
-Pickle writes os.system under the module that defines it (posix.system on Linux and macOS,
-nt.system on Windows). The command only prints a line, but nothing here ever unpickles the
-file: the demo shows that `intoto scan-pickle` and the verifier refuse it first.
+Run with Debian's /usr/bin/python3 (python3-sklearn, python3-joblib). The file is a real
+scikit-learn model, trained by train.py's own code on DATA and saved with joblib.dump like the
+honest one, carrying an injected payload: one tree of the forest gets an extra attribute whose
+__reduce__ is (os.system, (command,)), so joblib.load would run a shell command while it
+rebuilds the forest. Pickle writes os.system under the module that defines it (posix.system
+on Linux). The command only prints a line, but nothing here ever loads the file: the demo
+shows that `intoto scan-model` (the layout's inspection), evaluate.py's restricted unpickler
+and the artifact rules all refuse it first.
 
-Exit status: 0 written; 2 bad usage or the file cannot be written.
+Exit status: 0 written; 2 bad usage, unusable data, or the file cannot be written.
 """
+import argparse
 import os
-import pickle
 import sys
+
+sys.dont_write_bytecode = True  # no __pycache__ beside the steps (an input of the pipeline)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import train  # noqa: E402  (the honest step's code builds the real model)
 
 PAYLOAD = "echo 'this model.pkl just ran a shell command' >&2"
 
@@ -24,21 +31,22 @@ class RunsACommand:
 
 
 def main(argv):
-    if len(argv) != 1:
-        print("usage: make_malicious_pickle.py OUT", file=sys.stderr)
-        return 2
-    model = {
-        "format": "intoto-demo/gaussian-nb/1",
-        "label": "species",
-        "features": ["sepal_length", "sepal_width", "petal_length", "petal_width"],
-        # Nested one level down, where a check of the top-level type alone would not look.
-        "classes": ["setosa", "versicolor", RunsACommand()],
-    }
+    parser = argparse.ArgumentParser(prog="make_malicious_pickle.py", description="Write a real model carrying a payload.")
+    parser.add_argument("data", help="the CSV dataset the honest model is trained on")
+    parser.add_argument("out", help="where to write the malicious model.pkl")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args(argv)
     try:
-        with open(argv[0], "wb") as f:
-            pickle.dump(model, f, protocol=4)
+        model = train.build_model(args.data, None, {"id"}, args.seed)
+    except train.DataError as error:
+        print("make_malicious_pickle: %s" % error, file=sys.stderr)
+        return 2
+    # Deep inside the model, where a check of the top-level type alone would not look.
+    model["estimator"].estimators_[3].calibration_ = RunsACommand()
+    try:
+        train.dump_model(model, args.out)
     except OSError as error:
-        print("make_malicious_pickle: cannot write %s: %s" % (argv[0], error.strerror or error), file=sys.stderr)
+        print("make_malicious_pickle: cannot write %s: %s" % (args.out, error.strerror or error), file=sys.stderr)
         return 2
     return 0
 

@@ -4,8 +4,14 @@ import { describe, expect, it } from 'vitest';
 
 /**
  * Keeps the architecture map in the README true: dependencies point one way,
- * errors <- canonical <- io <- crypto <- model <- runner <- verify <- pipeline <- cli <- bin.
+ * errors <- canonical <- io <- crypto <- model <- runner <- (oms, data) <- verify <- (trace,
+ * attest) <- pipeline <- engine <- cli <- bin. oms (model signatures) and data (DVC digests) sit
+ * beside verify: they use the runner's hashing pool and nothing of verify; the pipeline may sign
+ * models. attest writes SLSA provenance and VSAs from what verify established.
  * Nothing imports cli/ but bin/; verify/ reaches the runner only to run inspections.
+ * oci/ (the registry client and ModelPack packing) sits on model/, below everything that runs
+ * or verifies, so pipelines can keep artifacts in a registry; gate/ (the pull that only
+ * materialises what verifies) sits on verify/, ml/ and oci/.
  */
 const SRC = new URL('../src/', import.meta.url).pathname;
 
@@ -16,13 +22,20 @@ const ALLOWED: Record<string, readonly string[]> = {
   crypto: ['errors', 'canonical', 'io'],
   model: ['errors', 'canonical', 'io', 'crypto'],
   ml: ['errors', 'canonical', 'io'],
+  oci: ['errors', 'canonical', 'io', 'crypto', 'model'],
   runner: ['errors', 'canonical', 'io', 'crypto', 'model'],
+  oms: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner'],
+  data: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner'],
   verify: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner'],
-  pipeline: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify', 'ml'],
-  bench: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify', 'pipeline', 'ml'],
-  cli: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify', 'pipeline', 'ml'],
+  trace: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify'],
+  attest: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify'],
+  gate: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify', 'ml', 'oci', 'oms'],
+  pipeline: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify', 'attest', 'ml', 'oms', 'oci'],
+  engine: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify', 'attest', 'pipeline', 'ml', 'oms', 'oci'],
+  bench: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify', 'attest', 'pipeline', 'engine', 'ml', 'oms', 'data', 'trace', 'oci', 'gate'],
+  cli: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify', 'attest', 'pipeline', 'engine', 'ml', 'oms', 'data', 'trace', 'oci', 'gate'],
   bin: ['errors', 'cli'],
-  index: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify', 'pipeline', 'ml'],
+  index: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify', 'attest', 'pipeline', 'engine', 'ml', 'oms', 'data', 'trace', 'oci', 'gate'],
 };
 
 function files(dir: string): string[] {

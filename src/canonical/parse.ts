@@ -24,6 +24,11 @@ export interface ParseOptions {
   readonly canonical?: boolean;
   /** Names the document in error messages. */
   readonly source?: string;
+  /**
+   * Accept an integer written with a zero fraction (`1000000000.0`, as protobuf's JSON writes
+   * every number of a Struct) as that integer. Other fractions and exponents stay errors.
+   */
+  readonly zeroFractions?: boolean;
 }
 
 export const DEFAULT_MAX_DEPTH = 64;
@@ -53,7 +58,7 @@ export function decodeUtf8(bytes: Uint8Array, source = 'input'): string {
 export function parseJson(input: Uint8Array | string, options: ParseOptions = {}): JsonValue {
   const source = options.source ?? 'JSON';
   const text = typeof input === 'string' ? input : decodeUtf8(input, source);
-  return new Parser(text, options.maxDepth ?? DEFAULT_MAX_DEPTH, options.canonical ?? false, source).document();
+  return new Parser(text, options.maxDepth ?? DEFAULT_MAX_DEPTH, options.canonical ?? false, source, options.zeroFractions ?? false).document();
 }
 
 /**
@@ -91,6 +96,7 @@ class Parser {
     private readonly maxDepth: number,
     private readonly canonical: boolean,
     private readonly source: string,
+    private readonly zeroFractions: boolean = false,
   ) {}
 
   document(): JsonValue {
@@ -254,8 +260,13 @@ class Parser {
       this.pos = p;
       this.fail('invalid number');
     }
-    const next = t.charCodeAt(p);
-    if (next === 0x2e || next === 0x65 || next === 0x45) {
+    let end = p;
+    if (this.zeroFractions && t.charCodeAt(p) === 0x2e && t.charCodeAt(p + 1) === 0x30) {
+      end = p + 1;
+      while (t.charCodeAt(end) === 0x30) end++;
+    }
+    const next = t.charCodeAt(end);
+    if (next === 0x2e || next === 0x65 || next === 0x45 || (end !== p && next >= 0x31 && next <= 0x39)) {
       this.pos = start;
       this.fail('only integers are allowed (no fraction or exponent)', 'E_JSON_NUMBER');
     }
@@ -275,7 +286,7 @@ class Parser {
       this.pos = start;
       this.fail('-0 is not a canonical number (refused, not read as 0)', 'E_JSON_NUMBER');
     }
-    this.pos = p;
+    this.pos = end;
     return value;
   }
 

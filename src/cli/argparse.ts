@@ -37,6 +37,12 @@ export interface OptionSpec {
   readonly named?: boolean;
   /** Help and version: acted on as soon as they are met, as argparse does. */
   readonly action?: 'help' | 'version';
+  /**
+   * Ours only, not an option of the reference program (in-toto 1.3.1, or the 2.x/3.x flags we
+   * also take): an abbreviation that fits exactly one reference option means that option even
+   * when it also fits one of ours, so a reference command line keeps its meaning.
+   */
+  readonly extension?: boolean;
 }
 
 /** A program: its options, help text and mutually exclusive groups. */
@@ -107,9 +113,11 @@ class Classifier {
       const head = this.byFlag.get(token.slice(0, eq));
       if (head) return { kind: 'option', spec: head, flag: token.slice(0, eq), explicit: token.slice(eq + 1) };
     }
-    const matches = this.prefixMatches(token);
+    let matches = this.prefixMatches(token);
     if (matches.length > 1) {
-      fail(`ambiguous option: ${token.split('=')[0]} could match ${matches.map((m) => m.flag).join(', ')}`);
+      const reference = matches.filter((m) => m.spec.extension !== true);
+      if (reference.length === 1) matches = reference;
+      else fail(`ambiguous option: ${token.split('=')[0]} could match ${matches.map((m) => m.flag).join(', ')}`);
     }
     if (matches.length === 1) return matches[0]!;
     // The parser has no option that looks like a negative number, so `-1` is a value; and a
@@ -293,21 +301,25 @@ function wrap(text: string, width: number, indent: string): string[] {
   return lines;
 }
 
+/**
+ * One option or argument of a help text as argparse lays it out: the term indented by two,
+ * the help wrapped at 78 columns from column 24 (on the next line when the term is long).
+ * Also used for the commander programs, so that every --help reads the same way.
+ */
+export function helpEntry(term: string, help: string): string[] {
+  const head = `  ${term}`;
+  const lines = wrap(help, 78, ' '.repeat(24));
+  if (head.length <= 22 && lines.length > 0) return [head.padEnd(24) + lines[0]!.trimStart(), ...lines.slice(1)];
+  return [head, ...lines];
+}
+
 /** The --help text, laid out as argparse lays it out (groups, 24-column option column). */
 export function formatHelp(spec: ParserSpec): string {
   const out: string[] = [`usage: ${spec.usage}`, '', spec.description.trim(), ''];
   const section = (title: string, options: readonly OptionSpec[]): void => {
     if (options.length === 0) return;
     out.push(`${title}:`);
-    for (const option of options) {
-      const head = `  ${invocation(option)}`;
-      const help = wrap(option.help, 78, ' '.repeat(24));
-      if (head.length <= 22 && help.length > 0) {
-        out.push(head.padEnd(24) + help[0]!.trimStart(), ...help.slice(1));
-      } else {
-        out.push(head, ...help);
-      }
-    }
+    for (const option of options) out.push(...helpEntry(invocation(option), option.help));
     out.push('');
   };
   section(

@@ -1,4 +1,6 @@
-import { Command } from 'commander';
+import { Command, type Help, type Option, type ParseOptionsResult } from 'commander';
+import { helpEntry } from './argparse.js';
+import { reshapeArgv } from './argv-shape.js';
 import type { KeyType } from '../crypto/keys.js';
 import { parseParams } from '../model/params.js';
 import type { SandboxMode } from '../runner/sandbox.js';
@@ -10,19 +12,71 @@ import { usage, VERSION } from './main.js';
  * Output, errors and exit statuses live in cli/main.ts (re-exported here).
  */
 
-export { VERSION, createOutput, reportError, runMain, usage, verbosityOf, type Output, type Verbosity } from './main.js';
+export { VERSION, acceptJson, createOutput, programName, reportError, runMain, usage, verbosityOf, writeJson, type Output, type Verbosity } from './main.js';
+
+/**
+ * The long flags of the reference programs that ours mirror (in-toto 1.3.1, and the 2.x/3.x
+ * flags we also take): an abbreviation that fits exactly one of them means it, as there.
+ */
+const REFERENCE_FLAGS: ReadonlyMap<string, ReadonlySet<string>> = new Map([
+  ['intoto-verify', new Set(['--layout', '--layout-keys', '--verification-keys', '--key-types', '--gpg', '--gpg-home', '--link-dir', '--inspection-timeout', '--verbose', '--quiet', '--version', '--help'])],
+  ['intoto-sign', new Set(['--file', '--key', '--key-type', '--prompt', '--gpg', '--gpg-home', '--output', '--append', '--verify', '--verbose', '--quiet', '--version', '--help'])],
+  ['intoto-keygen', new Set(['--prompt', '--type', '--bits', '--version', '--help'])],
+]);
+
+/**
+ * commander, with the command line reshaped first as argparse would read it (cli/argv-shape.ts):
+ * unique prefixes of long options, and list options that leave the positionals alone.
+ */
+class ArgparseCommand extends Command {
+  override parseOptions(argv: string[]): ParseOptionsResult {
+    const options = [
+      ...this.options.map((o) => ({ long: o.long, short: o.short, required: o.required, optional: o.optional, variadic: o.variadic })),
+      { long: '--help', short: '-h', required: false, optional: false, variadic: false },
+    ];
+    const requiredPositionals = this.registeredArguments.filter((a) => a.required).length;
+    const referenceFlags = REFERENCE_FLAGS.get(this.name());
+    return super.parseOptions(reshapeArgv(argv, { options, requiredPositionals, ...(referenceFlags === undefined ? {} : { referenceFlags }) }));
+  }
+}
 
 /** A commander program configured to throw instead of exiting, with -v/-q/--version. */
 export function newProgram(name: string, description: string): Command {
-  return new Command(name)
+  return new ArgparseCommand(name)
     .description(description)
     .exitOverride()
     .configureOutput({ writeErr: () => undefined, outputError: () => undefined })
+    .configureHelp({ formatHelp: argparseStyleHelp })
     .option('-v, --verbose', 'show more output')
     .option('-q, --quiet', 'suppress all output but errors')
-    .version(VERSION, '--version')
+    .version(VERSION, '--version', "show program's version number and exit")
     .helpOption('-h, --help', 'show this help message and exit')
     .allowExcessArguments(false);
+}
+
+/**
+ * --help for the commander programs laid out as the argparse ones (intoto-run, ...) are:
+ * `usage:`, the description, the positional arguments, then the options with -h first; a
+ * default is shown once, and only when the option's own text does not already say it.
+ */
+function argparseStyleHelp(cmd: Command, helper: Help): string {
+  const out = [`usage: ${helper.commandUsage(cmd)}`, '', helper.commandDescription(cmd), ''];
+  const args = helper.visibleArguments(cmd);
+  if (args.length > 0) {
+    out.push('Positional Arguments:');
+    for (const arg of args) out.push(...helpEntry(helper.argumentTerm(arg), arg.description));
+    out.push('');
+  }
+  const options = [...helper.visibleOptions(cmd)].sort((a, b) => Number(b.long === '--help') - Number(a.long === '--help'));
+  out.push('Options:');
+  for (const option of options) out.push(...helpEntry(helper.optionTerm(option), optionText(option)));
+  return `${out.join('\n').trimEnd()}\n`;
+}
+
+function optionText(option: Option): string {
+  const value: unknown = option.defaultValue;
+  const shown = value === undefined || value === false || (Array.isArray(value) && value.length === 0) || /default/i.test(option.description);
+  return shown ? option.description : `${option.description} (default: ${String(value)})`;
 }
 
 const KEY_TYPES: readonly string[] = ['ed25519', 'rsa', 'ecdsa'];

@@ -5,7 +5,7 @@ import { writeFileAtomicSync } from '../io/files.js';
 import { dsseText, metablockText } from '../model/envelope.js';
 import { errorsOf, formatDiagnostic, type Diagnostic } from '../pipeline/diagnostics.js';
 import { checkLayoutSource, loadLayoutSource } from '../pipeline/load.js';
-import { createOutput, newProgram, usage, verbosityOf, type Output } from './common.js';
+import { acceptJson, createOutput, newProgram, usage, verbosityOf, writeJson, type Output } from './common.js';
 import { readPassword } from './password.js';
 
 /** Parses `--max-expiry-years`. */
@@ -32,6 +32,7 @@ interface CheckFlags {
  *   key that does not load
  */
 export async function layoutCheckMain(argv: string[]): Promise<number> {
+  acceptJson();
   const program = newProgram('intoto layout check', 'Check a YAML pipeline layout: errors with line and column, and warnings.')
     .argument('<file>', 'the YAML layout source')
     .option('-k, --owner-key <paths...>', "the layout owner's public key(s), to warn when a functionary uses one")
@@ -54,7 +55,7 @@ export async function layoutCheckMain(argv: string[]): Promise<number> {
   const warnings = result.diagnostics.length - errors;
   const failed = errors > 0 || (opts.strict === true && warnings > 0);
   if (opts.json) {
-    process.stdout.write(`${JSON.stringify({ file, passed: !failed, errors, warnings, diagnostics: result.diagnostics }, null, 2)}\n`);
+    writeJson({ file, passed: !failed, errors, warnings, diagnostics: result.diagnostics });
     return failed ? 1 : 0;
   }
   const quiet = verbosityOf(argv) === 'quiet';

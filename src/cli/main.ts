@@ -1,4 +1,5 @@
-import { asInTotoError, exitStatusFor, UsageError, type InTotoError } from '../errors.js';
+import { asInTotoError, exitStatusFor, RunError, UsageError, type InTotoError } from '../errors.js';
+import { INTERRUPTED_EXIT_STATUS, setInterruptReport } from '../io/interrupt.js';
 
 /**
  * What every command-line program shares and that needs no argument-parsing library: one-line
@@ -24,8 +25,25 @@ export interface Output {
 /** What --version prints after the program name. */
 export const VERSION = '0.1.0 (compatible with in-toto 1.3.1)';
 
+/**
+ * The name messages start with: the command as the user typed it (`intoto verify`, or
+ * `intoto-verify`), whichever program runs the code. Set by the `intoto` umbrella.
+ */
+let invocation: string | undefined;
+
+/** Makes every message say `name:` (the umbrella calls it with `intoto <command>`). */
+export function setInvocation(name: string): void {
+  invocation = name;
+}
+
+/** The prefix of messages: the invocation when one was set, else `program`. */
+export function programName(program: string): string {
+  return invocation ?? program;
+}
+
 /** Output to standard error for `program` at a verbosity. */
-export function createOutput(program: string, verbosity: Verbosity): Output {
+export function createOutput(programGiven: string, verbosity: Verbosity): Output {
+  const program = programName(programGiven);
   return {
     verbosity,
     info: (line) => {
@@ -40,23 +58,27 @@ export function createOutput(program: string, verbosity: Verbosity): Output {
   };
 }
 
-/** -v / -q as given on the command line (before any `--`), known before parsing succeeds. */
+/**
+ * -v / -q as given on the command line (before any `--`), known before parsing succeeds;
+ * abbreviations count, as argparse takes them (`--verb`, `--q`).
+ */
 export function verbosityOf(argv: readonly string[]): Verbosity {
   const end = argv.indexOf('--');
   const options = end === -1 ? argv : argv.slice(0, end);
-  if (options.some((a) => a === '-v' || a === '--verbose')) return 'verbose';
-  if (options.some((a) => a === '-q' || a === '--quiet')) return 'quiet';
+  const abbreviates = (word: string, flag: string, shortest: number): boolean => word.length >= shortest && flag.startsWith(word);
+  if (options.some((a) => a === '-v' || abbreviates(a, '--verbose', 6))) return 'verbose';
+  if (options.some((a) => a === '-q' || abbreviates(a, '--quiet', 3))) return 'quiet';
   return 'normal';
 }
 
-/** Prints an error as one line, plus its details and causes with -v. */
+/**
+ * Prints an error as one line; with -v, its details (never the message again) and causes
+ * below it.
+ */
 export function reportError(program: string, error: InTotoError, verbosity: Verbosity): void {
-  process.stderr.write(`${program}: error: ${error.message} [${error.code}]\n`);
-  if (verbosity !== 'verbose') {
-    if (error.details.length > 0) process.stderr.write(`${program}: (run with -v for ${error.details.length} more line(s) of detail)\n`);
-    return;
-  }
-  for (const line of error.details) process.stderr.write(`  ${line}\n`);
+  process.stderr.write(`${programName(program)}: error: ${error.message} [${error.code}]\n`);
+  if (verbosity !== 'verbose') return;
+  for (const line of error.details) if (line !== error.message) process.stderr.write(`  ${line}\n`);
   let cause: unknown = error.cause;
   for (let depth = 0; cause !== undefined && depth < 5; depth++) {
     const text = cause instanceof Error ? cause.message : String(cause);
@@ -80,18 +102,39 @@ function commanderExitCode(thrown: unknown): number | undefined {
 export async function runMain(program: string, main: (argv: string[]) => Promise<number>): Promise<void> {
   const argv = process.argv.slice(2);
   const verbosity = verbosityOf(argv);
+  // Ctrl-C, a CI cancellation, a closed terminal: what the run made temporary is undone
+  // (io/interrupt.ts), then one line says what was interrupted, and the exit status is 130.
+  setInterruptReport((signal, notes, activity) => {
+    const during = activity === undefined ? '' : ` while ${activity}`;
+    const message = `interrupted by ${signal}${during}${notes.map((n) => `; ${n}`).join('')}`;
+    if (acceptsJson && !jsonWritten && jsonRequested(argv)) writeJsonFailure(new RunError('E_INTERRUPTED', message));
+    process.stderr.write(`${programName(program)}: ${message} [E_INTERRUPTED]\n`);
+    process.exit(INTERRUPTED_EXIT_STATUS);
+  });
+  // A reader that went away (`intoto layout check x | head -1`) is not a crash with a stack
+  // trace: the output cannot be delivered, so the program stops there, with status 1.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code === 'EPIPE') process.exit(1);
+      throw error;
+    });
+  }
   let status: number;
   try {
     status = await main(argv);
   } catch (thrown) {
     const commanderExit = commanderExitCode(thrown);
+    let error: InTotoError | undefined;
     if (commanderExit !== undefined) {
       status = commanderExit === 0 ? 0 : 2;
-      if (status !== 0) reportError(program, new UsageError('E_USAGE', (thrown as Error).message.replace(/^error: /, '')), verbosity);
+      if (status !== 0) error = new UsageError('E_USAGE', (thrown as Error).message.replace(/^error: /, ''));
     } else {
-      const error = asInTotoError(thrown);
-      reportError(program, error, verbosity);
+      error = asInTotoError(thrown);
       status = exitStatusFor(error.code);
+    }
+    if (error !== undefined) {
+      if (acceptsJson && !jsonWritten && jsonRequested(argv)) writeJsonFailure(error);
+      reportError(program, error, verbosity);
     }
   }
   process.exitCode = status;
@@ -109,6 +152,35 @@ function flushed(stream: NodeJS.WriteStream): Promise<void> {
     if (stream.destroyed || !stream.writable) resolve();
     else stream.write('', () => resolve());
   });
+}
+
+let acceptsJson = false;
+let jsonWritten = false;
+
+/** Declares that the running command has `--json` (so that every outcome is one JSON document). */
+export function acceptJson(): void {
+  acceptsJson = true;
+}
+
+/** Writes the one JSON document of a `--json` run to standard output. */
+export function writeJson(value: unknown, indent = 2): void {
+  jsonWritten = true;
+  process.stdout.write(`${JSON.stringify(value, null, indent)}\n`);
+}
+
+/** `--json` given before any `--`. */
+function jsonRequested(argv: readonly string[]): boolean {
+  const end = argv.indexOf('--');
+  return (end === -1 ? argv : argv.slice(0, end)).includes('--json');
+}
+
+/**
+ * With --json, a failure that stopped the command before it printed its document still gives
+ * one: `{"passed": false, "failure": {code, message, details, context}}`, the shape of the
+ * `failure` field of the verification and pipeline reports.
+ */
+function writeJsonFailure(error: InTotoError): void {
+  writeJson({ passed: false, failure: { code: error.code, message: error.message, details: error.details, context: error.context } });
 }
 
 /** Throws a usage error (exit status 2). */

@@ -3,7 +3,7 @@ import type { HashDict } from '../model/artifacts.js';
 import { matchProducts, productsMatch } from '../runner/match-products.js';
 import { formatHelp, listValue, parseArguments, stringValue, type ParserSpec } from './argparse.js';
 import { createOutput, VERSION } from './main.js';
-import { BASE_PATH, defined, HELP, LSTRIP_PATHS, QUIET, refuseRepeatedLists, VERBOSE, VERSION_OPTION, verbosity } from './step-options.js';
+import { BASE_PATH_NO_COMMAND, defined, HELP, LSTRIP_PATHS, QUIET_NO_COMMAND, refuseRepeatedLists, VERBOSE, VERSION_OPTION, verbosity } from './step-options.js';
 
 const PROG = 'intoto-match-products';
 
@@ -28,9 +28,9 @@ for that.`,
     { dest: 'paths', flags: ['-p', '--paths'], kind: 'list', metavar: '<path>', help: 'files or directories to record and compare. Default: the current directory.' },
     { dest: 'exclude', flags: ['-e', '--exclude'], kind: 'list', metavar: '<pattern>', help: "gitignore-style patterns of paths not to record. They replace the defaults ('*.link*', '.git', '*.pyc', '*~')." },
     LSTRIP_PATHS,
-    BASE_PATH,
+    BASE_PATH_NO_COMMAND,
     VERBOSE,
-    QUIET,
+    QUIET_NO_COMMAND,
     VERSION_OPTION,
   ],
   exclusive: [['verbose', 'quiet']],

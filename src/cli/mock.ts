@@ -2,7 +2,7 @@ import { RunError } from '../errors.js';
 import { mockStep } from '../runner/mock.js';
 import { formatHelp, parseArguments, stringValue, type ParserSpec } from './argparse.js';
 import { createOutput, usage, VERSION } from './main.js';
-import { commandOf, defined, EXECUTION_OPTIONS, HELP, passEnvOf, sandboxOf, timeoutOf, VERSION_OPTION } from './step-options.js';
+import { commandOf, defined, devicesOf, EXECUTION_OPTIONS, HELP, passEnvOf, sandboxOf, timeoutOf, VERSION_OPTION } from './step-options.js';
 
 const PROG = 'intoto-mock';
 
@@ -50,6 +50,7 @@ export async function mockMain(argv: string[]): Promise<number> {
     sandbox: sandboxOf(parsed),
     ...defined('passEnv', passEnvOf(parsed)),
     shareNet: parsed.values.get('shareNet') === true,
+    ...defined('devices', devicesOf(parsed)),
     warn: out.warn,
     info: (line) => out.info(`${PROG}: ${line}`),
   });

@@ -1,13 +1,19 @@
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { isEncryptedKeyFile, loadPublicKeyFile, loadSigningKeyFile } from '../crypto/keyfiles.js';
-import { CryptoError, InTotoError } from '../errors.js';
+import { CryptoError, InTotoError, IoError, ioError } from '../errors.js';
+import { onInterrupt, setActivity } from '../io/interrupt.js';
 import { loadLayoutSource } from '../pipeline/load.js';
 import { chooseRunners } from '../pipeline/functionaries.js';
-import { runPipeline, type PipelineRunOptions, type PipelineRunResult } from '../pipeline/run-pipeline.js';
+import { runPipeline, type PipelineEvent, type PipelineRunOptions, type PipelineRunResult } from '../pipeline/run-pipeline.js';
 import type { PipelineSource } from '../pipeline/source.js';
-import { createOutput, newProgram, paramsOf, repeatable, sandboxModeOf, usage, verbosityOf } from './common.js';
+import type { SigningKey } from '../crypto/signatures.js';
+import { DEFAULT_BUILDER_ID } from '../attest/provenance.js';
+import type { PipelineProvenance } from '../pipeline/attestations.js';
+import { VERSION_TEXT } from '../attest/version.js';
+import { parseTimeoutSeconds, TIMEOUT_RULE } from '../runner/step-files.js';
+import { acceptJson, createOutput, newProgram, paramsOf, repeatable, sandboxModeOf, usage, verbosityOf, writeJson, type Output } from './common.js';
 import { printWarnings } from './layout.js';
 import { readPassword } from './password.js';
 import { createProgress, seconds } from './progress.js';
@@ -24,9 +30,14 @@ interface RunFlags {
   timeout?: string;
   useDsse?: boolean;
   keepWorkspace?: boolean;
+  force?: boolean;
   json?: boolean;
   param: string[];
   prompt?: boolean;
+  attest?: boolean;
+  provenanceKey?: string;
+  builderId?: string;
+  attestations?: string;
 }
 
 /**
@@ -41,11 +52,13 @@ interface RunFlags {
  *   E_RULE_DISALLOW, E_INSPECTION_FAILED, ...), after the summary is printed
  */
 export async function pipelineRunMain(argv: string[]): Promise<number> {
+  acceptJson();
   const program = newProgram('intoto pipeline run', 'Run, sign and verify every step of a YAML pipeline layout.')
     .argument('<layout>', 'the YAML layout source')
     .requiredOption('--keys <dir>', "directory of private keys, one per functionary, named after it (DIR/alice), and the owner's (DIR/owner)")
-    .option('--workspace <dir>', 'where each run gets its workspace (default: a temporary directory, removed after a pass)')
-    .option('--out <dir>', 'receives the final products, root.layout and the links', 'pipeline-out')
+    .option('--workspace <dir>', 'where each run gets its workspace (default: a temporary directory, removed unless a step or the verification fails)')
+    .option('--out <dir>', 'receives the final products, root.layout and the links: left untouched until all are there (default: pipeline-out)', 'pipeline-out')
+    .option('--force', 'replace an earlier output in --out (a directory holding root.layout; never one holding the keys, the YAML or the current directory)')
     .option('--owner-key <path>', "the layout owner's private key (default: DIR/owner)")
     .option('--layout <path>', 'use this layout, already signed by the owner, instead of signing one')
     .option('--layout-key <paths...>', "the owner's public key(s), to verify --layout")
@@ -56,59 +69,152 @@ export async function pipelineRunMain(argv: string[]): Promise<number> {
     .option('--prompt', 'ask for the password of each encrypted key it will use (lines of standard input when it is not a terminal)')
     .option('--use-dsse', 'write links and the layout as DSSE envelopes')
     .option('--keep-workspace', 'keep the workspace even when the pipeline passes')
-    .option('--json', 'print the result (runs, failure, verification report) as JSON on standard output');
+    .option('--json', 'print the result (runs, failure, verification report) as JSON on standard output')
+    .option('--attest', 'also write each link as an in-toto attestation (Statement v1, link predicate v0.3, DSSE): <step>.<keyid8>.intoto.json')
+    .option('--provenance-key <path>', 'sign the SLSA Provenance v1 of the final products (provenance.intoto.json) with this key (default: the owner key)')
+    .option('--attestations <dir>', 'where the attestations go, new or empty (default: <out>.attestations, beside --out, so that in-toto-verify in --out sees only the product)')
+    .option('--builder-id <uri>', `the builder id in the provenance (default ${DEFAULT_BUILDER_ID})`);
   program.parse(argv, { from: 'user' });
   const opts = program.opts<RunFlags>();
   const [file] = program.args as [string];
   const verbosity = verbosityOf(argv);
   const out = createOutput('intoto pipeline run', verbosity);
   const sandbox = sandboxModeOf(opts.sandbox);
-  if (opts.timeout !== undefined && !/^[1-9][0-9]{0,6}$/.test(opts.timeout)) usage('--timeout takes a whole number of seconds');
+  const timeout = opts.timeout === undefined ? undefined : parseTimeoutSeconds(opts.timeout);
+  if (opts.timeout !== undefined && timeout === undefined) usage(`--timeout must be ${TIMEOUT_RULE}, not '${opts.timeout}'`);
   if (opts.layout !== undefined && opts.ownerKey !== undefined) usage('give --layout (signed elsewhere) or --owner-key (sign here), not both');
   const params = paramsOf(opts.param);
 
+  setActivity(`reading ${file}`);
   const { source, warnings } = loadLayoutSource({ file, ...(opts.pubkeyDir === undefined ? {} : { pubkeyDir: opts.pubkeyDir }) });
   printWarnings(file, warnings, out);
+  checkKeyDirectory(opts.keys);
   const passwords = await keyPasswords(source, opts);
   const layout = layoutOption(opts, passwords.get(OWNER));
-  const createdWorkspace = opts.workspace === undefined;
-  const workspace = opts.workspace ?? mkdtempSync(join(tmpdir(), 'intoto-pipeline-'));
+  const provenance = provenanceOption(opts, layout, passwords.get(PROVENANCE), out);
+  const workspace = openWorkspace(opts);
   const progress = createProgress({ tty: process.stderr.isTTY === true, quiet: verbosity === 'quiet' || opts.json === true, verbose: verbosity === 'verbose' });
-  let result: PipelineRunResult;
+  let result: PipelineRunResult | undefined;
   try {
     result = await runPipeline({
       source,
       keyDir: opts.keys,
-      workspace: createdWorkspace ? join(workspace, 'w') : workspace,
+      workspace: workspace.runIn,
       outDir: opts.out,
+      force: opts.force === true,
       layout,
       sandbox,
       useDsse: opts.useDsse === true,
       params,
       passwords,
       echo: verbosity === 'verbose' && opts.json !== true,
-      onEvent: progress.onEvent,
+      attest: opts.attest === true,
+      ...(provenance === undefined ? {} : { provenance }),
+      ...(opts.attestations === undefined ? {} : { attestationDir: opts.attestations }),
+      hide: [ownerKeyPath(opts), opts.provenanceKey].filter((p): p is string => p !== undefined && existsSync(p)),
+      onEvent: (event) => {
+        setActivity(activityOf(event, opts.out));
+        progress.onEvent(event);
+      },
       warn: (message) => {
         progress.stop();
         out.warn(message);
       },
-      ...(opts.timeout === undefined ? {} : { timeoutSeconds: Number(opts.timeout) }),
+      ...(timeout === undefined ? {} : { timeoutSeconds: timeout }),
     });
   } finally {
     progress.stop();
+    setActivity(undefined);
+    // The workspace holds the evidence of a failed step or verification: kept, and named.
+    workspace.close(result !== undefined && !result.passed);
   }
-  if (createdWorkspace && result.passed && !opts.keepWorkspace) rmSync(workspace, { recursive: true, force: true });
-  if (opts.json) process.stdout.write(`${JSON.stringify({ layout: file, ...result, workspace }, null, 2)}\n`);
-  else if (verbosity !== 'quiet') printSummary(file, opts, result, existsSync(workspace) ? workspace : undefined);
+  const kept = workspace.kept ? workspace.path : undefined;
+  if (opts.json) writeJson({ layout: file, ...result, workspace: kept ?? null });
+  else if (verbosity !== 'quiet') printSummary(file, opts, result, kept);
   if (result.failure !== undefined) {
     const { code, message, details, context } = result.failure;
-    throw new InTotoError(code, message, { details, context });
+    // A temporary workspace kept as evidence is named in the one line (the user did not choose it).
+    const named = kept !== undefined && opts.workspace === undefined ? `${message} (workspace kept: ${kept})` : message;
+    throw new InTotoError(code, named, { details, context });
   }
   return 0;
 }
 
+/** What an interruption line says the run was doing. */
+function activityOf(event: PipelineEvent, outDir: string): string {
+  switch (event.kind) {
+    case 'run-start':
+      return `running step '${event.step}' (functionary ${event.functionary})`;
+    case 'verify-start':
+      return `verifying the chain in ${outDir}`;
+    default:
+      return 'running the pipeline';
+  }
+}
+
+interface Workspace {
+  /** The directory given, or the temporary one made. */
+  readonly path: string;
+  /** Where the runs go (a fresh subdirectory of a temporary workspace). */
+  readonly runIn: string;
+  /** True once close() kept it. */
+  readonly kept: boolean;
+  /** Removes a temporary workspace unless it is to be kept (`keep`, or --keep-workspace). Never throws. */
+  close(keep: boolean): void;
+}
+
+/**
+ * The workspace: the --workspace directory (the user's: never removed), or a temporary
+ * directory that is removed after the run, on an interruption and after any error, and kept
+ * (and named) only when it holds the evidence of a failed step or verification, or with
+ * --keep-workspace.
+ * @throws IoError E_IO when the temporary directory cannot be made
+ */
+function openWorkspace(opts: RunFlags): Workspace {
+  if (opts.workspace !== undefined) {
+    const given = opts.workspace;
+    const removeNote = onInterrupt(() => `workspace kept: ${given}`);
+    return { path: given, runIn: given, kept: true, close: () => removeNote() };
+  }
+  let made: string;
+  try {
+    made = mkdtempSync(join(tmpdir(), 'intoto-pipeline-'));
+  } catch (error) {
+    throw ioError(join(tmpdir(), 'intoto-pipeline-*'), error, 'cannot create a temporary workspace');
+  }
+  const keepAlways = opts.keepWorkspace === true;
+  const removeUndo = onInterrupt(() => {
+    if (keepAlways) return `workspace kept: ${made}`;
+    rmSync(made, { recursive: true, force: true });
+    return 'temporary workspace removed';
+  });
+  const workspace = {
+    path: made,
+    runIn: join(made, 'w'),
+    kept: false,
+    close(keep: boolean): void {
+      removeUndo();
+      workspace.kept = keep || keepAlways;
+      if (!workspace.kept) rmSync(made, { recursive: true, force: true });
+    },
+  };
+  return workspace;
+}
+
+/**
+ * The key directory exists and is a directory (the steps' keys are looked up in it by name).
+ * @throws IoError E_IO "no such directory" / "not a directory"
+ */
+function checkKeyDirectory(dir: string): void {
+  const stat = statSync(dir, { throwIfNoEntry: false });
+  if (stat === undefined) throw new IoError('E_IO', `--keys ${dir}: no such directory`, { context: { file: dir } });
+  if (!stat.isDirectory()) throw new IoError('E_IO', `--keys ${dir}: not a directory`, { context: { file: dir } });
+}
+
 /** The name under which the owner key's password is kept (not a functionary name: it has a space). */
 const OWNER = 'layout owner';
+/** Likewise for the provenance key. */
+const PROVENANCE = 'provenance key';
 
 function ownerKeyPath(opts: RunFlags): string | undefined {
   return opts.layout === undefined ? (opts.ownerKey ?? join(opts.keys, 'owner')) : undefined;
@@ -123,6 +229,7 @@ async function keyPasswords(source: PipelineSource, opts: RunFlags): Promise<Rea
   const wanted = [...new Set([...chooseRunners(source.steps, opts.keys).values()].flat())].map((name) => ({ name, path: join(opts.keys, name), what: `functionary '${name}'` }));
   const owner = ownerKeyPath(opts);
   if (owner !== undefined && existsSync(owner)) wanted.push({ name: OWNER, path: owner, what: 'the layout owner' });
+  if (opts.provenanceKey !== undefined) wanted.push({ name: PROVENANCE, path: opts.provenanceKey, what: 'the provenance signer' });
   const passwords = new Map<string, string>();
   for (const { name, path, what } of wanted) {
     if (!isEncryptedKeyFile(path)) continue;
@@ -143,8 +250,28 @@ function layoutOption(opts: RunFlags, ownerPassword: string | undefined): Pipeli
     if (keys.length === 0) usage("--layout needs the owner's public key: --layout-key OWNER.pub");
     return { kind: 'signed', path: opts.layout as string, keys };
   }
-  if (!existsSync(path)) usage(`no owner key to sign the layout with: ${path} does not exist (give --owner-key, or --layout with a signed layout)`);
+  if (!existsSync(path)) {
+    throw new IoError('E_IO', `${path}: no such file: the layout owner's key, to sign the layout (give --owner-key, or --layout with a layout signed elsewhere)`, { context: { file: path } });
+  }
   return { kind: 'sign', keys: [loadSigningKeyFile(path, ownerPassword === undefined ? {} : { password: ownerPassword })] };
+}
+
+/**
+ * Who signs the provenance: --provenance-key, else the owner key that signs the layout here.
+ * With a layout signed elsewhere and no --provenance-key there is no key: none is written.
+ * @throws UsageError E_USAGE for a --builder-id that is not a URI; CryptoError, IoError (the key)
+ */
+function provenanceOption(opts: RunFlags, layout: PipelineRunOptions['layout'], password: string | undefined, out: Output): PipelineProvenance | undefined {
+  const builderId = opts.builderId ?? DEFAULT_BUILDER_ID;
+  if (!/^[A-Za-z][A-Za-z0-9+.-]*:[^\s]+$/.test(builderId)) usage(`--builder-id must be a URI, not ${JSON.stringify(builderId)}`);
+  let key: SigningKey | undefined;
+  if (opts.provenanceKey !== undefined) key = loadSigningKeyFile(opts.provenanceKey, password === undefined ? {} : { password });
+  else if (layout.kind === 'sign') key = layout.keys[0];
+  if (key === undefined) {
+    out.info('no SLSA provenance will be written: the layout is signed elsewhere; give --provenance-key to sign one');
+    return undefined;
+  }
+  return { key, builderId, builderVersion: VERSION_TEXT };
 }
 
 function printSummary(file: string, opts: RunFlags, result: PipelineRunResult, workspace: string | undefined): void {
@@ -155,13 +282,14 @@ function printSummary(file: string, opts: RunFlags, result: PipelineRunResult, w
   const fwidth = Math.max(11, ...result.runs.map((r) => r.functionary.length));
   lines.push(`  ${'step'.padEnd(width)}  ${'functionary'.padEnd(fwidth)}  ${'time'.padStart(7)}  exit`);
   for (const run of result.runs) {
-    lines.push(`  ${run.step.padEnd(width)}  ${run.functionary.padEnd(fwidth)}  ${seconds(run.ms).padStart(7)}  ${String(run.returnValue ?? '-')}${run.sandboxed ? '' : '  (not sandboxed)'}`);
+    lines.push(`  ${run.step.padEnd(width)}  ${run.functionary.padEnd(fwidth)}  ${seconds(run.ms).padStart(7)}  ${String(run.returnValue ?? '-')}${run.builtin !== undefined ? `  (${run.builtin}: signed by the runner, no command)` : run.sandboxed ? '' : '  (not sandboxed)'}`);
   }
   if (result.verification !== undefined) {
     lines.push(`  ${'verify'.padEnd(width)}  ${''.padEnd(fwidth)}  ${seconds(result.verification.timing.totalMs).padStart(7)}  ${result.verification.passed ? 'pass' : 'FAIL'}`);
   }
   if (result.layoutPath !== undefined) {
     lines.push(`final products in ${opts.out}: ${result.finalProducts.join(', ') || '(none)'}`);
+    if (result.provenancePath !== undefined) lines.push(`SLSA provenance (signed): ${result.provenancePath}`);
     const keys = opts.layout !== undefined ? (opts.layoutKey ?? []) : [`${opts.ownerKey ?? join(opts.keys, 'owner')}.pub`];
     const args = ['-l', 'root.layout', '-k', ...keys.map((k) => resolve(k)), ...opts.param.flatMap((p) => ['--param', p])];
     lines.push(`verify again: cd ${quote(opts.out)} && intoto verify ${args.map(quote).join(' ')}`);

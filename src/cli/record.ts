@@ -3,23 +3,26 @@ import { formatHelp, listValue, parseArguments, stringValue, type OptionSpec, ty
 import { createOutput, usage, VERSION } from './main.js';
 import {
   algorithmsOf,
-  BASE_PATH,
+  BASE_PATH_NO_COMMAND,
   defined,
   EXCLUDE,
   GPG,
   GPG_HOME,
   HASH,
   HELP,
-  KEY,
+  KEY_NO_COMMAND,
   KEY_TYPE,
+  KEYID_FORM,
+  keyidFormOf,
   keyPathOf,
   keyTypeOf,
   LSTRIP_PATHS,
   METADATA_DIRECTORY,
   PASSWORD,
   passwordOf,
-  QUIET,
+  QUIET_NO_COMMAND,
   refuseRepeatedLists,
+  SIGNING_KEY,
   STEP_NAME,
   USE_DSSE,
   VERBOSE,
@@ -28,7 +31,7 @@ import {
 
 const PROG = 'intoto-record';
 
-const COMMON: readonly OptionSpec[] = [HELP, STEP_NAME, KEY, GPG, KEY_TYPE, PASSWORD, GPG_HOME, EXCLUDE, BASE_PATH, LSTRIP_PATHS, VERBOSE, QUIET, USE_DSSE, HASH];
+const COMMON: readonly OptionSpec[] = [HELP, STEP_NAME, KEY_NO_COMMAND, SIGNING_KEY, GPG, KEY_TYPE, PASSWORD, GPG_HOME, EXCLUDE, BASE_PATH_NO_COMMAND, LSTRIP_PATHS, VERBOSE, QUIET_NO_COMMAND, USE_DSSE, KEYID_FORM, HASH];
 
 /** `intoto-record start`'s options (in-toto-record start's, plus --use-dsse and --hash). */
 export const START_SPEC: ParserSpec = {
@@ -105,6 +108,7 @@ export async function recordMain(argv: string[]): Promise<number> {
   const common = {
     name: stringValue(parsed, 'stepName')!,
     keyPath,
+    keyidForm: keyidFormOf(parsed),
     ...defined('password', await passwordOf(parsed, keyPath)),
     ...defined('keyType', keyTypeOf(parsed)),
     ...defined('basePath', stringValue(parsed, 'basePath')),

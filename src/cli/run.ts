@@ -4,6 +4,7 @@ import { flagValue, formatHelp, listValue, parseArguments, stringValue, type Par
 import { createOutput, usage, VERSION } from './main.js';
 import {
   algorithmsOf,
+  ATTEST,
   BASE_PATH,
   commandOf,
   defined,
@@ -15,6 +16,8 @@ import {
   HELP,
   KEY,
   KEY_TYPE,
+  KEYID_FORM,
+  keyidFormOf,
   keyPathOf,
   keyTypeOf,
   LSTRIP_PATHS,
@@ -22,10 +25,12 @@ import {
   noCommandMessage,
   PASSWORD,
   passEnvOf,
+  devicesOf,
   passwordOf,
   QUIET,
   refuseRepeatedLists,
   sandboxOf,
+  SIGNING_KEY,
   STEP_NAME,
   timeoutOf,
   USE_DSSE,
@@ -55,6 +60,7 @@ link is still written but the exit status is 1.`,
     HELP,
     STEP_NAME,
     KEY,
+    SIGNING_KEY,
     GPG,
     { dest: 'materials', flags: ['-m', '--materials'], kind: 'list', metavar: '<path>', help: 'paths to files or directories whose hashes are recorded before the command runs. Symlinks to files inside the base path are followed.' },
     { dest: 'products', flags: ['-p', '--products'], kind: 'list', metavar: '<path>', help: 'paths to files or directories whose hashes are recorded after the command (and everything it started) has ended.' },
@@ -70,6 +76,8 @@ link is still written but the exit status is 1.`,
     VERBOSE,
     QUIET,
     USE_DSSE,
+    KEYID_FORM,
+    ATTEST,
     HASH,
     ...EXECUTION_OPTIONS,
     VERSION_OPTION,
@@ -107,6 +115,8 @@ export async function runStepMain(argv: string[]): Promise<number> {
   const result = await runStep({
     name: stringValue(parsed, 'stepName')!,
     keyPath,
+    keyidForm: keyidFormOf(parsed),
+    attest: flagValue(parsed, 'attest'),
     ...defined('password', password),
     ...defined('keyType', keyTypeOf(parsed)),
     materials: listValue(parsed, 'materials') ?? [],
@@ -121,6 +131,7 @@ export async function runStepMain(argv: string[]): Promise<number> {
     sandbox: sandboxOf(parsed),
     ...defined('passEnv', passEnvOf(parsed)),
     shareNet: flagValue(parsed, 'shareNet'),
+    ...defined('devices', devicesOf(parsed)),
     ...defined('metadataDirectory', stringValue(parsed, 'metadataDirectory')),
     useDsse: flagValue(parsed, 'useDsse'),
     echo: out.verbosity !== 'quiet',
@@ -141,6 +152,6 @@ export async function runStepMain(argv: string[]): Promise<number> {
       context: { step: link.name, file: result.linkPath },
     });
   }
-  out.info(`${PROG}: wrote ${result.linkPath} (${summary}${result.sandboxed ? ', sandboxed' : ''})`);
+  out.info(`${PROG}: wrote ${result.linkPath} (${summary}${result.sandboxed ? ', sandboxed' : ''})${result.attestationPath === undefined ? '' : ` and ${result.attestationPath}`}`);
   return 0;
 }

@@ -1,4 +1,5 @@
 import { loadPublicKeyFile, loadSigningKeyFile } from '../crypto/keyfiles.js';
+import { KEYID_FORMS, type KeyidForm } from '../crypto/keys.js';
 import type { SigningKey } from '../crypto/signatures.js';
 import { CryptoError } from '../errors.js';
 import { writeFileAtomicSync } from '../io/files.js';
@@ -19,6 +20,7 @@ interface SignOptions {
   append?: boolean;
   verify?: boolean;
   useDsse?: boolean;
+  keyidForm?: string;
 }
 
 /**
@@ -38,7 +40,8 @@ export async function signMain(argv: string[]): Promise<number> {
     .option('-o, --output <path>', 'where to write the signed file (default: a layout in place, a link as <name>.<keyid8>.link)')
     .option('-a, --append', 'add signatures instead of replacing them (layouts only)')
     .option('--verify', 'verify the signatures of the given public keys instead of signing')
-    .option('--use-dsse', 'write a DSSE envelope instead of the Metablock');
+    .option('--use-dsse', 'write a DSSE envelope instead of the Metablock')
+    .option('--keyid-form <form>', "sign under in-toto 1.3.1's keyids ('legacy', the default) or in-toto 2.x/3.x's ('standard', what they compute for PEM keys)");
   program.parse(argv, { from: 'user' });
   const opts = program.opts<SignOptions>();
   const out = createOutput('intoto-sign', verbosityOf(argv));
@@ -47,6 +50,7 @@ export async function signMain(argv: string[]): Promise<number> {
   const keyPaths = opts.key ?? [];
   if (keyPaths.length === 0) usage('pass at least one key with -k');
   const types = keyTypesByPosition(opts.keyType, keyPaths.length);
+  if (opts.keyidForm !== undefined && !KEYID_FORMS.includes(opts.keyidForm as KeyidForm)) usage(`--keyid-form must be legacy or standard, not ${opts.keyidForm}`);
 
   const envelope = readEnvelopeFile(opts.file);
   const payload = unverifiedPayload(envelope);
@@ -75,7 +79,8 @@ export async function signMain(argv: string[]): Promise<number> {
   const keys: SigningKey[] = [];
   for (const [i, path] of keyPaths.entries()) {
     const password = opts.prompt ? await readPassword(`enter password for '${path}' (empty if not encrypted): `) : undefined;
-    keys.push(loadSigningKeyFile(path, { ...expectedTypeOption(types[i]), ...(password ? { password } : {}) }));
+    const key = loadSigningKeyFile(path, { ...expectedTypeOption(types[i]), ...(password ? { password } : {}) });
+    keys.push(opts.keyidForm === undefined ? key : key.inForm(opts.keyidForm as KeyidForm));
   }
   const existing = opts.append ? envelope.signatures : [];
   const text = outputKind === 'dsse' ? dsseText(payload, keys, existing) : metablockText(payload, keys, existing);

@@ -1,13 +1,23 @@
+import { resolve } from 'node:path';
 import { loadPublicKeyFile } from '../crypto/keyfiles.js';
 import type { PublicKey } from '../crypto/keys.js';
-import { InTotoError } from '../errors.js';
+import { statSync } from 'node:fs';
+import { asInTotoError, InTotoError, IoError } from '../errors.js';
+import { setActivity } from '../io/interrupt.js';
+import { checkKeyFileReadable, parseTimeoutSeconds, TIMEOUT_RULE } from '../runner/step-files.js';
 import { failedReport, type LayoutReport, type RuleReport, type VerifyReport } from '../verify/report.js';
 import { verifySupplyChain } from '../verify/verify.js';
-import { createOutput, expectedTypeOption, keyTypesByPosition, newProgram, paramsOf, repeatable, sandboxModeOf, usage, verbosityOf, type Output } from './common.js';
+import { DEFAULT_VERIFIER_ID } from '../attest/vsa.js';
+import { acceptJson, createOutput, expectedTypeOption, programName, reportError, writeJson, keyTypesByPosition, newProgram, paramsOf, repeatable, sandboxModeOf, usage, verbosityOf, type Output } from './common.js';
 
 interface VerifyCliOptions {
   layout: string;
   layoutKeys?: string[];
+  verificationKeys?: string[];
+  vsa?: string;
+  vsaKey?: string;
+  verifierId?: string;
+  resourceUri?: string;
   keyTypes?: string[];
   gpg?: string[] | boolean;
   gpgHome?: string;
@@ -30,9 +40,11 @@ interface VerifyCliOptions {
  * @throws UsageError E_USAGE (exit 2)
  */
 export async function verifyMain(argv: string[]): Promise<number> {
+  acceptJson();
   const program = newProgram('intoto-verify', 'Verify an in-toto supply chain: layout, links, rules and inspections.')
     .requiredOption('-l, --layout <path>', 'the root layout')
     .option('-k, --layout-keys <paths...>', 'public key files of the layout owner(s)')
+    .option('--verification-keys <paths...>', 'the same, as in-toto 2.x/3.x name it (PEM public keys; both forms may be combined)')
     .option('-t, --key-types <types...>', 'types of the layout keys, by position (checked against the files)')
     .option('-g, --gpg [ids...]', 'GPG keys (not supported)')
     .option('--gpg-home <path>', 'GPG home directory (not supported)')
@@ -43,27 +55,35 @@ export async function verifyMain(argv: string[]): Promise<number> {
     .option('--inspection-timeout <seconds>', 'stop an inspection after this many seconds (default: no limit)')
     .option('--allow-sublayout-inspections', "run the inspections of sublayouts (commands chosen by functionaries)")
     .option('--final-products <paths...>', 'what inspections see (default: this directory minus layout, links and keys)')
-    .option('--sandbox <mode>', 'inspection isolation: auto, bwrap or none', 'auto');
+    .option('--sandbox <mode>', 'inspection isolation: auto, bwrap or none', 'auto')
+    .option('--vsa <file>', 'write a signed SLSA Verification Summary Attestation (VSA v1) to FILE, whether the verification passes or fails')
+    .option('--vsa-key <path>', 'the private key that signs the VSA (read after the verification; hidden from inspections)')
+    .option('--verifier-id <uri>', `the VSA's verifier id (default ${DEFAULT_VERIFIER_ID})`)
+    .option('--resource-uri <uri>', "the VSA's resourceUri: the artifact verified (default: the final product's file: URI)");
   program.parse(argv, { from: 'user' });
   const opts = program.opts<VerifyCliOptions>();
   const out = createOutput('intoto-verify', verbosityOf(argv));
 
-  if (opts.gpg !== undefined || opts.gpgHome !== undefined) usage('GPG keys are not supported; pass public key files with -k');
-  const keyPaths = opts.layoutKeys ?? [];
-  if (keyPaths.length === 0) usage('pass at least one layout key with -k/--layout-keys');
-  const types = keyTypesByPosition(opts.keyTypes, keyPaths.length);
+  if (opts.gpg !== undefined || opts.gpgHome !== undefined) usage('GPG keys are not supported; pass public key files with -k (ed25519, RSA or ECDSA)');
+  const keyPaths = [...(opts.layoutKeys ?? []), ...(opts.verificationKeys ?? [])];
+  if (keyPaths.length === 0) usage('pass at least one layout key with -k/--layout-keys (or --verification-keys)');
+  // -t pairs with -k by position, as in-toto-verify; --verification-keys are detected.
+  const types = [...keyTypesByPosition(opts.keyTypes, (opts.layoutKeys ?? []).length), ...(opts.verificationKeys ?? []).map(() => undefined)];
+  const vsa = vsaOptionsOf(opts);
   const sandbox = sandboxModeOf(opts.sandbox);
   const threshold = opts.layoutThreshold === undefined ? undefined : positiveInteger('--layout-threshold', opts.layoutThreshold);
-  const timeout = opts.inspectionTimeout === undefined ? undefined : positiveNumber('--inspection-timeout', opts.inspectionTimeout);
+  const timeout = opts.inspectionTimeout === undefined ? undefined : seconds('--inspection-timeout', opts.inspectionTimeout);
   const params = paramsOf(opts.param);
 
   let keys: PublicKey[];
   try {
     keys = keyPaths.map((path, i) => loadPublicKeyFile(path, expectedTypeOption(types[i])));
+    checkLinkDirectory(opts.linkDir);
   } catch (error) {
     // A key that does not load is a failed verification (exit 1), reported like any other.
     if (!(error instanceof InTotoError) || error.code === 'E_USAGE') throw error;
-    return finish(failedReport(error, opts.layout), opts, out);
+    const failed = failedReport(error, opts.layout);
+    return finish(failed, opts, out, await writeVsa(vsa, failed, opts, keyPaths, out));
   }
 
   const report = await verifySupplyChain({
@@ -77,17 +97,84 @@ export async function verifyMain(argv: string[]): Promise<number> {
     ...(threshold === undefined ? {} : { layoutThreshold: threshold }),
     ...(timeout === undefined ? {} : { inspectionTimeoutSeconds: timeout }),
     ...(opts.finalProducts === undefined ? {} : { finalProducts: opts.finalProducts }),
+    ...(vsa === undefined ? {} : { hide: [vsa.keyPath] }),
     onEvent: (event) => {
       if (event.kind === 'warning') out.warn(event.message);
       else if (event.kind === 'note') out.debug(event.message);
-      else out.debug(`check: ${event.check} (${event.layout})`);
+      else {
+        setActivity(event.check === 'inspections' ? `running the inspections of the ${event.layout} layout` : `checking the ${event.check} of the ${event.layout} layout`);
+        out.debug(`check: ${event.check} (${event.layout})`);
+      }
     },
   });
-  return finish(report, opts, out);
+  return finish(report, opts, out, await writeVsa(vsa, report, opts, keyPaths, out));
 }
 
-function finish(report: VerifyReport, opts: VerifyCliOptions, out: Output): number {
-  if (opts.json) process.stdout.write(`${JSON.stringify(report, null, 1)}\n`);
+interface VsaRequest {
+  readonly file: string;
+  readonly keyPath: string;
+  readonly verifierId: string;
+  readonly resourceUri: string | undefined;
+}
+
+const URI = /^[A-Za-z][A-Za-z0-9+.-]*:[^\s]+$/;
+
+/**
+ * --vsa and its companions, checked before anything is verified (the key file must be there,
+ * but it is read only after the verification, so no inspection runs while it is in memory).
+ * @throws UsageError E_USAGE; IoError (the key file cannot be opened)
+ */
+function vsaOptionsOf(opts: VerifyCliOptions): VsaRequest | undefined {
+  if (opts.vsa === undefined) {
+    for (const [flag, value] of [['--vsa-key', opts.vsaKey], ['--verifier-id', opts.verifierId], ['--resource-uri', opts.resourceUri]] as const) {
+      if (value !== undefined) usage(`${flag} is for the VSA: give --vsa FILE too`);
+    }
+    return undefined;
+  }
+  if (opts.vsaKey === undefined) usage('--vsa needs --vsa-key: the private key that signs the VSA');
+  for (const [flag, value] of [['--verifier-id', opts.verifierId], ['--resource-uri', opts.resourceUri]] as const) {
+    if (value !== undefined && !URI.test(value)) usage(`${flag} must be a URI (scheme:...), not ${JSON.stringify(value)}`);
+  }
+  checkKeyFileReadable(opts.vsaKey);
+  return { file: opts.vsa, keyPath: opts.vsaKey, verifierId: opts.verifierId ?? DEFAULT_VERIFIER_ID, resourceUri: opts.resourceUri };
+}
+
+/**
+ * Writes the VSA of `report`, PASSED or FAILED. Returns the error that kept it from being
+ * written, if any (the verification's own verdict is reported either way).
+ */
+async function writeVsa(vsa: VsaRequest | undefined, report: VerifyReport, opts: VerifyCliOptions, keyPaths: readonly string[], out: Output): Promise<InTotoError | undefined> {
+  if (vsa === undefined) return undefined;
+  try {
+    const { writeVerificationSummary } = await import('../attest/write-vsa.js');
+    await writeVerificationSummary({
+      file: vsa.file,
+      keyPath: vsa.keyPath,
+      report,
+      layoutPath: resolve(opts.layout),
+      cwd: process.cwd(),
+      finalProducts: opts.finalProducts,
+      exclude: [opts.layout, opts.linkDir, ...keyPaths, vsa.file, vsa.keyPath],
+      verifierId: vsa.verifierId,
+      ...(vsa.resourceUri === undefined ? {} : { resourceUri: vsa.resourceUri }),
+    });
+    out.info(`${programName('intoto-verify')}: wrote the VSA (${report.passed ? 'PASSED' : 'FAILED'}) to ${vsa.file}`);
+    return undefined;
+  } catch (error) {
+    return asInTotoError(error).withContext(`no VSA written to ${vsa.file}`, { file: vsa.file });
+  }
+}
+
+function finish(report: VerifyReport, opts: VerifyCliOptions, out: Output, vsaError?: InTotoError): number {
+  const status = finishReport(report, opts, out);
+  if (vsaError === undefined) return status;
+  // A gate that asked for a VSA must not see success without one.
+  reportError('intoto-verify', vsaError, out.verbosity);
+  return 1;
+}
+
+function finishReport(report: VerifyReport, opts: VerifyCliOptions, out: Output): number {
+  if (opts.json) writeJson(report, 1);
   if (out.verbosity === 'verbose') for (const line of traceLines(report.layout, '')) out.debug(line);
   const failure = report.failure;
   if (failure === undefined) {
@@ -95,9 +182,19 @@ function finish(report: VerifyReport, opts: VerifyCliOptions, out: Output): numb
     return 0;
   }
   process.stderr.write(`FAIL ${failure.code}: ${failure.message}\n`);
-  if (out.verbosity === 'verbose') for (const line of failure.details) process.stderr.write(`  ${line}\n`);
-  else if (failure.details.length > 0) process.stderr.write(`intoto-verify: (run with -v for ${failure.details.length} more line(s) of detail)\n`);
+  if (out.verbosity === 'verbose') for (const line of failure.details) if (line !== failure.message) process.stderr.write(`  ${line}\n`);
   return 1;
+}
+
+/**
+ * The link directory exists and is one: otherwise every step would be reported as a missing
+ * link, which sends the user looking for the wrong thing.
+ * @throws IoError E_IO "no such directory" / "not a directory"
+ */
+function checkLinkDirectory(dir: string): void {
+  const stat = statSync(dir, { throwIfNoEntry: false });
+  if (stat === undefined) throw new IoError('E_IO', `--link-dir ${dir}: no such directory`, { context: { file: dir } });
+  if (!stat.isDirectory()) throw new IoError('E_IO', `--link-dir ${dir}: not a directory`, { context: { file: dir } });
 }
 
 function summary(layout: LayoutReport): string {
@@ -137,8 +234,8 @@ function positiveInteger(flag: string, text: string): number {
   return n;
 }
 
-function positiveNumber(flag: string, text: string): number {
-  const n = /^[0-9]+(\.[0-9]+)?$/.test(text) ? Number(text) : Number.NaN;
-  if (!Number.isFinite(n) || n <= 0) usage(`${flag} must be a positive number of seconds, not ${JSON.stringify(text)}`);
+function seconds(flag: string, text: string): number {
+  const n = parseTimeoutSeconds(text);
+  if (n === undefined) usage(`${flag} must be ${TIMEOUT_RULE}, not ${JSON.stringify(text)}`);
   return n;
 }

@@ -1,4 +1,4 @@
-import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { CryptoError, InTotoError } from '../errors.js';
 import { parseJson } from '../canonical/parse.js';
 import { getOwn, isJsonObject, type JsonValue } from '../canonical/json.js';
@@ -8,16 +8,19 @@ import { ed25519PublicKey, ed25519RandomSeed, ED25519_KEY_BYTES } from './ed2551
 import {
   checkNodeKey,
   ed25519RawFromKeyObject,
+  keyMaterial,
   LEGACY_KEYID_HASH_ALGORITHMS,
   makePublicKey,
   publicKeyFromObject,
+  SCHEME_OF_CURVE,
+  unsupportedCurve,
   type KeyType,
   type PublicKey,
   type PublicKeyFields,
-  type SignatureScheme,
 } from './keys.js';
+import { gpgKeyError, privateKeyBlock, privateKeyFromPemText, publicKeyFromPemText } from './pem.js';
 import { SigningKey } from './signatures.js';
-import { decryptSslibKey, encryptSslibKey, isEncryptedSslibKey } from './sslib-encryption.js';
+import { checkSslibEncryptedKey, decryptSslibKey, encryptSslibKey, isEncryptedSslibKey } from './sslib-encryption.js';
 
 /**
  * Key files, read and written as the reference's tools do:
@@ -49,7 +52,13 @@ function readKeyFile(path: string): { text: string; detected: Detected } {
       throw new CryptoError('E_KEY_FORMAT', `${path}: not a valid JSON key file`, { cause, context: { file: path } });
     }
   }
-  if (isEncryptedSslibKey(trimmed)) return { text, detected: { format: 'encrypted-json' } };
+  if (isEncryptedSslibKey(trimmed)) {
+    // Its parameters (the PBKDF2 iteration count above all) are checked before anything else
+    // is done with the file: before a password is asked for, before a command runs.
+    checkSslibEncryptedKey(trimmed, path);
+    return { text, detected: { format: 'encrypted-json' } };
+  }
+  if (/-----BEGIN PGP /.test(trimmed)) throw gpgKeyError(path);
   if (trimmed.includes('-----BEGIN ')) return { text, detected: { format: 'pem', text: trimmed } };
   throw new CryptoError('E_KEY_FORMAT', `${path}: not a key file (expected securesystemslib JSON or PEM)`, {
     context: { file: path },
@@ -84,8 +93,8 @@ export function loadPublicKeyFile(path: string, options: LoadKeyOptions = {}): P
     let key: PublicKey;
     if (detected.format === 'json') {
       key = publicKeyFromObject(detected.value, { where: path });
-    } else if (detected.format === 'encrypted-json' || /-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(detected.text)) {
-      throw new CryptoError('E_KEY_PUBLIC_EXPECTED', `${path}: is a private key; pass the public key file (.pub)`);
+    } else if (detected.format === 'encrypted-json') {
+      throw new CryptoError('E_KEY_PUBLIC_EXPECTED', `${path}: is an encrypted private key; pass the public key file (.pub)`);
     } else {
       key = publicKeyFromPem(detected.text, path);
     }
@@ -102,7 +111,10 @@ export function loadPublicKeyFile(path: string, options: LoadKeyOptions = {}): P
 export function isEncryptedKeyFile(path: string): boolean {
   return withFile(path, () => {
     const { detected } = readKeyFile(path);
-    return detected.format === 'encrypted-json' || (detected.format === 'pem' && isEncryptedPem(detected.text));
+    // Checked whole (an encrypted PEM's key derivation bounded) without decrypting, so nobody
+    // is asked for the password of a key that would be refused anyway.
+    if (detected.format === 'pem') return privateKeyBlock(detected.text, path).encrypted;
+    return detected.format === 'encrypted-json';
   });
 }
 
@@ -113,7 +125,7 @@ export function isEncryptedKeyFile(path: string): boolean {
  */
 export function loadSigningKeyFile(path: string, options: LoadKeyOptions = {}): SigningKey {
   return withFile(path, () => {
-    const { detected } = readKeyFile(path);
+    const { text, detected } = readKeyFile(path);
     let key: SigningKey;
     if (detected.format === 'json') {
       key = signingKeyFromJson(detected.value, path);
@@ -121,7 +133,7 @@ export function loadSigningKeyFile(path: string, options: LoadKeyOptions = {}): 
       if (options.password === undefined || options.password === '') {
         throw new CryptoError('E_KEY_PASSWORD', `${path}: the key is encrypted; give its password (-P, or -p to be prompted)`);
       }
-      const plain = decryptSslibKey(readKeyFile(path).text.trim(), options.password, path);
+      const plain = decryptSslibKey(text.trim(), options.password, path);
       key = signingKeyFromJson(parseJson(plain, { source: path }), path);
     } else {
       key = signingKeyFromPem(detected.text, options.password, path);
@@ -146,32 +158,17 @@ function signingKeyFromJson(value: JsonValue, path: string): SigningKey {
     }
     return new SigningKey(publicKey, { kind: 'ed25519', seed });
   }
-  const privateKey = parsePrivatePem(privateValue, undefined, path);
+  const privateKey = privateKeyFromPemText(privateValue, undefined, `${path}: keyval.private`);
   const derived = createPublicKey(privateKey).export({ type: 'spki', format: 'der' });
-  const declared = createPublicKey(publicKey.publicValue).export({ type: 'spki', format: 'der' });
-  if (!derived.equals(declared)) {
+  const material = keyMaterial(publicKey);
+  const declared = material.kind === 'node' ? material.key.export({ type: 'spki', format: 'der' }) : undefined;
+  if (declared === undefined || !derived.equals(declared)) {
     throw new CryptoError('E_KEY_FORMAT', `${path}: the public and private halves of the key do not match`);
   }
   checkNodeKey(privateKey, publicKey.keytype, publicKey.scheme, path);
   return new SigningKey(publicKey, { kind: 'node', key: privateKey });
 }
 
-/** An encrypted PEM private key: PKCS#8 `ENCRYPTED PRIVATE KEY`, or a traditional key with `Proc-Type: 4,ENCRYPTED`. */
-function isEncryptedPem(text: string): boolean {
-  return /-----BEGIN (ENCRYPTED PRIVATE KEY|[A-Z ]*PRIVATE KEY-----\r?\nProc-Type: 4,ENCRYPTED)/.test(text);
-}
-
-function parsePrivatePem(text: string, password: string | undefined, path: string): KeyObject {
-  try {
-    return createPrivateKey(password === undefined ? { key: text, format: 'pem' } : { key: text, format: 'pem', passphrase: password });
-  } catch (cause) {
-    if (isEncryptedPem(text)) {
-      const reason = password === undefined || password === '' ? 'the key is encrypted; give its password (-P, or -p to be prompted)' : 'wrong password';
-      throw new CryptoError('E_KEY_PASSWORD', `${path}: ${reason}`, { cause });
-    }
-    throw new CryptoError('E_KEY_FORMAT', `${path}: not a readable PEM private key`, { cause });
-  }
-}
 
 /** The securesystemslib fields of a node public key (keyid in the in-toto 1.3.1 legacy form). */
 function fieldsOfNodeKey(key: KeyObject, path: string, rsaPem?: string): PublicKeyFields {
@@ -186,8 +183,8 @@ function fieldsOfNodeKey(key: KeyObject, path: string, rsaPem?: string): PublicK
   }
   if (type === 'ec') {
     const curve = key.asymmetricKeyDetails?.namedCurve;
-    const scheme: SignatureScheme | undefined = curve === 'prime256v1' ? 'ecdsa-sha2-nistp256' : curve === 'secp384r1' ? 'ecdsa-sha2-nistp384' : undefined;
-    if (!scheme) throw new CryptoError('E_KEY_UNSUPPORTED', `${path}: unsupported elliptic curve ${String(curve)}`);
+    const scheme = SCHEME_OF_CURVE.get(curve ?? '');
+    if (!scheme) throw unsupportedCurve(curve, path);
     // securesystemslib writes ECDSA public PEMs with their final newline.
     return { keytype: 'ecdsa', scheme, publicValue: spkiPem(key), keyidHashAlgorithms: LEGACY_KEYID_HASH_ALGORITHMS };
   }
@@ -201,22 +198,15 @@ function spkiPem(key: KeyObject): string {
 const PUBLIC_PEM = /-----BEGIN PUBLIC KEY-----[\s\S]*?-----END PUBLIC KEY-----/;
 
 function publicKeyFromPem(text: string, path: string): PublicKey {
-  let key: KeyObject;
-  try {
-    key = createPublicKey({ key: text, format: 'pem' });
-  } catch (cause) {
-    throw new CryptoError('E_KEY_FORMAT', `${path}: not a readable PEM public key`, { cause });
-  }
+  const { key } = publicKeyFromPemText(text, path);
+  // in-toto 1.3.1 hashes an RSA key's PEM text as the file has it, from BEGIN to END.
   const extracted = PUBLIC_PEM.exec(text)?.[0]?.replace(/\r\n/g, '\n');
   const fields = fieldsOfNodeKey(key, path, key.asymmetricKeyType === 'rsa' ? extracted : undefined);
   return makePublicKey(fields, path);
 }
 
 function signingKeyFromPem(text: string, password: string | undefined, path: string): SigningKey {
-  if (/-----BEGIN (RSA )?PUBLIC KEY-----/.test(text) && !/PRIVATE KEY-----/.test(text)) {
-    throw new CryptoError('E_KEY_PRIVATE_EXPECTED', `${path}: is a public key; signing needs the private key file`);
-  }
-  const privateKey = parsePrivatePem(text, password, path);
+  const privateKey = privateKeyFromPemText(text, password, path);
   const fields = fieldsOfNodeKey(createPublicKey(privateKey), path);
   const publicKey = makePublicKey(fields, path);
   if (publicKey.keytype === 'ed25519') {

@@ -2,14 +2,15 @@ import { constants, sign as nodeSign, verify as nodeVerify, type KeyObject } fro
 import { inspect } from 'node:util';
 import { CryptoError } from '../errors.js';
 import { ed25519Sign, ed25519Verify } from './ed25519.js';
-import { keyMaterial, type PublicKey } from './keys.js';
+import { keyMaterial, publicKeyInForm, type KeyidForm, type PublicKey } from './keys.js';
 
 /**
  * Signing and verification for the three schemes in-toto 1.3.1 uses:
  * - ed25519 (strict RFC 8032, see ed25519.ts);
  * - rsassa-pss-sha256: MGF1-SHA256; we sign with salt length = digest length (as
  *   securesystemslib) and verify any salt length (RSA_PSS_SALTLEN_AUTO), as it does;
- * - ecdsa-sha2-nistp256/384: DER-encoded (r, s), as securesystemslib writes them.
+ * - ecdsa-sha2-nistp256/384/521: DER-encoded (r, s) over SHA-256/384/512, as securesystemslib
+ *   (and in-toto-golang, for P-521) write them.
  */
 
 /**
@@ -32,6 +33,8 @@ export function verifySignature(key: PublicKey, signature: Uint8Array, data: Uin
         return nodeVerify('sha256', data, { key: material.key, dsaEncoding: 'der' }, signature);
       case 'ecdsa-sha2-nistp384':
         return nodeVerify('sha384', data, { key: material.key, dsaEncoding: 'der' }, signature);
+      case 'ecdsa-sha2-nistp521':
+        return nodeVerify('sha512', data, { key: material.key, dsaEncoding: 'der' }, signature);
       default:
         return false;
     }
@@ -61,6 +64,19 @@ export class SigningKey {
     return this.public.keyid;
   }
 
+  /** The same key signing under the keyid of `form` (what names and signature keyids show). */
+  inForm(form: KeyidForm): SigningKey {
+    return new SigningKey(publicKeyInForm(this.public, form), this.#material);
+  }
+
+  /**
+   * The same key known as `key` (a layout's entry for it, under whatever keyid the layout
+   * uses), or undefined when `key` is another key's. Never throws.
+   */
+  as(key: PublicKey): SigningKey | undefined {
+    return key.identity === this.public.identity && key.scheme === this.public.scheme ? new SigningKey(key, this.#material) : undefined;
+  }
+
   /**
    * Signs `data` with this key's scheme.
    * @throws CryptoError E_KEY_FORMAT when the underlying library refuses the key
@@ -80,6 +96,8 @@ export class SigningKey {
           return nodeSign('sha256', data, { key: material.key, dsaEncoding: 'der' });
         case 'ecdsa-sha2-nistp384':
           return nodeSign('sha384', data, { key: material.key, dsaEncoding: 'der' });
+        case 'ecdsa-sha2-nistp521':
+          return nodeSign('sha512', data, { key: material.key, dsaEncoding: 'der' });
         default:
           throw new CryptoError('E_KEY_UNSUPPORTED', `cannot sign with scheme ${this.public.scheme}`);
       }

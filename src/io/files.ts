@@ -1,5 +1,5 @@
-import { constants, openSync, fstatSync, readSync, closeSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { dirname, basename, join } from 'node:path';
+import { constants, openSync, fstatSync, readSync, closeSync, mkdirSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { dirname, basename, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { IoError, ioError } from '../errors.js';
 
@@ -188,5 +188,38 @@ function writeAll(fd: number, bytes: Uint8Array): void {
     while (offset < bytes.length) offset += writeSync(fd, bytes, offset, bytes.length - offset);
   } catch (error) {
     throw new WriteFailure(error);
+  }
+}
+
+/**
+ * Makes a directory and its missing parents, like `mkdir -p`, one level at a time. Node's own
+ * `mkdirSync(path, { recursive: true })` loops for ever at 100% CPU where a parent exists but
+ * refuses children (`/proc/nope`); here that is an error.
+ * @throws IoError E_IO (a parent that is a file, a directory that cannot be made)
+ */
+export function makeDirectorySync(path: string): void {
+  const missing: string[] = [];
+  for (let dir = resolve(path); ; ) {
+    let isDirectory: boolean;
+    try {
+      isDirectory = statSync(dir).isDirectory();
+    } catch (error) {
+      const parent = dirname(dir);
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT' || parent === dir) throw ioError(dir, error, 'cannot use as a directory');
+      missing.push(dir);
+      dir = parent;
+      continue;
+    }
+    if (!isDirectory) throw new IoError('E_IO', `${dir}: not a directory`, { context: { file: dir } });
+    break;
+  }
+  for (const dir of missing.reverse()) {
+    try {
+      mkdirSync(dir);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST' && statSync(dir, { throwIfNoEntry: false })?.isDirectory() === true) continue;
+      throw new IoError('E_IO', `${dir}: cannot create the directory (${code ?? 'error'})`, { cause: error, context: { file: dir } });
+    }
   }
 }

@@ -1,5 +1,6 @@
 import { InternalError } from '../errors.js';
 import type { PickleArgKind } from './pickle-opcodes.js';
+import type { ByteSource } from './source.js';
 
 /**
  * Reading a pickle stream: a cursor over the bytes, and the decoding of each opcode's inline
@@ -17,7 +18,9 @@ export type PickleArgument =
   /** GLOBAL and INST: module and name, each a line. */
   | { readonly kind: 'pair'; readonly first: Uint8Array; readonly second: Uint8Array }
   /** Counted bytes: the payload of LONG1/4, BINSTRING, BINBYTES, BINUNICODE, BINFLOAT, ... */
-  | { readonly kind: 'data'; readonly bytes: Uint8Array };
+  | { readonly kind: 'data'; readonly bytes: Uint8Array }
+  /** Counted bytes too long to matter (a tensor's bytes, a long text): skipped, never read. */
+  | { readonly kind: 'skipped'; readonly length: number };
 
 /** An argument, or why it could not be read (the stream is truncated or invalid there). */
 export type ArgumentResult =
@@ -26,40 +29,110 @@ export type ArgumentResult =
 
 const NEWLINE = 0x0a;
 const NO_ARGUMENT: ArgumentResult = { ok: true, arg: { kind: 'none' } };
+const EMPTY = new Uint8Array(0);
 
-/** A forward-only cursor; every read returns undefined instead of running past the end. */
+/** Counted arguments longer than this are skipped: no name or number the scan needs is this long. */
+export const KEEP_ARGUMENT_BYTES = 4096;
+/** How much a cursor reads from its source at a time. */
+const WINDOW_BYTES = 1024 * 1024;
+/** The longest text line (protocol 0's arguments) a scan reads; longer ones are a limit. */
+export const MAX_LINE_BYTES = 256 * 1024 * 1024;
+
+/**
+ * A forward-only cursor over a byte source (or bytes in memory), reading it through a window:
+ * every read returns undefined instead of running past the end, and skipped bytes are never
+ * read. Offsets are absolute in the source.
+ */
 export class ByteCursor {
+  private bytes: Uint8Array;
+  /** Source offset of bytes[0]. */
+  private base: number;
   private position = 0;
+  private readonly source: ByteSource | undefined;
+  private readonly end: number;
+  /** Set when a line ran past MAX_LINE_BYTES. */
+  lineTooLong = false;
 
-  constructor(private readonly bytes: Uint8Array) {}
+  /** Over `input` from `start` to `end` (default: all of it). */
+  constructor(input: Uint8Array | ByteSource, start = 0, end?: number) {
+    if (input instanceof Uint8Array) {
+      this.source = undefined;
+      this.bytes = input;
+      this.end = Math.min(end ?? input.length, input.length);
+      this.base = 0;
+      this.position = Math.min(start, this.end);
+    } else {
+      this.source = input;
+      this.end = Math.min(end ?? input.size, input.size);
+      this.bytes = EMPTY;
+      this.base = Math.min(start, this.end);
+    }
+  }
 
   get offset(): number {
-    return this.position;
+    return this.base + this.position;
   }
 
   get remaining(): number {
-    return this.bytes.length - this.position;
+    return this.end - this.offset;
+  }
+
+  /** Makes `count` bytes available at the position; false if they run past the end. */
+  private ensure(count: number): boolean {
+    if (this.position + count <= this.bytes.length && this.base + this.position + count <= this.end) return true;
+    if (this.source === undefined || count > this.remaining) return false;
+    const offset = this.offset;
+    const length = Math.min(Math.max(WINDOW_BYTES, count), this.end - offset);
+    this.bytes = this.source.read(offset, length);
+    this.base = offset;
+    this.position = 0;
+    return this.bytes.length >= count;
   }
 
   nextByte(): number | undefined {
-    if (this.position >= this.bytes.length) return undefined;
+    if (this.position < this.bytes.length && this.base + this.position < this.end) return this.bytes[this.position++];
+    if (!this.ensure(1)) return undefined;
     return this.bytes[this.position++];
   }
 
   take(count: number): Uint8Array | undefined {
-    if (!(count >= 0 && count <= this.remaining)) return undefined;
+    if (!(count >= 0) || !this.ensure(count)) return undefined;
     const view = this.bytes.subarray(this.position, this.position + count);
     this.position += count;
     return view;
   }
 
+  /** Moves past `count` bytes without reading them; false (and no move) if they run past the end. */
+  skip(count: number): boolean {
+    if (!(count >= 0 && count <= this.remaining)) return false;
+    if (this.position + count <= this.bytes.length) {
+      this.position += count;
+    } else {
+      this.base = this.offset + count;
+      this.bytes = EMPTY;
+      this.position = 0;
+    }
+    return true;
+  }
+
   /** The bytes up to the next newline (excluded), moving past it; undefined if there is none. */
   line(): Uint8Array | undefined {
-    const end = this.bytes.indexOf(NEWLINE, this.position);
-    if (end === -1) return undefined;
-    const view = this.bytes.subarray(this.position, end);
-    this.position = end + 1;
-    return view;
+    for (;;) {
+      const limit = Math.min(this.bytes.length, this.end - this.base);
+      const end = this.bytes.subarray(0, limit).indexOf(NEWLINE, this.position);
+      if (end !== -1) {
+        const view = this.bytes.subarray(this.position, end);
+        this.position = end + 1;
+        return view;
+      }
+      const have = limit - this.position;
+      if (this.source === undefined || have >= this.remaining) return undefined;
+      if (have >= MAX_LINE_BYTES) {
+        this.lineTooLong = true;
+        return undefined;
+      }
+      if (!this.ensure(Math.min(this.remaining, Math.max(2 * have, WINDOW_BYTES)))) return undefined;
+    }
   }
 
   /**
@@ -67,7 +140,7 @@ export class ByteCursor {
    * back rounded, which is harmless: it is only ever a length compared with what remains.
    */
   unsigned(size: 1 | 2 | 4 | 8): number | undefined {
-    if (size > this.remaining) return undefined;
+    if (!this.ensure(size)) return undefined;
     // Read in place: a subarray per integer argument would dominate the scan's allocations.
     let value = 0;
     for (let i = this.position + size - 1; i >= this.position; i--) value = value * 256 + (this.bytes[i] ?? 0);
@@ -112,7 +185,7 @@ export function readArgument(cursor: ByteCursor, kind: PickleArgKind): ArgumentR
     case 'stringnl_noescape_pair': {
       const first = cursor.line();
       const second = first === undefined ? undefined : cursor.line();
-      if (first === undefined || second === undefined) return truncatedLine();
+      if (first === undefined || second === undefined) return truncatedLine(cursor);
       return { ok: true, arg: { kind: 'pair', first, second } };
     }
     case 'long1':
@@ -142,11 +215,12 @@ function integer(value: number | undefined, size: number): ArgumentResult {
 
 function line(cursor: ByteCursor): ArgumentResult {
   const bytes = cursor.line();
-  if (bytes === undefined) return truncatedLine();
+  if (bytes === undefined) return truncatedLine(cursor);
   return { ok: true, arg: { kind: 'line', bytes } };
 }
 
-function truncatedLine(): ArgumentResult {
+function truncatedLine(cursor: ByteCursor): ArgumentResult {
+  if (cursor.lineTooLong) return { ok: false, reason: `a text argument longer than ${MAX_LINE_BYTES} bytes` };
   return { ok: false, reason: 'truncated: a text argument has no terminating newline' };
 }
 
@@ -158,6 +232,10 @@ function countedBy(cursor: ByteCursor, count: number | undefined, size: number):
 
 function counted(cursor: ByteCursor, count: number): ArgumentResult {
   const remaining = cursor.remaining;
+  if (count > KEEP_ARGUMENT_BYTES) {
+    if (!cursor.skip(count)) return { ok: false, reason: `truncated: needs ${count} bytes, ${remaining} remain` };
+    return { ok: true, arg: { kind: 'skipped', length: count } };
+  }
   const bytes = cursor.take(count);
   if (bytes === undefined) {
     return { ok: false, reason: `truncated: needs ${count} bytes, ${remaining} remain` };
@@ -184,8 +262,12 @@ export function lineOf(arg: PickleArgument, op: string): Uint8Array {
   return arg.bytes;
 }
 
-/** @throws InternalError E_INTERNAL if `arg` is not counted data */
-export function dataOf(arg: PickleArgument, op: string): Uint8Array {
+/**
+ * Counted data, or undefined when it was too long to keep (see KEEP_ARGUMENT_BYTES).
+ * @throws InternalError E_INTERNAL if `arg` is not counted data
+ */
+export function dataOf(arg: PickleArgument, op: string): Uint8Array | undefined {
+  if (arg.kind === 'skipped') return undefined;
   if (arg.kind !== 'data') throw wrongArgument(op);
   return arg.bytes;
 }

@@ -84,6 +84,16 @@ export class SymbolicStack {
     return mark;
   }
 
+  /** The values from `start` up (a copy), as TUPLE and SETITEMS consume them. */
+  itemsFrom(start: number): PickleValue[] {
+    return this.items.slice(start);
+  }
+
+  /** The value at `index` from the bottom, or UNKNOWN. */
+  at(index: number): PickleValue {
+    return this.items[index] ?? UNKNOWN;
+  }
+
   /** Drops every value from `height` up. */
   truncate(height: number): void {
     if (height < this.items.length) this.items.length = height;
@@ -93,13 +103,13 @@ export class SymbolicStack {
    * APPEND(S), SETITEM(S), ADDITEMS: the values from `start` up go into the object just below
    * them, which must lie above the fence (do_append, do_setitems); SETITEM(S) take pairs.
    */
-  extend(start: number, group: 1 | 2, r: Reporter): void {
+  extend(start: number, group: 1 | 2, r: Reporter): boolean {
     if (start <= this.fence || start > this.items.length) {
       r.malformed('stack underflow (no container below the items)');
-      return;
+      return false;
     }
     if ((this.items.length - start) % group !== 0) r.malformed('odd number of items for SETITEMS');
-    this.truncate(start);
+    return true;
   }
 
   /** GET, BINGET, LONG_BINGET; `index` undefined when the text form was not plain digits. */

@@ -1,11 +1,15 @@
 /** The public shapes of a pickle scan (re-exported by `pickle.ts`). */
 
+import type { ModelPolicy } from './policy.js';
+import type { ObjectValue, PickleValue } from './pickle-values.js';
+
 /** Options of `scanPickle`; every field is optional. */
 export interface PickleScanOptions {
+  /** The allow-list policy; defaults to the default policy (policy.ts). */
+  readonly policy?: ModelPolicy;
   /**
-   * The complete set of imports (`module.name`, after Python 2 names are mapped) the pickle
-   * may make; defaults to `DEFAULT_PICKLE_ALLOW`. To extend the default, pass
-   * `new Set([...DEFAULT_PICKLE_ALLOW, 'numpy.dtype'])`. Names in NEVER_ALLOWED stay refused.
+   * Extra names (`module.name`, after Python 2 names are mapped) allowed for every use, on top
+   * of `policy`. Names in NEVER_ALLOWED stay refused.
    */
   readonly allow?: ReadonlySet<string>;
   /** Larger inputs are not scanned (a `limit` finding). Default 1 GiB. */
@@ -20,6 +24,11 @@ export interface PickleScanOptions {
  */
 export type PickleFindingKind =
   | 'import' // an import outside the allow-list, or one that is never allowed
+  | 'call' // REDUCE, INST or OBJ on something the policy does not allow to be called
+  | 'instantiate' // NEWOBJ (or a rebuild helper) on something the policy does not list as a class
+  | 'argument' // a rebuild helper given arguments outside what it may take
+  | 'build-global' // BUILD on an imported object itself: it would set attributes on a class or function
+  | 'nested-pickle' // a pickle inside the data (an object array, ...) that is unsafe or unreadable
   | 'unresolved-import' // STACK_GLOBAL on operands that are not literal strings
   | 'extension' // EXT1/EXT2/EXT4: an import through the copyreg extension registry
   | 'persistent-id' // PERSID/BINPERSID: an object supplied by the loader's persistent_load
@@ -37,6 +46,8 @@ export interface PickleFinding {
   readonly global?: string;
   readonly reason: string;
   readonly kind: PickleFindingKind;
+  /** A never-allowed name is concerned (ranks the finding first). */
+  readonly never?: boolean;
 }
 
 /** What a scan found; the pickle is safe to load exactly when `findings` is empty. */
@@ -54,5 +65,20 @@ export interface PickleScanResult {
 /** Where the machine reports; implemented by the scan loop. */
 export interface FindingSink {
   add(finding: PickleFinding): void;
-  noteImport(fullName: string): void;
+  noteImport(module: string, name: string): void;
+}
+
+/**
+ * How the file format around a pickle changes what the loader does with it (torch's
+ * persistent ids, joblib's array buffers), as hooks the machine calls.
+ */
+export interface PickleHooks {
+  /**
+   * The loader has a persistent_load of its own (torch's storages): a persistent id is then
+   * handed to it with this value. Without the hook, persistent ids are findings. Returns a
+   * reason if the id is not one the loader accepts.
+   */
+  persistentId?(id: PickleValue, offset: number): string | undefined;
+  /** After BUILD gave `object` its state (joblib reads array data right there). */
+  afterBuild?(object: ObjectValue, offset: number): void;
 }

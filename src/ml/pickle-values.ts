@@ -1,10 +1,13 @@
+import type { PolicyEntry } from './policy.js';
+
 /**
- * What the scanner knows about each value on the unpickler's stack. Only one fact matters for
- * safety: whether a value is a `str` whose text we know, because STACK_GLOBAL imports the two
- * strs on top of the stack. Everything else is either certainly not a str (numbers, bytes,
- * containers: STACK_GLOBAL refuses them) or unknown (the result of a call, an import, a
- * persistent id, a string we do not decode with certainty): an import from an unknown operand
- * cannot be judged, so it is a finding.
+ * What the scanner knows about each value on the unpickler's stack: whether it is a `str`
+ * whose text we know (STACK_GLOBAL imports the two strs on top of the stack; an import from an
+ * operand we cannot read is a finding), which import a global is and whether the policy allows
+ * it (so that REDUCE and NEWOBJ can be judged by what they call or build), the items of short
+ * tuples (the arguments of rebuild helpers), small ints and dicts (joblib's array wrappers say
+ * where their data ends), and the objects calls build. Everything else is data that is
+ * certainly not a str, or unknown.
  *
  * A str keeps a view of its bytes and is decoded only if STACK_GLOBAL uses it ({@link strText}):
  * most strings in a model are keys and labels, and decoding each would dominate the scan.
@@ -13,16 +16,79 @@
 /** How a str's bytes become its text (see {@link strText}). */
 type StrEncoding = 'utf8' | 'latin1' | 'ascii';
 
-/** A value on the symbolic stack: a str (bytes and how to decode them), certainly not a str, or unknown. */
+/** An imported global as the stack holds it; `entry` is set when the policy allows it. */
+export interface GlobalValue {
+  readonly kind: 'global';
+  readonly module: string;
+  readonly name: string;
+  readonly entry: PolicyEntry | undefined;
+}
+
+/**
+ * The result of a call or an instantiation: an object of class `of` (when that was an import
+ * we know), with the arguments it was built from and the state BUILD gave it.
+ */
+export interface ObjectValue {
+  readonly kind: 'object';
+  readonly of: GlobalValue | undefined;
+  readonly args: PickleValue | undefined;
+  state: PickleValue | undefined;
+}
+
+/** A dict: its str-keyed entries are kept while it has few (joblib's array wrappers need them). */
+export interface DictValue {
+  readonly kind: 'dict';
+  entries: Map<string, PickleValue> | undefined;
+}
+
+/**
+ * A value on the symbolic stack: a str (bytes and how to decode them), a small int, None or a
+ * bool, a tuple (its items while it is short), a dict, an imported global, an object built by
+ * a call, certainly-not-a-str data that is not tracked, or unknown.
+ */
 export type PickleValue =
   | { readonly kind: 'str'; readonly bytes: Uint8Array; readonly encoding: StrEncoding }
+  | { readonly kind: 'int'; readonly value: number }
+  | { readonly kind: 'none' }
+  | { readonly kind: 'bool'; readonly value: boolean }
+  | { readonly kind: 'tuple'; readonly items: readonly PickleValue[] | undefined }
+  | DictValue
+  | GlobalValue
+  | ObjectValue
   | { readonly kind: 'data' }
   | { readonly kind: 'unknown' };
 
-/** Certainly not a str. */
+/** Certainly not a str, and not tracked further. */
 export const DATA: PickleValue = { kind: 'data' };
 /** Could be anything, a str included. */
 export const UNKNOWN: PickleValue = { kind: 'unknown' };
+export const NONE: PickleValue = { kind: 'none' };
+export const TRUE: PickleValue = { kind: 'bool', value: true };
+export const FALSE: PickleValue = { kind: 'bool', value: false };
+export const EMPTY_TUPLE: PickleValue = { kind: 'tuple', items: [] };
+
+/** Tuples longer than this keep no items (argument tuples and shapes are short). */
+export const MAX_TRACKED_ITEMS = 32;
+/** Dicts with more entries than this keep none. */
+export const MAX_TRACKED_ENTRIES = 64;
+
+const SMALL_INTS: readonly PickleValue[] = Array.from({ length: 256 }, (_, value) => ({ kind: 'int', value }));
+
+/** An int value (shared objects for 0..255, which most pickles use). */
+export function intValue(value: number): PickleValue {
+  return value >= 0 && value < 256 ? (SMALL_INTS[value] as PickleValue) : { kind: 'int', value };
+}
+
+/** A tuple of `items`, keeping them only while there are few. */
+export function tupleValue(items: PickleValue[]): PickleValue {
+  if (items.length === 0) return EMPTY_TUPLE;
+  return { kind: 'tuple', items: items.length <= MAX_TRACKED_ITEMS ? items : undefined };
+}
+
+/** The int of a value, or undefined. */
+export function intOrUndefined(value: PickleValue | undefined): number | undefined {
+  return value?.kind === 'int' ? value.value : undefined;
+}
 
 /**
  * Strings longer than this become UNKNOWN: no module or attribute name is this long, and

@@ -1,10 +1,10 @@
-import { CryptoError, InTotoError, IoError } from '../errors.js';
+import { CryptoError, InTotoError, IoError, ParseError } from '../errors.js';
 import { canonicalBytes, pythonJsonDumps } from '../canonical/encode.js';
 import { getOwn, isJsonObject, type JsonObject, type JsonValue } from '../canonical/json.js';
 import { parseJson } from '../canonical/parse.js';
 import { LIMITS } from '../io/files.js';
 import { bytesToHex, decodeBase64Strict, encodeBase64, hexToBytes } from '../crypto/encoding.js';
-import type { PublicKey } from '../crypto/keys.js';
+import { keyHasKeyid, type PublicKey } from '../crypto/keys.js';
 import { verifySignature, type SigningKey } from '../crypto/signatures.js';
 import { checkSchema, DSSE_SCHEMA, METABLOCK_SCHEMA } from './schemas.js';
 
@@ -27,6 +27,12 @@ export interface EnvelopeSignature {
   /** The keyid the signature claims; DSSE allows it to be absent. */
   readonly keyid: string | undefined;
   readonly sig: Uint8Array;
+  /**
+   * DSSE only: the bytes of `sig` read as hex, when its text is lowercase hex (in-toto 1.4
+   * wrote DSSE signatures in hex). Never verified as a signature: only used to say why one
+   * fails ({@link signatureEncodingProblem}).
+   */
+  readonly hexReading?: Uint8Array;
 }
 
 export interface Envelope {
@@ -81,6 +87,7 @@ export function parseEnvelope(bytes: Uint8Array, source: string, limits: Envelop
 }
 
 function metablockFrom(document: JsonObject, source: string): Envelope {
+  refuseGpgSignatures(document, source);
   checkSchema(METABLOCK_SCHEMA, document, source);
   const signed = document['signed'] as JsonValue;
   const envelope = metablockOver(document['signatures'] as readonly JsonObject[], canonicalBytes(signed), source);
@@ -89,13 +96,34 @@ function metablockFrom(document: JsonObject, source: string): Envelope {
 }
 
 /**
+ * A GPG signature (`{keyid, other_headers, signature}`, as in-toto's `sign_gpg` writes) is
+ * refused by name, before the schema would call its fields unexpected.
+ * @throws CryptoError E_KEY_UNSUPPORTED
+ */
+function refuseGpgSignatures(document: JsonObject, source: string): void {
+  const signatures = getOwn(document, 'signatures');
+  if (!Array.isArray(signatures)) return;
+  for (const signature of signatures.slice(0, 100)) {
+    if (isJsonObject(signature) && (getOwn(signature, 'other_headers') !== undefined || (getOwn(signature, 'signature') !== undefined && getOwn(signature, 'sig') === undefined))) {
+      throw new CryptoError(
+        'E_KEY_UNSUPPORTED',
+        `${source}: signed with GPG (a signature with other_headers): GPG keys are not supported; re-sign with an ed25519, RSA or ECDSA key file`,
+        { context: { file: source } },
+      );
+    }
+  }
+}
+
+/**
  * A Metablock envelope whose signatures cover `signedBytes`, the canonical bytes of its
  * `signed` object, for a reader that made those bytes itself in its own pass over the file
- * (link-reader.ts). `signatures` is checked against the Metablock schema as parseEnvelope
- * checks it (the `signed` object, which the reader holds, stands in as an empty object).
- * @throws FormatError E_SCHEMA
+ * (link-reader.ts). `signatures` is checked as parseEnvelope checks it: GPG signatures refused,
+ * then the Metablock schema (the `signed` object, which the reader holds, stands in as an
+ * empty object).
+ * @throws CryptoError E_KEY_UNSUPPORTED; FormatError E_SCHEMA
  */
 export function metablockEnvelope(signatures: JsonValue, signedBytes: Uint8Array, source: string): Envelope {
+  refuseGpgSignatures({ signatures }, source);
   checkSchema(METABLOCK_SCHEMA, { signatures, signed: {} }, source);
   return metablockOver(signatures as readonly JsonObject[], signedBytes, source);
 }
@@ -136,25 +164,48 @@ function dsseFrom(document: JsonObject, source: string, maxPayloadBytes: number)
     });
   }
   const payload = decodeBase64Strict(encoded, `${source}: payload`);
-  const signatures = (document['signatures'] as readonly JsonObject[]).map((s, i) => {
+  const signatures = (document['signatures'] as readonly JsonObject[]).map((s, i): EnvelopeSignature => {
     const keyid = s['keyid'];
-    return {
-      keyid: typeof keyid === 'string' && keyid !== '' ? keyid : undefined,
-      sig: decodeBase64Strict(s['sig'] as string, `${source}: signatures[${i}].sig`),
-    };
+    const text = s['sig'] as string;
+    const hex = text.length >= 64 ? hexToBytes(text) : undefined;
+    let sig: Uint8Array;
+    try {
+      sig = decodeBase64Strict(text, `${source}: signatures[${i}].sig`);
+    } catch (error) {
+      if (hex === undefined) throw error;
+      throw new ParseError('E_BASE64', `${source}: signatures[${i}].sig is hex, not base64: ${HEX_ADVICE}`, { context: { file: source } });
+    }
+    return { keyid: typeof keyid === 'string' && keyid !== '' ? keyid : undefined, sig, ...(hex === undefined ? {} : { hexReading: hex }) };
   });
   const signedBytes = pae(payloadType, payload);
   return { kind: 'dsse', signatures, signedBytes, payloadOffset: signedBytes.length - payload.length, payloadEncoding: 'json', source };
 }
 
 /**
- * True when some signature in the envelope, claiming `key`'s keyid (or, in DSSE, no keyid),
- * verifies under `key` over the signed bytes.
+ * True when some signature in the envelope, claiming `key`'s keyid in either form (in-toto
+ * 1.3.1's or in-toto 2.x's, see crypto/keys.ts; or, in DSSE, no keyid), verifies under `key`
+ * over the signed bytes. The keyid only picks the signatures to try: the verdict is the key's.
  */
 export function isSignedBy(envelope: Envelope, key: PublicKey): boolean {
   return envelope.signatures.some(
-    (s) => (s.keyid === key.keyid || (envelope.kind === 'dsse' && s.keyid === undefined)) && verifySignature(key, s.sig, envelope.signedBytes),
+    (s) => (s.keyid === undefined ? envelope.kind === 'dsse' : keyHasKeyid(key, s.keyid)) && verifySignature(key, s.sig, envelope.signedBytes),
   );
+}
+
+const HEX_ADVICE = 'DSSE signatures are base64 (in-toto 1.4 wrote them in hex, which in-toto >= 2.0 and securesystemslib >= 0.28 refuse); re-sign the file (intoto-sign --use-dsse)';
+
+/**
+ * Why `key`'s signature on a DSSE envelope fails when the reason is its encoding: a signature
+ * claiming the key's keyid whose text, read as hex rather than base64, would verify. Such a
+ * signature is never accepted; this only names the fault. Undefined otherwise. Never throws.
+ */
+export function signatureEncodingProblem(envelope: Envelope, key: PublicKey): string | undefined {
+  if (envelope.kind !== 'dsse') return undefined;
+  for (const s of envelope.signatures) {
+    if (s.hexReading === undefined || (s.keyid !== undefined && !keyHasKeyid(key, s.keyid))) continue;
+    if (verifySignature(key, s.hexReading, envelope.signedBytes)) return `its DSSE signature by ${key.keyid.slice(0, 8)} is hex, not base64: ${HEX_ADVICE}`;
+  }
+  return undefined;
 }
 
 /**

@@ -1,6 +1,6 @@
 import { FormatError, VerificationError, type InTotoError } from '../errors.js';
-import type { JsonObject, JsonValue } from '../canonical/json.js';
-import { publicKeyFromObject, publicKeyToObject, type PublicKey } from '../crypto/keys.js';
+import { getOwn, isJsonObject, type JsonObject, type JsonValue } from '../canonical/json.js';
+import { gpgKeyObjectError, isGpgKeyObject, publicKeyFromObject, publicKeyToObject, type PublicKey } from '../crypto/keys.js';
 import { stepNameProblem } from './names.js';
 import { substituteParams } from './params.js';
 import { assertMatchTargets, parseRuleList, ruleToTokens, type ArtifactRule } from './rules.js';
@@ -80,6 +80,7 @@ export function parseExpires(text: string, where: string): number {
  *   E_THRESHOLD
  */
 export function layoutFromJson(value: JsonValue, where: string, options: LayoutReadOptions = {}): Layout {
+  refuseGpgKeys(value, where);
   checkSchema(LAYOUT_SCHEMA, value, where);
   const object = value as JsonObject;
   const expires = object['expires'] as string;
@@ -133,6 +134,18 @@ export function layoutFromJson(value: JsonValue, where: string, options: LayoutR
     steps: Object.freeze(steps),
     inspections: Object.freeze(inspections),
   });
+}
+
+/**
+ * A GPG key among the layout's keys is refused by name, before the schema (which would only
+ * say that its fields are unexpected). @throws CryptoError E_KEY_UNSUPPORTED
+ */
+function refuseGpgKeys(value: JsonValue, where: string): void {
+  const keys = isJsonObject(value) ? getOwn(value, 'keys') : undefined;
+  if (!isJsonObject(keys)) return;
+  for (const keyid of Object.keys(keys).slice(0, 1000)) {
+    if (isGpgKeyObject(getOwn(keys, keyid) ?? null)) throw gpgKeyObjectError(`${where}: keys[${keyid.slice(0, 80)}]`);
+  }
 }
 
 function readKeys(object: JsonObject, where: string): ReadonlyMap<string, PublicKey> {

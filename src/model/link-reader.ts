@@ -6,7 +6,7 @@ import { InTotoError } from '../errors.js';
 import type { PublicKey } from '../crypto/keys.js';
 import type { ArtifactTable } from './artifact-table.js';
 import { DECLINE, scanArtifacts, skip, type Cursor } from './artifact-scan.js';
-import { isSignedBy, metablockEnvelope, parseEnvelope, signersOf, verifiedPayload, type Envelope } from './envelope.js';
+import { isSignedBy, metablockEnvelope, parseEnvelope, signatureEncodingProblem, signersOf, verifiedPayload, type Envelope } from './envelope.js';
 import { makeLink, type Link } from './link.js';
 import { checkSchema, LINK_SCHEMA } from './schemas.js';
 
@@ -61,7 +61,8 @@ const RBRACKET = 0x5d;
 
 /** What a link slot's file holds, and which of the candidate keys signed it. */
 export type SlotContent =
-  | { readonly kind: 'unsigned' }
+  /** No candidate verified; `encodingProblem` names a signature in the wrong encoding. */
+  | { readonly kind: 'unsigned'; readonly encodingProblem?: string }
   | { readonly kind: 'link'; readonly signers: readonly PublicKey[]; readonly link: Link }
   | { readonly kind: 'payload'; readonly signers: readonly PublicKey[]; readonly payload: JsonValue };
 
@@ -94,7 +95,10 @@ export function readSlot(bytes: Uint8Array, source: string, candidates: readonly
       if (payload !== undefined) signers.push(key);
     } else if (isSignedBy(envelope, key)) signers.push(key);
   }
-  return payload === undefined ? { kind: 'unsigned' } : { kind: 'payload', signers, payload };
+  if (payload !== undefined) return { kind: 'payload', signers, payload };
+  // Why none verified, when the reason is a DSSE signature in hex (signatureEncodingProblem).
+  const problem = candidates.map((key) => signatureEncodingProblem(envelope, key)).find((p) => p !== undefined);
+  return problem === undefined ? { kind: 'unsigned' } : { kind: 'unsigned', encodingProblem: problem };
 }
 
 /**

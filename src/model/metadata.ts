@@ -7,6 +7,7 @@ import { layoutFromJson, type Layout, type LayoutReadOptions } from './layout.js
 import { linkFromJson, type Link } from './link.js';
 import { releaseScanBuffers } from './artifact-scan.js';
 import { readSlot, type SlotContent } from './link-reader.js';
+import { isStatement, linkFromStatement } from './statement.js';
 
 /** Link or layout, told apart by `_type` (a sublayout stands where a link is expected). */
 export type Metadata = { readonly type: 'link'; readonly link: Link } | { readonly type: 'layout'; readonly layout: Layout };
@@ -67,13 +68,15 @@ export function metadataType(value: JsonValue): string | undefined {
 }
 
 /**
- * Reads a payload as a link or a layout.
- * @throws FormatError E_METADATA_TYPE for any other `_type`; whatever the link or layout
- *   readers throw
+ * Reads a payload as a link or a layout; a link Statement (in-toto attestation, link
+ * predicate v0.3) is read as the link it stands for (statement.ts).
+ * @throws FormatError E_METADATA_TYPE for any other `_type`; whatever the link, Statement or
+ *   layout readers throw
  */
 export function metadataFromJson(value: JsonValue, where: string, options: LayoutReadOptions = {}): Metadata {
   const type = metadataType(value);
   if (type === 'link') return { type: 'link', link: linkFromJson(value, where) };
+  if (isStatement(value)) return { type: 'link', link: linkFromStatement(value, where) };
   if (type === 'layout') return { type: 'layout', layout: layoutFromJson(value, where, options) };
   throw new FormatError('E_METADATA_TYPE', `${where}: _type must be "link" or "layout", got ${JSON.stringify(type ?? null)}`);
 }

@@ -5,8 +5,10 @@ import { loadPublicKeyFile } from '../crypto/keyfiles.js';
 import { publicKeyToObject } from '../crypto/keys.js';
 import { layoutFromJson, layoutToJson, parseExpires } from '../model/layout.js';
 import { artifactNameProblem, stepNameProblem } from '../model/names.js';
+import { parseTimeoutSeconds, TIMEOUT_RULE } from '../runner/step-files.js';
 import { parseRuleString, patternProblem, ruleToTokens, shlexSplit, type ArtifactRule } from '../model/rules.js';
 import { diagnostic, type Diagnostic, type DiagnosticId } from './diagnostics.js';
+import { BUILTINS_HEADING, compileInspectionRun, compileStepUse, modelSignCommand, withBuiltins } from './builtins.js';
 import type { Functionary, PipelineInspection, PipelineSource, PipelineStep } from './source.js';
 import { pointerSegment, type SourceTree } from './yaml-source.js';
 
@@ -27,6 +29,8 @@ export interface CompileOptions {
 
 type Raw = Readonly<Record<string, JsonValue>>;
 const UNITS: Readonly<Record<string, number>> = { h: 3600_000, d: 86_400_000, w: 7 * 86_400_000 };
+/** The longest `expires_in`: 100 years (the in-toto date format ends at year 9999 anyway). */
+const MAX_EXPIRES_IN_MS = 36_500 * 86_400_000;
 
 /** Compiles a schema-valid tree. Never throws: problems are returned as diagnostics. */
 export function compileSource(tree: SourceTree, options: CompileOptions): { source?: PipelineSource; diagnostics: Diagnostic[] } {
@@ -68,6 +72,12 @@ export function compileSource(tree: SourceTree, options: CompileOptions): { sour
         return [];
       }
     });
+  const timeoutOf = (value: JsonValue | undefined, pointer: string): number | undefined => {
+    if (value === undefined) return undefined;
+    const seconds = parseTimeoutSeconds(value as string);
+    if (seconds === undefined) report('schema', 'E_SCHEMA', `${pointer}: must be ${TIMEOUT_RULE}, got ${JSON.stringify(value)}`, pointer);
+    return seconds;
+  };
   const command = (value: JsonValue | undefined, pointer: string): string[] | undefined => {
     if (value === undefined) return undefined;
     if (Array.isArray(value)) return [...(value as readonly string[])];
@@ -93,24 +103,35 @@ export function compileSource(tree: SourceTree, options: CompileOptions): { sour
     } else if (threshold > unique.length && unique.length === listed.length) {
       report('threshold-too-high', 'E_THRESHOLD', `threshold ${threshold} can never be met by ${unique.length} functionary(ies)`, raw['threshold'] === undefined ? at : `${at}/threshold`);
     }
-    const run = command(raw['run'], `${at}/run`);
+    const uses = compileStepUse(raw, at, functionaries.map, report);
+    const run = raw['uses'] === undefined ? command(raw['run'], `${at}/run`) : undefined;
+    const expected = uses === undefined ? (command(raw['expected_command'], `${at}/expected_command`) ?? run ?? []) : modelSignCommand(uses);
     return Object.freeze({
       name: raw['name'] as string,
       functionaries: Object.freeze(unique),
       threshold,
       run: run === undefined ? undefined : Object.freeze(run),
-      expectedCommand: Object.freeze(command(raw['expected_command'], `${at}/expected_command`) ?? run ?? []),
+      uses,
+      expectedCommand: Object.freeze(expected),
       materials: Object.freeze(rules(raw['materials'], `${at}/materials`, true)),
       products: Object.freeze(rules(raw['products'], `${at}/products`, true)),
-      timeoutSeconds: raw['timeout'] === undefined ? undefined : Number(raw['timeout']),
+      timeoutSeconds: timeoutOf(raw['timeout'], `${at}/timeout`),
+      grants: Object.freeze({
+        env: Object.freeze([...new Set((raw['env'] ?? []) as readonly string[])]),
+        network: raw['network'] === 'true',
+        devices: Object.freeze([...new Set((raw['devices'] ?? []) as readonly string[])]),
+      }),
       index,
     });
   });
   const inspections = rawInspections.map((raw, index): PipelineInspection => {
     const at = `/inspections/${index}`;
+    const declared = (name: string): boolean => functionaries.has(name) || functionaries.failed.has(name);
+    const { run, uses } = compileInspectionRun(raw, at, functionaries.map, declared, report);
     return Object.freeze({
       name: raw['name'] as string,
-      run: Object.freeze(command(raw['run'], `${at}/run`) ?? []),
+      run: Object.freeze(command(run, `${at}/run`) ?? []),
+      uses,
       materials: Object.freeze(rules(raw['materials'], `${at}/materials`)),
       products: Object.freeze(rules(raw['products'], `${at}/products`)),
       index,
@@ -122,9 +143,16 @@ export function compileSource(tree: SourceTree, options: CompileOptions): { sour
     const problem = patternProblem(pattern);
     if (problem !== undefined) report('schema', 'E_SCHEMA', `output pattern ${JSON.stringify(pattern)} ${problem}`, `/outputs/${i}`);
   });
+  const readme = (root['readme'] ?? '') as string;
+  if (readme.includes(GRANTS_HEADING)) {
+    report('schema', 'E_SCHEMA', `the readme must not contain the line "${GRANTS_HEADING}": it is written from the steps' env, network and devices`, '/readme');
+  }
+  if (readme.includes(BUILTINS_HEADING)) {
+    report('schema', 'E_SCHEMA', `the readme must not contain the line "${BUILTINS_HEADING}": it is written from the steps' uses`, '/readme');
+  }
   if (out.length > 0 || expiry === undefined) return { diagnostics: out };
 
-  const base = { expires: expiry.expires, readme: (root['readme'] ?? '') as string, functionaries: functionaries.map, steps, inspections };
+  const base = { expires: expiry.expires, readme: withBuiltins(withGrants(readme, steps), steps), functionaries: functionaries.map, steps, inspections };
   const layoutJson = buildLayoutJson(base);
   try {
     const layout = layoutFromJson(layoutJson, options.file, { keepPlaceholders: true });
@@ -150,6 +178,28 @@ export function compileSource(tree: SourceTree, options: CompileOptions): { sour
   }
 }
 
+/**
+ * The heading of the part of the signed layout's readme that lists what `pipeline run` grants
+ * each step beyond the sandbox's defaults. The in-toto layout format has no field for it (a
+ * step is name, threshold, pubkeys, expected_command and rules; in-toto 1.3.1 refuses any other
+ * field), and putting it into expected_command would make every verification warn that the
+ * command differs. The readme is signed with the rest, read by every in-toto tool, and shown
+ * to whoever reviews the layout; `pipeline run --layout` compares the whole signed layout with
+ * the one the YAML compiles to, so the grants it applies are exactly the signed ones.
+ */
+export const GRANTS_HEADING = 'Step grants (pipeline run gives these steps more than the sandbox default):';
+
+/** The readme with one line per step that has grants, under {@link GRANTS_HEADING}; unchanged when none has. */
+export function withGrants(readme: string, steps: readonly PipelineStep[]): string {
+  const lines = steps.flatMap((step) => {
+    const { env, network, devices } = step.grants;
+    const parts = [...(network ? ['network'] : []), ...(env.length > 0 ? [`env ${env.join(' ')}`] : []), ...(devices.length > 0 ? [`devices ${devices.join(' ')}`] : [])];
+    return parts.length === 0 ? [] : [`  ${step.name}: ${parts.join('; ')}`];
+  });
+  if (lines.length === 0) return readme;
+  return `${readme}${readme === '' ? '' : '\n\n'}${GRANTS_HEADING}\n${lines.join('\n')}`;
+}
+
 type Report = (id: DiagnosticId, code: ErrorCode, message: string, pointer: string, part?: 'key' | 'value') => void;
 
 function compileExpiry(root: Raw, now: number, report: Report): { expires: string; expiresAt: number } | undefined {
@@ -161,6 +211,11 @@ function compileExpiry(root: Raw, now: number, report: Report): { expires: strin
   }
   if (expiresIn !== undefined) {
     const amount = Number(expiresIn.slice(0, -1)) * (UNITS[expiresIn.slice(-1)] ?? 0);
+    if (amount <= 0 || amount > MAX_EXPIRES_IN_MS) {
+      const why = amount <= 0 ? 'a layout that expires at once verifies nothing' : 'it must be at most 100 years (36500d)';
+      report('expires-format', 'E_EXPIRES_FORMAT', `expires_in ${JSON.stringify(expiresIn)}: ${why}`, '/expires_in');
+      return undefined;
+    }
     const at = Math.floor((now + amount) / 1000) * 1000;
     return { expires: `${new Date(at).toISOString().slice(0, 19)}Z`, expiresAt: at };
   }

@@ -9,6 +9,12 @@ import { InTotoError, type ErrorCode } from '../errors.js';
 export type Severity = 'error' | 'warning';
 
 /**
+ * At most this many diagnostics are listed; reading stops once this many errors are found
+ * (a file of broken lines is hopeless, and listing a million errors took 38 s and 2 GB).
+ */
+export const MAX_DIAGNOSTICS = 100;
+
+/**
  * The stable ids. Errors make a source unusable; warnings are advice (`--strict` fails on
  * them). layouts/README.md explains each.
  */
@@ -42,6 +48,11 @@ export const DIAGNOSTIC_IDS = [
   'run-syntax',
   'step-not-run',
   'expected-command-differs',
+  // Built-in steps and inspections (uses: model-sign, uses: model-verify).
+  'model-sign-key',
+  'model-sign-threshold',
+  'model-sign-products',
+  'model-sign-in-command',
   // Artifact rules and the flow they imply.
   'rule-syntax',
   'no-final-disallow',
@@ -56,6 +67,8 @@ export const DIAGNOSTIC_IDS = [
   'input-unused',
   // Whatever the verifier's layout reader still refuses in the compiled layout.
   'layout-invalid',
+  // The last line when there were more errors than are listed.
+  'too-many-errors',
 ] as const;
 
 export type DiagnosticId = (typeof DIAGNOSTIC_IDS)[number];
@@ -103,13 +116,28 @@ export function formatDiagnostic(file: string, d: Diagnostic): string {
   return `${place}: ${d.severity}: ${d.message} [${d.id}]`;
 }
 
+/**
+ * The first {@link MAX_DIAGNOSTICS} of `diagnostics`, then, when some were left out or reading
+ * stopped early, one `too-many-errors` error that says so. Never throws.
+ */
+export function capDiagnostics(diagnostics: readonly Diagnostic[], stoppedEarly: boolean): Diagnostic[] {
+  const shown = diagnostics.slice(0, MAX_DIAGNOSTICS);
+  const left = diagnostics.length - shown.length;
+  if (left === 0 && !stoppedEarly) return shown;
+  const message =
+    left > 0 && !stoppedEarly
+      ? `${left} more problem(s) not listed: fix the ones above first`
+      : `stopped reading after ${shown.length} problem(s); there may be more: fix the ones above first`;
+  return [...shown, diagnostic('error', 'too-many-errors', 'E_LAYOUT_SOURCE', message)];
+}
+
 /** The errors among `diagnostics`. */
 export function errorsOf(diagnostics: readonly Diagnostic[]): Diagnostic[] {
   return diagnostics.filter((d) => d.severity === 'error');
 }
 
 /**
- * Throws the first error of `diagnostics` (with every error in `details`), or returns when
+ * Throws the first error of `diagnostics` (the others in `details`), or returns when
  * there is none.
  * @throws InTotoError with the first error's code (E_LAYOUT_SOURCE, E_SCHEMA, E_RULE_SYNTAX, ...)
  */
@@ -117,10 +145,13 @@ export function throwIfErrors(file: string, diagnostics: readonly Diagnostic[]):
   const errors = errorsOf(diagnostics);
   const first = errors[0];
   if (first === undefined) return;
-  const more = errors.length > 1 ? ` (and ${errors.length - 1} more error(s))` : '';
+  const listed = errors.filter((d) => d.id !== 'too-many-errors');
+  const others = listed.length - 1;
+  const more = listed.length < errors.length ? ` (and more than ${others} other error(s); run intoto layout check)` : others > 0 ? ` (and ${others} more error(s))` : '';
   const place = first.line === undefined ? file : `${file}:${first.line}:${first.column ?? 1}`;
+  // The details are the other errors: -v never repeats the message.
   throw new InTotoError(first.code, `${place}: ${first.message}${more}`, {
-    details: errors.map((d) => formatDiagnostic(file, d)),
+    details: errors.slice(1).map((d) => formatDiagnostic(file, d)),
     context: { file, ...(first.path === undefined ? {} : { path: first.path }) },
   });
 }

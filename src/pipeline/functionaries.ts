@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadSigningKeyFile } from '../crypto/keyfiles.js';
-import { CryptoError, UsageError } from '../errors.js';
-import type { PipelineSource, PipelineStep } from './source.js';
+import { CryptoError, IoError } from '../errors.js';
+import { performedByPipeline, type PipelineSource, type PipelineStep } from './source.js';
 
 /**
  * Which functionaries run each step of `pipeline run`, and their keys: chosen from the key
@@ -10,18 +10,22 @@ import type { PipelineSource, PipelineStep } from './source.js';
  */
 
 /**
- * Who runs each step that has a `run`: in YAML order, the functionaries whose private key is
- * in `keyDir`, as many as the threshold asks (no entry for a step without `run`).
- * @throws UsageError E_USAGE when fewer keys than a threshold are there
+ * Who runs each step that has a `run` or is built in: in YAML order, the functionaries whose
+ * private key is in `keyDir`, as many as the threshold asks (no entry for a step performed elsewhere).
+ * @throws IoError E_IO when fewer keys than a threshold are there (a missing key file is a
+ *   missing file, exit status 1, whether private or public)
  */
 export function chooseRunners(steps: readonly PipelineStep[], keyDir: string): ReadonlyMap<string, readonly string[]> {
   const runners = new Map<string, readonly string[]>();
   for (const step of steps) {
-    if (step.run === undefined) continue;
+    if (!performedByPipeline(step)) continue;
     const held = step.functionaries.filter((name) => existsSync(join(keyDir, name)));
     if (held.length < step.threshold) {
       const missing = step.functionaries.filter((name) => !held.includes(name)).map((name) => join(keyDir, name));
-      throw new UsageError('E_USAGE', `step '${step.name}' needs ${step.threshold} functionary key(s) and ${keyDir} holds ${held.length}; missing: ${missing.join(', ')}`);
+      const which = held.length === 0 ? 'none of them is there' : `only ${held.length} is there`;
+      throw new IoError('E_IO', `step '${step.name}' needs the private key of ${step.threshold} of its functionaries in ${keyDir} and ${which}: no such file ${missing.join(', ')}`, {
+        context: { step: step.name, file: missing[0] ?? keyDir },
+      });
     }
     runners.set(step.name, held.slice(0, step.threshold));
   }

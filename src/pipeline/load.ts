@@ -2,7 +2,7 @@ import { dirname, resolve } from 'node:path';
 import type { PublicKey } from '../crypto/keys.js';
 import { checkSource } from './check.js';
 import { compileSource } from './compile.js';
-import { errorsOf, throwIfErrors, type Diagnostic } from './diagnostics.js';
+import { capDiagnostics, errorsOf, throwIfErrors, type Diagnostic } from './diagnostics.js';
 import { schemaDiagnostics } from './source-schema.js';
 import type { PipelineSource } from './source.js';
 import { readYamlFile } from './yaml-source.js';
@@ -30,7 +30,10 @@ export interface LoadSourceOptions {
 export interface LoadSourceResult {
   /** Present when there is no error. */
   readonly source: PipelineSource | undefined;
-  /** Errors and warnings, in file order within each stage. */
+  /**
+   * Errors and warnings, in file order within each stage: at most MAX_DIAGNOSTICS, then one
+   * `too-many-errors` error when more were found or reading stopped early.
+   */
   readonly diagnostics: readonly Diagnostic[];
 }
 
@@ -42,22 +45,22 @@ export interface LoadSourceResult {
 export function checkLayoutSource(options: LoadSourceOptions): LoadSourceResult {
   const now = options.now ?? Date.now();
   const read = readYamlFile(options.file);
-  if (!read.ok) return { source: undefined, diagnostics: sortByPlace(read.diagnostics) };
+  if (!read.ok) return { source: undefined, diagnostics: capDiagnostics(sortByPlace(read.diagnostics), read.stoppedEarly) };
   const schema = schemaDiagnostics(read.tree);
-  if (schema.length > 0) return { source: undefined, diagnostics: sortByPlace(schema) };
+  if (schema.length > 0) return { source: undefined, diagnostics: capDiagnostics(sortByPlace(schema), false) };
   const compiled = compileSource(read.tree, {
     file: options.file,
     baseDir: dirname(resolve(options.file)),
     now,
     ...(options.pubkeyDir === undefined ? {} : { pubkeyDir: options.pubkeyDir }),
   });
-  if (compiled.source === undefined) return { source: undefined, diagnostics: sortByPlace(compiled.diagnostics) };
+  if (compiled.source === undefined) return { source: undefined, diagnostics: capDiagnostics(sortByPlace(compiled.diagnostics), false) };
   const checks = checkSource(compiled.source, read.tree, {
     now,
     ...(options.ownerKeys === undefined ? {} : { ownerKeys: options.ownerKeys }),
     ...(options.maxExpiryYears === undefined ? {} : { maxExpiryYears: options.maxExpiryYears }),
   });
-  const diagnostics = sortByPlace([...compiled.diagnostics, ...checks]);
+  const diagnostics = capDiagnostics(sortByPlace([...compiled.diagnostics, ...checks]), false);
   return { source: errorsOf(diagnostics).length === 0 ? compiled.source : undefined, diagnostics };
 }
 

@@ -1,31 +1,38 @@
 import { constants, copyFileSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { canonicalString } from '../canonical/encode.js';
 import { isJsonObject, type JsonObject } from '../canonical/json.js';
 import type { PublicKey } from '../crypto/keys.js';
 import type { SigningKey } from '../crypto/signatures.js';
-import { asInTotoError, ioError, PipelineError, UsageError, VerificationError } from '../errors.js';
-import { writeFileAtomicSync } from '../io/files.js';
+import { asInTotoError, InTotoError, ioError, PipelineError, UsageError, VerificationError } from '../errors.js';
+import { makeDirectorySync, writeFileAtomicSync } from '../io/files.js';
+import { onInterrupt } from '../io/interrupt.js';
 import { dsseText, metablockText, verifiedPayload } from '../model/envelope.js';
 import { readEnvelopeFile } from '../model/metadata.js';
-import { runStep } from '../runner/run-step.js';
-import type { SandboxMode } from '../runner/sandbox.js';
+import { runStep, type RunStepResult } from '../runner/run-step.js';
+import { checkGrants, type SandboxMode } from '../runner/sandbox.js';
 import { failureOf, type Failure } from '../verify/report.js';
 import { verifySupplyChain, type VerifyReport } from '../verify/verify.js';
+import { writePipelineProvenance, type PipelineProvenance } from './attestations.js';
 import { listInputFiles } from './inputs.js';
 import { finalProducts, linkDifferences, outputTail } from './outcomes.js';
 import { checkFunctionaryKeys, chooseRunners, passwordFor } from './functionaries.js';
 import { withParams } from './params.js';
 import { planSteps } from './plan.js';
-import type { PipelineSource, PipelineStep } from './source.js';
+import { modelSignAction } from './model-sign-step.js';
+import { performedByPipeline, type PipelineSource, type PipelineStep } from './source.js';
+import { stageOutput, type StagedOutput } from './output.js';
 import { planMaterials, populateWorkspace, type StepOutcome } from './stage.js';
 
 /**
  * `intoto pipeline run`: every step with a `run`, in data-flow order, each run in its own
  * fresh workspace holding only what its material rules let in, under the runner's sandbox,
  * signed by its functionary's own key; a threshold-N step runs N times, once per functionary,
- * and the N links must agree. Then the layout is signed (or a signed one is used), and the
- * whole chain verified exactly as `intoto verify` would.
+ * and the N links must agree. A built-in step (`uses: model-sign`) runs no command: the runner
+ * signs the model in its workspace itself (model-sign-step.ts). Every functionary's key is
+ * hidden from every command, the inspections of the final verification included. Then the
+ * layout is signed (or a signed one is used), and the whole chain verified exactly as
+ * `intoto verify` would.
  */
 
 export interface PipelineRunOptions {
@@ -34,8 +41,13 @@ export interface PipelineRunOptions {
   readonly keyDir: string;
   /** Where per-run workspaces and links are made; must be empty or absent. */
   readonly workspace: string;
-  /** Receives the final products, `root.layout` and the links; must be empty or absent. */
+  /**
+   * Receives the final products, `root.layout` and the links; must be empty or absent unless
+   * `force`. Left untouched until everything is there, then replaced in one step.
+   */
   readonly outDir: string;
+  /** Replace a non-empty `outDir`. */
+  readonly force?: boolean;
   /** How the layout is obtained: signed here with the owner's key, or one signed elsewhere. */
   readonly layout: { readonly kind: 'sign'; readonly keys: readonly SigningKey[] } | { readonly kind: 'signed'; readonly path: string; readonly keys: readonly PublicKey[] };
   readonly sandbox?: SandboxMode;
@@ -51,6 +63,17 @@ export interface PipelineRunOptions {
   readonly passwords?: ReadonlyMap<string, string>;
   /** Show each command's output as it runs. */
   readonly echo?: boolean;
+  /** Also write each link as an in-toto attestation (Statement v1, link predicate), `--attest`. */
+  readonly attest?: boolean;
+  /** Sign SLSA Provenance v1 of the final products with this key once the chain verified. */
+  readonly provenance?: PipelineProvenance;
+  /**
+   * Where the attestations go (link Statements, provenance); must be empty or absent. Not the
+   * output directory: in-toto-verify 1.3.1 would see them there as part of the final product.
+   */
+  readonly attestationDir?: string;
+  /** Files no step may read (the owner's and the provenance key), hidden as the step's own key. */
+  readonly hide?: readonly string[];
   readonly onEvent?: (event: PipelineEvent) => void;
   readonly warn: (message: string) => void;
 }
@@ -71,6 +94,8 @@ export interface RunSummary {
   readonly linkPath: string;
   readonly workspace: string;
   readonly sandboxed: boolean;
+  /** A built-in step's kind (no command ran, so nothing was sandboxed). */
+  readonly builtin: 'model-sign' | undefined;
 }
 
 export interface PipelineRunResult {
@@ -82,29 +107,72 @@ export interface PipelineRunResult {
   readonly finalProducts: readonly string[];
   readonly verification: VerifyReport | undefined;
   readonly totalMs: number;
+  /** The signed SLSA provenance, when one was asked for and the chain verified. */
+  readonly provenancePath?: string;
 }
 
 /**
  * Runs the pipeline. A step that fails, runs that disagree, or a failed verification are
  * reported in the result (`passed: false`, `failure`), with everything done until then.
- * @throws UsageError E_USAGE (a non-empty workspace or output directory, missing keys for a
- *   threshold), CryptoError (a key that does not load or is not the functionary's),
+ * @throws UsageError E_USAGE (a non-empty workspace, or output directory without `force`),
+ *   IoError E_IO (missing keys for a threshold), CryptoError (a key that does not load or is not the functionary's),
  *   FormatError E_PARAM (a placeholder without a value, before anything runs),
  *   PipelineError E_PIPELINE_CYCLE / E_LAYOUT_SOURCE (a signed layout not made from this
- *   source), IoError (inputs, staging)
+ *   source), RunError E_STEP_ENVIRONMENT (a step's variable not set, or device missing),
+ *   IoError (inputs, staging, an output directory that cannot be written: all checked
+ *   before any step runs)
  */
 export async function runPipeline(options: PipelineRunOptions): Promise<PipelineRunResult> {
   const start = performance.now();
+  const startedOn = new Date();
   const { source } = options;
-  const emit = options.onEvent ?? ((): void => {});
-  const params = options.params ?? new Map<string, string>();
-  const { steps, outputs } = withParams(source, params);
+  const { steps } = withParams(source, options.params ?? new Map<string, string>());
   const order = planSteps(steps);
   const runners = chooseRunners(order, options.keyDir);
   const layoutKeys = prepareLayout(options, runners);
+  // A variable or device a step asks for must be here before any step runs, not at step five.
+  for (const step of order) if (performedByPipeline(step)) checkGrants(step.grants, process.env, `step '${step.name}'`);
   const inputs = listInputFiles(source.inputs);
-  const [workspace, outDir] = [resolve(options.workspace), resolve(options.outDir)];
-  for (const dir of [workspace, outDir]) freshDirectory(dir);
+  const workspace = resolve(options.workspace);
+  freshDirectory(workspace);
+  const keep = [source.file, options.keyDir, workspace, ...source.inputs.values(), ...(options.layout.kind === 'signed' ? [options.layout.path] : [])];
+  const output = stageOutput(options.outDir, options.force ?? false, keep);
+  let attestations: StagedOutput | undefined;
+  try {
+    // The attestations go beside --out (so that in-toto-verify there sees only what it reads),
+    // staged the same way: untouched or complete.
+    if (options.attest === true || options.provenance !== undefined) {
+      attestations = stageOutput(attestationDirOf(options), options.force ?? false, keep, 'attestations');
+    }
+    return await runAndVerify(options, { order, runners, layoutKeys, inputs, workspace, output, attestations, start, startedOn });
+  } finally {
+    output.discard();
+    attestations?.discard();
+  }
+}
+
+interface Prepared {
+  readonly order: readonly PipelineStep[];
+  readonly runners: ReadonlyMap<string, readonly string[]>;
+  readonly layoutKeys: readonly PublicKey[];
+  readonly inputs: ReturnType<typeof listInputFiles>;
+  readonly workspace: string;
+  readonly output: StagedOutput;
+  readonly attestations: StagedOutput | undefined;
+  readonly start: number;
+  readonly startedOn: Date;
+}
+
+async function runAndVerify(options: PipelineRunOptions, prepared: Prepared): Promise<PipelineRunResult> {
+  const { order, runners, layoutKeys, inputs, workspace, output, attestations, start, startedOn } = prepared;
+  const attestationDir = attestations?.staging;
+  const emit = options.onEvent ?? ((): void => {});
+  const params = options.params ?? new Map<string, string>();
+  // Every key a run will use, hidden from every command (each run's own key is hidden anyway):
+  // with the workspace inside the key directory, only the key files themselves can be covered.
+  const keyFiles = [...new Set([...runners.values()].flat())].map((name) => resolve(options.keyDir, name));
+  const hide = [...keyFiles, ...(options.hide ?? [])];
+  const { outputs } = withParams(options.source, params);
   const linkDir = join(workspace, 'links');
   mkdirSync(linkDir);
   emit({ kind: 'plan', steps: order.map((s) => ({ name: s.name, runs: runners.get(s.name) ?? [] })) });
@@ -121,7 +189,7 @@ export async function runPipeline(options: PipelineRunOptions): Promise<Pipeline
     totalMs: Math.round(performance.now() - start),
   });
   for (const step of order) {
-    if (step.run === undefined) {
+    if (!performedByPipeline(step)) {
       emit({ kind: 'skipped', step: step.name, reason: 'no run: performed outside this pipeline' });
       continue;
     }
@@ -131,31 +199,19 @@ export async function runPipeline(options: PipelineRunOptions): Promise<Pipeline
     const links: StepOutcome['link'][] = [];
     for (const functionary of runners.get(step.name) ?? []) {
       const dir = join(workspace, 'runs', step.name, functionary);
-      mkdirSync(dir, { recursive: true });
+      makeDirectorySync(dir);
       const staged = populateWorkspace(dir, plan, workspace);
       emit({ kind: 'run-start', step: step.name, functionary, staged });
       const t0 = performance.now();
-      const timeout = step.timeoutSeconds ?? options.timeoutSeconds;
-      const result = await runStep({
-        name: step.name,
-        keyPath: resolve(options.keyDir, functionary), // the step runs elsewhere: never relative
-        ...passwordFor(options.passwords, functionary),
-        materials: ['.'],
-        products: ['.'],
-        command: step.run,
-        basePath: dir,
-        cwd: dir,
-        metadataDirectory: linkDir,
-        recordStreams: true,
-        echo: options.echo ?? false,
-        sandbox: options.sandbox ?? 'auto',
-        useDsse: options.useDsse ?? false,
-        ...(timeout === undefined ? {} : { timeoutSeconds: timeout }),
-        warn: options.warn,
-      });
+      const ran = await runOnce(options, step, functionary, { dir, linkDir, attestationDir, hide });
+      if ('failure' in ran) {
+        emit({ kind: 'run-end', step: step.name, functionary, ms: Math.round(performance.now() - t0), ok: false });
+        return stopped(failureOf(ran.failure));
+      }
+      const { result } = ran;
       const ms = Math.round(performance.now() - t0);
       const ok = result.returnValue === 0 && !result.timedOut;
-      const summary = { step: step.name, functionary, ms, returnValue: result.returnValue, linkPath: result.linkPath, workspace: dir, sandboxed: result.sandboxed };
+      const summary = { step: step.name, functionary, ms, returnValue: result.returnValue, linkPath: result.linkPath, workspace: dir, sandboxed: result.sandboxed, builtin: step.uses?.kind };
       runs.push(summary);
       mine.push(summary);
       links.push(result.link);
@@ -176,10 +232,14 @@ export async function runPipeline(options: PipelineRunOptions): Promise<Pipeline
   }
 
   const finals = finalProducts(order, outcomes, outputs);
-  for (const [name, file] of finals) copyInto(outDir, name, file);
-  for (const entry of readdirSync(linkDir)) copyInto(outDir, entry, join(linkDir, entry));
+  for (const [name, file] of finals) copyInto(output.staging, name, file);
+  for (const entry of readdirSync(linkDir)) copyInto(output.staging, entry, join(linkDir, entry));
+  writeLayout(options, join(output.staging, 'root.layout'));
+  output.publish();
+  const outDir = resolve(options.outDir);
   const layoutPath = join(outDir, 'root.layout');
-  writeLayout(options, layoutPath);
+  // From here on --out is complete; an interruption only stops the verification.
+  const removeNote = onInterrupt(() => `${options.outDir} is complete, but its verification did not finish`);
 
   emit({ kind: 'verify-start' });
   const verification = await verifySupplyChain({
@@ -190,10 +250,18 @@ export async function runPipeline(options: PipelineRunOptions): Promise<Pipeline
     finalProducts: [...finals.keys()],
     sandbox: options.sandbox ?? 'auto',
     params,
+    hide,
     onEvent: (event) => {
       if (event.kind === 'warning') options.warn(event.message);
     },
   });
+  removeNote();
+  const staged =
+    verification.passed && options.provenance !== undefined && attestations !== undefined
+      ? await writePipelineProvenance({ provenance: options.provenance, outDir, attestationDir: attestations.staging, finalProducts: [...finals.keys()], inputs, params, startedOn })
+      : undefined;
+  attestations?.publish();
+  const provenancePath = staged === undefined ? undefined : join(attestationDirOf(options), basename(staged));
   return {
     passed: verification.passed,
     failure: verification.failure,
@@ -202,7 +270,70 @@ export async function runPipeline(options: PipelineRunOptions): Promise<Pipeline
     finalProducts: [...finals.keys()],
     verification,
     totalMs: Math.round(performance.now() - start),
+    ...(provenancePath === undefined ? {} : { provenancePath }),
   };
+}
+
+/**
+ * One run of a step in its staged workspace, through the step runner: a command under the
+ * sandbox, or a built-in step the runner performs itself. Returns the run's result, or the
+ * failure of a built-in step that could not do its work (no model among its materials, an
+ * empty or irregular model): that step failed, no link was written, its workspace is the
+ * evidence.
+ * @throws what runStep throws (key, sandbox, I/O problems)
+ */
+async function runOnce(
+  options: PipelineRunOptions,
+  step: PipelineStep,
+  functionary: string,
+  places: { readonly dir: string; readonly linkDir: string; readonly attestationDir: string | undefined; readonly hide: readonly string[] },
+): Promise<{ readonly result: RunStepResult } | { readonly failure: InTotoError }> {
+  const { dir, attestationDir } = places;
+  const timeout = step.timeoutSeconds ?? options.timeoutSeconds;
+  const action = step.uses === undefined ? undefined : modelSignAction({ step: step.name, functionary, use: step.uses, workspace: dir });
+  try {
+    const result = await runStep({
+      name: step.name,
+      keyPath: resolve(options.keyDir, functionary), // the step runs elsewhere: never relative
+      ...passwordFor(options.passwords, functionary),
+      materials: ['.'],
+      products: ['.'],
+      command: step.run ?? [],
+      ...(action === undefined ? {} : { action }),
+      basePath: dir,
+      cwd: dir,
+      metadataDirectory: places.linkDir,
+      recordStreams: true,
+      echo: options.echo ?? false,
+      sandbox: options.sandbox ?? 'auto',
+      passEnv: step.grants.env,
+      shareNet: step.grants.network,
+      devices: step.grants.devices,
+      useDsse: options.useDsse ?? false,
+      ...(timeout === undefined ? {} : { timeoutSeconds: timeout }),
+      warn: options.warn,
+      // Named and signed under the keyid the layout gives this functionary's key.
+      ...layoutKeyOf(options.source, functionary),
+      attest: options.attest ?? false,
+      ...(attestationDir === undefined ? {} : { attestationDirectory: attestationDir }),
+      hide: places.hide,
+    });
+    return { result };
+  } catch (error) {
+    if (action === undefined || !(error instanceof InTotoError) || error.code !== 'E_STEP_FAILED') throw error;
+    return { failure: error };
+  }
+}
+
+/** Where the attestations go: `--attestations`, or `<out>.attestations` beside `--out`. */
+function attestationDirOf(options: PipelineRunOptions): string {
+  return resolve(options.attestationDir ?? `${resolve(options.outDir)}.attestations`);
+}
+
+/** The layout's key for a functionary, so the link carries the keyid the layout lists. */
+function layoutKeyOf(source: PipelineSource, functionary: string): { layoutKey?: PublicKey } {
+  const key = source.functionaries.get(functionary)?.key;
+  return key === undefined ? {} : { layoutKey: key };
 }
 
 /**
@@ -261,17 +392,17 @@ function freshDirectory(dir: string): void {
     if (existsSync(dir) && readdirSync(dir).length > 0) {
       throw new UsageError('E_USAGE', `${dir} is not empty: give a new or empty directory (old links or products there would mislead verification)`);
     }
-    mkdirSync(dir, { recursive: true });
   } catch (error) {
     if (error instanceof UsageError) throw error;
-    throw ioError(dir, error, 'cannot create');
+    throw ioError(dir, error, 'cannot use as the workspace');
   }
+  makeDirectorySync(dir);
 }
 
 function copyInto(dir: string, name: string, file: string): void {
   const target = join(dir, name);
   try {
-    mkdirSync(dirname(target), { recursive: true });
+    makeDirectorySync(dirname(target));
     copyFileSync(file, target, constants.COPYFILE_FICLONE | constants.COPYFILE_EXCL);
   } catch (error) {
     throw asInTotoError(ioError(target, error, 'cannot write'));

@@ -2,6 +2,8 @@ import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import type { JsonValue } from '../canonical/json.js';
 import { MAX_RULE_STRING_LENGTH } from '../model/rules.js';
 import { CAPS } from '../model/schemas.js';
+import { DEVICE_PATH, ENV_NAME } from '../runner/sandbox.js';
+import { TIMEOUT_RULE } from '../runner/step-files.js';
 import { diagnostic, type Diagnostic } from './diagnostics.js';
 import { pointerSegment, type SourceTree } from './yaml-source.js';
 
@@ -31,6 +33,8 @@ const RULES = {
   description: 'a list of artifact rules, each one string',
 } as const;
 const NAME = { type: 'string', minLength: 1, maxLength: 255, description: 'a name' } as const;
+/** A path in a step's workspace or the final product (checked as an artifact name by the compiler). */
+const ARTIFACT_PATH = (what: string) => ({ type: 'string', minLength: 1, maxLength: CAPS.stringLength, description: what }) as const;
 
 const FUNCTIONARY = {
   type: ['string', 'object'],
@@ -56,16 +60,41 @@ const STEP = {
     expected_command: { ...ARGV, minLength: 0, minItems: 0 },
     materials: RULES,
     products: RULES,
-    timeout: { type: 'string', pattern: '^[1-9][0-9]{0,6}$', description: 'a number of seconds' },
+    timeout: { type: 'string', pattern: '^[0-9]{1,9}([.][0-9]{1,9})?$', description: TIMEOUT_RULE },
+    env: {
+      type: 'array',
+      maxItems: 100,
+      items: { type: 'string', pattern: ENV_NAME.source, description: 'an environment variable name' },
+      description: 'a list of environment variable names, passed through from the environment pipeline run is started in',
+    },
+    network: { type: 'string', enum: ['true', 'false'], description: 'true or false' },
+    devices: {
+      type: 'array',
+      maxItems: 100,
+      items: { type: 'string', pattern: DEVICE_PATH.source, description: 'a device path under /dev, such as /dev/nvidia0' },
+      description: 'a list of device paths under /dev',
+    },
+    uses: { type: 'string', enum: ['model-sign'], description: 'a built-in step: model-sign' },
+    model: ARTIFACT_PATH("the model to sign: a file or directory among the step's materials"),
+    signature: ARTIFACT_PATH('where the signature goes, such as model.pkl.sig'),
   },
   description: 'a mapping with name, functionaries, run, materials, products',
 } as const;
 
 const INSPECTION = {
   type: 'object',
-  required: ['name', 'run'],
+  required: ['name'],
   additionalProperties: false,
-  properties: { name: NAME, run: ARGV, materials: RULES, products: RULES },
+  properties: {
+    name: NAME,
+    run: ARGV,
+    materials: RULES,
+    products: RULES,
+    uses: { type: 'string', enum: ['model-verify'], description: 'a built-in inspection: model-verify' },
+    model: ARTIFACT_PATH('the model to verify: a file or directory of the final product'),
+    signature: ARTIFACT_PATH('the signature to verify it with, such as model.pkl.sig'),
+    signer: { ...NAME, description: 'the functionary whose key must have signed the model' },
+  },
   description: 'a mapping with name, run, materials, products',
 } as const;
 
@@ -76,7 +105,7 @@ export const SOURCE_SCHEMA = {
   additionalProperties: false,
   properties: {
     expires: { type: 'string', description: 'a UTC time of the form YYYY-MM-DDTHH:MM:SSZ' },
-    expires_in: { type: 'string', pattern: '^[1-9][0-9]{0,5}[hdw]$', description: 'a duration such as 12h, 180d or 26w' },
+    expires_in: { type: 'string', pattern: '^[0-9]{1,7}[hdw]$', description: 'a duration such as 12h, 180d or 26w' },
     readme: TEXT,
     functionaries: {
       type: 'object',
@@ -144,7 +173,9 @@ function describe(e: ErrorObject): { pointer: string; message: string; part: 'ke
     case 'additionalProperties': {
       const field = (e.params as { additionalProperty: string }).additionalProperty;
       const renamed = RENAMED.get(field);
-      const hint = renamed === undefined ? '' : ` (this format calls it "${renamed}")`;
+      const known = Object.keys((e.parentSchema as { properties?: object } | undefined)?.properties ?? {});
+      const near = renamed === undefined ? closest(field, known) : undefined;
+      const hint = renamed !== undefined ? ` (this format calls it "${renamed}")` : near !== undefined ? ` (did you mean "${near}"?)` : '';
       return { pointer: `${e.instancePath}/${pointerSegment(field)}`, message: `unknown field "${field}"${hint}`, part: 'key' };
     }
     case 'propertyNames': {
@@ -160,11 +191,52 @@ function describe(e: ErrorObject): { pointer: string; message: string; part: 'ke
       return { pointer: e.instancePath, message: `must be ${description ?? 'non-empty'}, got an empty one`, part: 'value' };
     case 'maxProperties':
     case 'maxItems':
-    case 'maxLength':
-      return { pointer: e.instancePath, message: e.message ?? 'is too large', part: 'value' };
-    default:
-      return { pointer: e.instancePath, message: `must be ${description ?? e.message ?? e.keyword}, got ${got}`, part: 'value' };
+    case 'maxLength': {
+      const limit = (e.params as { limit?: number }).limit ?? 0;
+      const unit = e.keyword === 'maxLength' ? 'characters' : e.keyword === 'maxItems' ? 'items' : 'entries';
+      return { pointer: e.instancePath, message: `has more than ${limit} ${unit} (the limit)`, part: 'value' };
+    }
+    case 'enum': {
+      const allowed = ((e.params as { allowedValues?: unknown[] }).allowedValues ?? []).map(String);
+      const near = typeof e.data === 'string' ? closest(e.data, allowed) : undefined;
+      const hint = near !== undefined && near !== e.data ? ` (did you mean "${near}"?)` : '';
+      return { pointer: e.instancePath, message: `must be ${description ?? allowed.join(' or ')}, got ${got}${hint}`, part: 'value' };
+    }
+    default: {
+      // `run: [train.py, {MODEL}]`: a placeholder written bare is a YAML mapping.
+      const bare = got === 'a mapping' && e.keyword === 'type' && String((e.params as { type?: unknown }).type).includes('string');
+      const hint = bare ? ' (a value that starts with "{" is a YAML mapping: quote it, as in "{MODEL}")' : '';
+      return { pointer: e.instancePath, message: `must be ${description ?? e.message ?? e.keyword}, got ${got}${hint}`, part: 'value' };
+    }
   }
+}
+
+/** The known name within two edits (a swap counts as one) of `name`, if exactly one is nearest. */
+export function closest(name: string, known: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = 3;
+  let tie = false;
+  for (const candidate of known) {
+    const d = editDistance(name.toLowerCase(), candidate.toLowerCase());
+    if (d < bestDistance) [best, bestDistance, tie] = [candidate, d, false];
+    else if (d === bestDistance) tie = true;
+  }
+  return tie ? undefined : best;
+}
+
+/** Optimal string alignment distance (insert, delete, substitute, swap neighbours), for short names. */
+function editDistance(a: string, b: string): number {
+  if (Math.abs(a.length - b.length) > 2 || a.length > 64 || b.length > 64) return 99;
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      const row = d[i]!;
+      row[j] = Math.min(d[i - 1]![j]! + 1, row[j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) row[j] = Math.min(row[j]!, d[i - 2]![j - 2]! + 1);
+    }
+  }
+  return d[a.length]![b.length]!;
 }
 
 function shown(value: JsonValue | undefined): string {

@@ -1,6 +1,7 @@
-import { constants, copyFileSync, mkdirSync, realpathSync } from 'node:fs';
+import { constants, copyFileSync, realpathSync } from 'node:fs';
 import { dirname, isAbsolute, join, relative } from 'node:path';
 import { IoError, ioError } from '../errors.js';
+import { makeDirectorySync } from '../io/files.js';
 import type { Link } from '../model/link.js';
 import type { ArtifactRule } from '../model/rules.js';
 import { compilePattern } from '../verify/pattern.js';
@@ -117,7 +118,7 @@ export function populateWorkspace(workspace: string, plan: StagePlan, workspaceR
     }
     const target = join(workspace, name);
     try {
-      mkdirSync(dirname(target), { recursive: true });
+      makeDirectorySync(dirname(target));
       copyFileSync(real, target, constants.COPYFILE_FICLONE | constants.COPYFILE_EXCL);
     } catch (error) {
       throw ioError(target, error, `cannot stage '${name}' from ${source}`);

@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import type { Readable } from 'node:stream';
 import { spawn } from 'node:child_process';
 import { RunError } from '../errors.js';
+import { onInterrupt } from '../io/interrupt.js';
 import { allowedEnvironment, bwrapArgs, resolveSandbox, type SandboxMode } from './sandbox.js';
 
 /**
@@ -28,6 +29,8 @@ export interface ExecOptions {
   /** Extra environment variable names passed through (`--env NAME`). */
   readonly passEnv?: readonly string[];
   readonly shareNet?: boolean;
+  /** Device files made visible in the sandbox (the caller checked them with checkGrants). */
+  readonly devices?: readonly string[];
   /** No limit when undefined (the reference's hidden 10 s limit is gone). */
   readonly timeoutSeconds?: number;
   readonly recordStreams: boolean;
@@ -117,6 +120,7 @@ export async function executeCommand(options: ExecOptions): Promise<ExecResult> 
             hidden: options.hidden ?? [],
             env,
             shareNet: options.shareNet ?? false,
+            devices: options.devices ?? [],
             ...(options.readOnlyBinds === undefined ? {} : { readOnlyBinds: options.readOnlyBinds }),
             // The sandbox's /tmp is empty: keep the program itself (and our own installation,
             // which inspections such as `intoto scan-pickle` run) visible when they live there.
@@ -149,9 +153,9 @@ export async function executeCommand(options: ExecOptions): Promise<ExecResult> 
   const stderr = collect(child.stderr, options.recordStreams, cap, echo ? process.stderr : undefined);
 
   let timedOut = false;
-  let timer: NodeJS.Timeout | undefined;
+  let timer: { cancel(): void } | undefined;
   if (options.timeoutSeconds !== undefined) {
-    timer = setTimeout(() => {
+    timer = longTimeout(() => {
       timedOut = true;
       killGroup(child.pid, 'SIGTERM');
       setTimeout(() => killGroup(child.pid, 'SIGKILL'), KILL_GRACE_MS).unref();
@@ -164,7 +168,7 @@ export async function executeCommand(options: ExecOptions): Promise<ExecResult> 
     child.once('exit', (code, signal) => resolveOutcome({ kind: 'exit', code, signal }));
     child.once('error', (error) => resolveOutcome({ kind: 'spawn-error', message: error.message }));
   });
-  if (timer) clearTimeout(timer);
+  timer?.cancel();
   // The command is done: nothing it started may outlive it and touch the products.
   killGroup(child.pid, 'SIGKILL');
   unguard();
@@ -183,29 +187,42 @@ export async function executeCommand(options: ExecOptions): Promise<ExecResult> 
   };
 }
 
-const FORWARDED_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+/** Node's timers fire at once past this many milliseconds (a signed 32-bit delay). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * setTimeout for any delay: a longer one is waited in steps, because Node runs a timer whose
+ * delay overflows after 1 ms (a 30-day --timeout used to kill the step at once).
+ */
+export function longTimeout(action: () => void, ms: number): { cancel(): void } {
+  const due = Date.now() + ms;
+  let timer: NodeJS.Timeout;
+  const arm = (): void => {
+    const left = due - Date.now();
+    timer = left > MAX_TIMER_MS ? setTimeout(arm, MAX_TIMER_MS) : setTimeout(action, Math.max(0, left));
+  };
+  arm();
+  return { cancel: () => clearTimeout(timer) };
+}
 
 /**
  * While the command runs, our own end must end its process group too: it runs detached (in its
  * own group), so a Ctrl-C or a CI cancellation that stops us would not reach it. On one of
- * those signals the group is killed and the signal raised again (so we still die of it); on
- * exit the group is killed. Returns the function that removes the guard.
+ * those signals (io/interrupt.ts) and on exit, the group is killed. Returns the function that
+ * removes the guard.
  */
 function guardChild(pid: number | undefined): () => void {
   if (pid === undefined) return () => undefined;
   const onExit = (): void => killGroup(pid, 'SIGKILL');
-  const onSignal = (signal: NodeJS.Signals): void => {
-    killGroup(pid, 'SIGKILL');
-    remove();
-    process.kill(process.pid, signal);
-  };
-  const remove = (): void => {
-    process.off('exit', onExit);
-    for (const signal of FORWARDED_SIGNALS) process.off(signal, onSignal);
-  };
   process.once('exit', onExit);
-  for (const signal of FORWARDED_SIGNALS) process.once(signal, onSignal);
-  return remove;
+  const removeUndo = onInterrupt(() => {
+    killGroup(pid, 'SIGKILL');
+    return 'stopped the command and everything it started';
+  });
+  return () => {
+    process.off('exit', onExit);
+    removeUndo();
+  };
 }
 
 function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {

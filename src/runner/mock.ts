@@ -1,7 +1,7 @@
 import { UsageError } from '../errors.js';
 import { makeLink, type Link } from '../model/link.js';
 import { recordArtifacts } from './record.js';
-import { resolveSandbox, type SandboxMode } from './sandbox.js';
+import { checkGrants, grantsEnvironment, grantsOf, resolveSandbox, type SandboxMode } from './sandbox.js';
 import { assertStepName, byproductsOf, checkTimeout, recordOptions, stepPlaces, writeLinkFile } from './step-files.js';
 
 /**
@@ -22,6 +22,7 @@ export interface MockOptions {
   readonly timeoutSeconds?: number;
   readonly passEnv?: readonly string[];
   readonly shareNet?: boolean;
+  readonly devices?: readonly string[];
   readonly echo?: boolean;
   readonly warn: (message: string) => void;
   readonly info?: (message: string) => void;
@@ -39,7 +40,7 @@ export interface MockResult {
 /**
  * Runs the command and writes the unsigned link; a failing command still gets its link.
  * @throws FormatError E_STEP_NAME, E_ARTIFACT_NAME; RunError E_COMMAND_NOT_FOUND,
- *   E_SANDBOX_UNAVAILABLE; UsageError E_USAGE (no command); IoError E_IO, E_LIMIT
+ *   E_SANDBOX_UNAVAILABLE, E_STEP_ENVIRONMENT; UsageError E_USAGE (no command); IoError E_IO, E_LIMIT
  */
 export async function mockStep(options: MockOptions): Promise<MockResult> {
   assertStepName(options.name);
@@ -48,6 +49,8 @@ export async function mockStep(options: MockOptions): Promise<MockResult> {
   const exec = await import('./exec.js');
   const [program] = options.command;
   if (program === undefined) throw new UsageError('E_USAGE', 'a command is required (intoto-mock -n NAME -- COMMAND [ARGS...])');
+  const grants = grantsOf(options);
+  checkGrants(grants, process.env, `step '${options.name}'`);
   const sandboxed = await resolveSandbox(options.sandbox ?? 'auto', options.warn);
   exec.resolveExecutable(program, places.cwd, process.env['PATH']);
   const recording = recordOptions(places, { warn: options.warn });
@@ -62,6 +65,7 @@ export async function mockStep(options: MockOptions): Promise<MockResult> {
     sandbox: sandboxed ? 'bwrap' : 'none',
     ...(options.passEnv === undefined ? {} : { passEnv: options.passEnv }),
     ...(options.shareNet === undefined ? {} : { shareNet: options.shareNet }),
+    devices: grants.devices,
     ...(timeoutSeconds === undefined ? {} : { timeoutSeconds }),
     recordStreams: true,
     echo: options.echo ?? true,
@@ -75,7 +79,7 @@ export async function mockStep(options: MockOptions): Promise<MockResult> {
     materials,
     products,
     byproducts: byproductsOf(result, true),
-    environment: {},
+    environment: grantsEnvironment(grants),
   });
   const linkPath = writeLinkFile(places.cwd, `${options.name}.link`, link, [], false);
   options.info?.(`wrote unsigned ${linkPath}; sign it with 'intoto-sign -f ${options.name}.link -k KEY'`);

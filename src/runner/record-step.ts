@@ -9,7 +9,7 @@ import { verifiedPayload, type Envelope } from '../model/envelope.js';
 import { linkFileName, linkFromJson, makeLink, unfinishedLinkFileName, type Link } from '../model/link.js';
 import { readEnvelopeFile } from '../model/metadata.js';
 import { recordArtifacts } from './record.js';
-import { assertStepName, checkDirectory, recordOptions, stepPlaces, writeLinkFile } from './step-files.js';
+import { assertStepName, checkDirectory, recordOptions, signingKeyAs, stepPlaces, writeLinkFile, type SignAs } from './step-files.js';
 
 /**
  * `intoto-record start|stop`, for steps that are not one command (a manual edit, a review):
@@ -20,7 +20,7 @@ import { assertStepName, checkDirectory, recordOptions, stepPlaces, writeLinkFil
  * here and the other way round.
  */
 
-interface RecordCommon {
+interface RecordCommon extends SignAs {
   readonly name: string;
   readonly keyPath: string;
   readonly password?: string;
@@ -59,10 +59,12 @@ export interface RecordResult {
 }
 
 function loadKey(options: RecordCommon, cwd: string): SigningKey {
-  return loadSigningKeyFile(resolve(cwd, options.keyPath), {
+  const path = resolve(cwd, options.keyPath);
+  const key = loadSigningKeyFile(path, {
     ...(options.password === undefined ? {} : { password: options.password }),
     ...(options.keyType === undefined ? {} : { expectedType: options.keyType }),
   });
+  return signingKeyAs(key, options, path);
 }
 
 /**

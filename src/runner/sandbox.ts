@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { realpathSync } from 'node:fs';
+import { realpathSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import { RunError } from '../errors.js';
 
@@ -56,6 +56,65 @@ export function absolutePath(value: string): string {
     .split(':')
     .filter((dir) => isAbsolute(dir))
     .join(':');
+}
+
+/** The grants a step may ask for beyond the sandbox's defaults (YAML `env:`, `network:`, `devices:`; --env, --share-net, --device). */
+export interface StepGrants {
+  /** Environment variable names passed through from the caller's environment. */
+  readonly env: readonly string[];
+  /** The host's network, under the sandbox. */
+  readonly network: boolean;
+  /** Device files (GPUs, ...) made visible in the sandbox's minimal /dev. */
+  readonly devices: readonly string[];
+}
+
+/** The grants of a step from its run options (repeats dropped). */
+export function grantsOf(options: { readonly passEnv?: readonly string[]; readonly shareNet?: boolean; readonly devices?: readonly string[] }): StepGrants {
+  return { env: [...new Set(options.passEnv ?? [])], network: options.shareNet ?? false, devices: [...new Set(options.devices ?? [])] };
+}
+
+/** A device path a step may ask for: an absolute path under /dev, no `..`, no empty segment. */
+export const DEVICE_PATH = /^\/dev(\/(?!\.\.?(\/|$))[A-Za-z0-9_.+:-]+)+$/;
+
+/** An environment variable name. */
+export const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/**
+ * Checks that what a step asks for can be given here, before anything runs: every variable is
+ * set in the caller's environment, every device exists and is a device.
+ * @throws RunError E_STEP_ENVIRONMENT naming the variable or device
+ */
+export function checkGrants(grants: StepGrants, source: NodeJS.ProcessEnv, who: string): void {
+  for (const name of grants.env) {
+    if (source[name] === undefined) {
+      throw new RunError('E_STEP_ENVIRONMENT', `${who} asks for the environment variable ${name}, which is not set here`);
+    }
+  }
+  for (const device of grants.devices) {
+    if (!DEVICE_PATH.test(device)) throw new RunError('E_STEP_ENVIRONMENT', `${who} asks for the device ${JSON.stringify(device)}: a device is a path under /dev`);
+    let stat;
+    try {
+      stat = statSync(device);
+    } catch {
+      throw new RunError('E_STEP_ENVIRONMENT', `${who} asks for the device ${device}, which this machine does not have`);
+    }
+    if (!stat.isCharacterDevice() && !stat.isBlockDevice()) {
+      throw new RunError('E_STEP_ENVIRONMENT', `${who} asks for ${device}, which is not a device file`);
+    }
+  }
+}
+
+/**
+ * What a link records of its step's grants, in its `environment`: `{}` when there are none (as
+ * in-toto 1.3.1 writes), else the names, `network: true` and the devices. Never the values of
+ * the variables (they may be secrets).
+ */
+export function grantsEnvironment(grants: StepGrants): Record<string, string[] | boolean> {
+  const environment: Record<string, string[] | boolean> = {};
+  if (grants.devices.length > 0) environment['devices'] = [...grants.devices];
+  if (grants.env.length > 0) environment['env'] = [...grants.env];
+  if (grants.network) environment['network'] = true;
+  return environment;
 }
 
 type Probe = { readonly ok: true } | { readonly ok: false; readonly reason: string };
@@ -117,6 +176,8 @@ export interface BwrapOptions {
   readonly hidden: readonly string[];
   readonly env: Readonly<Record<string, string>>;
   readonly shareNet: boolean;
+  /** Device files bound into the minimal /dev (checked by {@link checkGrants} first). */
+  readonly devices?: readonly string[];
   /** Files or directories mounted read-only at `target` (which must exist): final products that cannot be hard-linked. */
   readonly readOnlyBinds?: readonly { readonly source: string; readonly target: string }[];
   /**
@@ -145,6 +206,7 @@ export function bwrapArgs(options: BwrapOptions): string[] {
   const args = ['--die-with-parent', '--unshare-all'];
   if (options.shareNet) args.push('--share-net');
   args.push('--new-session', '--cap-drop', 'ALL', '--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc', '--tmpfs', '/tmp');
+  for (const device of options.devices ?? []) args.push('--dev-bind', device, device);
   const visible = new Set<string>();
   for (const path of options.keepVisible ?? []) {
     const real = canonical(path);

@@ -1,10 +1,12 @@
 import { closeSync, constants, fstatSync, openSync, statSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve } from 'node:path';
-import { FormatError, IoError, UsageError, ioError } from '../errors.js';
+import { CryptoError, FormatError, IoError, UsageError, ioError } from '../errors.js';
 import type { JsonObject } from '../canonical/json.js';
 import { writeFileAtomicSync } from '../io/files.js';
+import type { KeyidForm, PublicKey } from '../crypto/keys.js';
 import type { SigningKey } from '../crypto/signatures.js';
 import { dsseText } from '../model/envelope.js';
+import { attestationFileName, linkStatement } from '../model/statement.js';
 import { writeLinkMetablock } from '../model/link-text.js';
 import { linkToJson, type Link } from '../model/link.js';
 import { stepNameProblem } from '../model/names.js';
@@ -65,13 +67,30 @@ export function checkDirectory(path: string, what: string): void {
 }
 
 /**
- * A positive, finite number of seconds, or undefined for no limit.
+ * The longest time limit anywhere (`--timeout`, `--inspection-timeout`, a YAML step's
+ * `timeout:`): 365 days. One rule for every duration, so that a value one place accepts is
+ * never cut short or refused in another (Node's timers overflow past 24.8 days: exec.ts chains
+ * them).
+ */
+export const MAX_TIMEOUT_SECONDS = 365 * 24 * 3600;
+
+/** What a time limit must be, for messages. */
+export const TIMEOUT_RULE = `a positive number of seconds, at most ${MAX_TIMEOUT_SECONDS} (365 days)`;
+
+/** A time limit written as text (`90`, `2.5`), or undefined when it is not one. Never throws. */
+export function parseTimeoutSeconds(text: string): number | undefined {
+  const seconds = /^[0-9]{1,9}(\.[0-9]{1,9})?$/.test(text) ? Number(text) : Number.NaN;
+  return seconds > 0 && seconds <= MAX_TIMEOUT_SECONDS ? seconds : undefined;
+}
+
+/**
+ * A positive number of seconds up to {@link MAX_TIMEOUT_SECONDS}, or undefined for no limit.
  * @throws UsageError E_USAGE
  */
 export function checkTimeout(seconds: number | undefined): number | undefined {
   if (seconds === undefined) return undefined;
-  if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 365 * 24 * 3600) {
-    throw new UsageError('E_USAGE', `timeout must be a positive number of seconds, not ${String(seconds)}`);
+  if (!Number.isFinite(seconds) || seconds <= 0 || seconds > MAX_TIMEOUT_SECONDS) {
+    throw new UsageError('E_USAGE', `a time limit must be ${TIMEOUT_RULE}, not ${String(seconds)}`);
   }
   return seconds;
 }
@@ -152,6 +171,47 @@ export function writeLinkFile(directory: string, fileName: string, link: Link, k
   const path = join(directory, fileName);
   if (useDsse) writeFileAtomicSync(path, dsseText(linkToJson(link), keys));
   else writeFileAtomicSync(path, (write) => writeLinkMetablock(link, keys, write));
+  return path;
+}
+
+/** How the link names and signs its key: a keyid form, or the layout's own entry for the key. */
+export interface SignAs {
+  /** in-toto 1.3.1's keyid or in-toto 2.x/3.x's (default: the key file's own, 1.3.1's for PEM). */
+  readonly keyidForm?: KeyidForm;
+  /** The layout's entry for this key: its keyid, whatever form it has, names and signs the link. */
+  readonly layoutKey?: PublicKey;
+}
+
+/**
+ * The signing key under the keyid the link must carry.
+ * @throws CryptoError E_KEYID_MISMATCH when `layoutKey` is not the key in the file
+ */
+export function signingKeyAs(key: SigningKey, signAs: SignAs, keyPath: string): SigningKey {
+  if (signAs.layoutKey !== undefined) {
+    const same = key.as(signAs.layoutKey);
+    if (same === undefined) {
+      throw new CryptoError('E_KEYID_MISMATCH', `${keyPath}: holds key ${key.keyid.slice(0, 8)}, not the layout's key ${signAs.layoutKey.keyid.slice(0, 8)}`, {
+        context: { file: keyPath, keyid: signAs.layoutKey.keyid },
+      });
+    }
+    return same;
+  }
+  return signAs.keyidForm === undefined ? key : key.inForm(signAs.keyidForm);
+}
+
+/**
+ * Writes the link also as an in-toto attestation (a Statement v1 with the link predicate,
+ * signed in DSSE) as `<name>.<keyid8>.intoto.json`; returns its path, or undefined (with a
+ * warning) when the link has no products: a Statement must be about at least one subject.
+ * @throws IoError E_IO; CryptoError when the key cannot sign
+ */
+export function writeAttestationFile(directory: string, link: Link, key: SigningKey, warn: (message: string) => void): string | undefined {
+  if (link.products.size === 0) {
+    warn(`no attestation written for '${link.name}': it recorded no products, and an in-toto Statement needs at least one subject`);
+    return undefined;
+  }
+  const path = join(directory, attestationFileName(link.name, key.keyid));
+  writeFileAtomicSync(path, dsseText(linkStatement(link, path), [key]));
   return path;
 }
 

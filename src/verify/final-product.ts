@@ -13,6 +13,7 @@ import {
 } from 'node:fs';
 import { basename, isAbsolute, join, relative, resolve } from 'node:path';
 import { IoError, UsageError, ioError, isNodeError } from '../errors.js';
+import { isAttestationFileName } from '../model/statement.js';
 import type { PlacementReport } from './report.js';
 
 /**
@@ -23,8 +24,8 @@ import type { PlacementReport } from './report.js';
  *
  * What is placed: the paths given with `--final-products` (each under its path relative to
  * the working directory, or its base name when outside it), or by default the working
- * directory minus the layout, the key files given, the link directory and every `*.link`
- * file. How: a hard link when possible (same file system: no bytes copied, whatever the
+ * directory minus the layout, the key files given, the link directory, every `*.link`
+ * file and every attestation we write (`*.intoto.json`, `*.intoto.jsonl`). How: a hard link when possible (same file system: no bytes copied, whatever the
  * size); otherwise, for a file of {@link BIND_MIN_BYTES} or more and a sandboxed inspection,
  * an empty placeholder with a read-only bind mount of the original over it; otherwise a copy
  * (a reflink where the file system can). Symbolic links are recreated as links (the
@@ -154,7 +155,7 @@ class Placer {
 
   private leftOut(stat: Stats, name: string): boolean {
     if (this.excluded.has(identity(stat))) return true;
-    return !stat.isDirectory() && name.endsWith('.link');
+    return !stat.isDirectory() && (name.endsWith('.link') || isAttestationFileName(name));
   }
 
   private placeFile(source: string, name: string, target: string, stat: Stats): void {

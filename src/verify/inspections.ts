@@ -22,7 +22,7 @@ import type { Session } from './session.js';
  * written into the working directory.
  */
 
-const STDERR_TAIL_LINES = 20;
+const OUTPUT_TAIL_LINES = 20;
 
 export interface InspectionsInput {
   readonly layout: Layout;
@@ -75,6 +75,7 @@ async function runOne(inspection: Inspection, scratch: string, sandboxed: boolea
     timedOut: false,
     sandboxed,
     placement: placement.report,
+    output: { stdout: [], stderr: [] },
     materials: [],
     products: [],
   };
@@ -89,6 +90,7 @@ async function runOne(inspection: Inspection, scratch: string, sandboxed: boolea
       writable: [scratch],
       sandbox: sandboxed ? 'bwrap' : 'none',
       readOnlyBinds: placement.binds,
+      ...(session.options.hide === undefined || session.options.hide.length === 0 ? {} : { hidden: session.options.hide }),
       recordStreams: true,
       echo: false,
       warn: (m) => session.warn(`${who}: ${m}`),
@@ -104,11 +106,15 @@ async function runOne(inspection: Inspection, scratch: string, sandboxed: boolea
   }
   report.exitCode = result.returnValue;
   report.timedOut = result.timedOut;
+  report.output = { stdout: tail(result.stdout), stderr: tail(result.stderr) };
   if (result.timedOut || result.returnValue !== 0) {
     const why = result.timedOut ? `timed out after ${session.options.inspectionTimeoutSeconds ?? 0} s` : `exited with ${result.returnValue}`;
-    throw new VerificationError('E_INSPECTION_FAILED', `${who}: ${JSON.stringify(inspection.run)} ${why}`, {
+    // The inspection's own last words are its reason (scan-pickle's "model.pkl: UNSAFE: ..."):
+    // stderr's last line, or stdout's when it wrote nothing on stderr.
+    const last = report.output.stderr.findLast((l) => l.trim() !== '') ?? report.output.stdout.findLast((l) => l.trim() !== '');
+    throw new VerificationError('E_INSPECTION_FAILED', `${who}: ${JSON.stringify(inspection.run)} ${why}${last === undefined ? '' : `: ${last.trim()}`}`, {
       context: { inspection: inspection.name },
-      details: tail(result.stderr),
+      details: [...report.output.stdout.map((l) => `stdout: ${l}`), ...report.output.stderr.map((l) => `stderr: ${l}`)],
     });
   }
   const products = await record(scratch, placement);
@@ -164,8 +170,9 @@ function checkNoWriteThrough(
   }
 }
 
+/** The last {@link OUTPUT_TAIL_LINES} lines of a stream, each cut at 500 characters. */
 function tail(text: string): string[] {
   const lines = text.split('\n');
   if (lines[lines.length - 1] === '') lines.pop();
-  return lines.slice(-STDERR_TAIL_LINES).map((line) => `stderr: ${line.length > 500 ? `${line.slice(0, 500)}...` : line}`);
+  return lines.slice(-OUTPUT_TAIL_LINES).map((line) => (line.length > 500 ? `${line.slice(0, 500)}...` : line));
 }

@@ -1,6 +1,6 @@
 import { UsageError, VerificationError } from '../errors.js';
 import type { PublicKey } from '../crypto/keys.js';
-import { isSignedBy, type Envelope } from '../model/envelope.js';
+import { isSignedBy, signatureEncodingProblem, type Envelope } from '../model/envelope.js';
 
 /**
  * Check 1: the layout's signatures (in-toto v0.9 §5.1 step 1; verifylib.verify_layout_signatures).
@@ -58,10 +58,12 @@ export function verifyLayoutSignatures(
   const required = threshold ?? distinct.length;
   if (signed.length >= required && (threshold !== undefined || unsigned.length === 0)) return signed;
   const missing = unsigned.map((k) => k.keyid.slice(0, 8)).join(', ');
+  const encoding = unsigned.map((k) => signatureEncodingProblem(envelope, k)).find((p) => p !== undefined);
   const message =
-    threshold === undefined
+    (threshold === undefined
       ? `${file}: no valid layout signature by key(s) ${missing} (every key passed must have signed)`
-      : `${file}: ${signed.length} of the required ${threshold} distinct layout keys signed (no valid signature by ${missing})`;
+      : `${file}: ${signed.length} of the required ${threshold} distinct layout keys signed (no valid signature by ${missing})`) +
+    (encoding === undefined ? '' : `; ${encoding}`);
   throw new VerificationError('E_LAYOUT_SIG', message, {
     context: { file, ...(unsigned[0] === undefined ? {} : { keyid: unsigned[0].keyid }) },
     details: [

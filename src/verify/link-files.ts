@@ -133,7 +133,8 @@ function attribute(
   }
   entry.filesFound.push(file);
   if (result.kind === 'unsigned') {
-    const why = `${file}: no valid signature by the authorised key(s) ${candidates.map((k) => k.keyid.slice(0, 12)).join(', ')}`;
+    const encoding = result.encodingProblem;
+    const why = `${file}: ${encoding ?? `no valid signature by the authorised key(s) ${candidates.map((k) => k.keyid.slice(0, 12)).join(', ')}`}`;
     entry.ignored.push(why);
     session.note(`step '${step.name}': ignored ${why}`);
     return;

@@ -4,6 +4,7 @@ import type { PublicKey } from '../crypto/keys.js';
 import { linkFromJson, type Link } from '../model/link.js';
 import type { SlotContent } from '../model/link-reader.js';
 import { metadataType, readSlotFile } from '../model/metadata.js';
+import { isStatement, linkFromStatement } from '../model/statement.js';
 
 /**
  * One link file read, checked and attributed, with no knowledge of steps or layouts. The file is read without
@@ -14,7 +15,8 @@ import { metadataType, readSlotFile } from '../model/metadata.js';
  */
 export type LoadedFile =
   | { readonly kind: 'missing' }
-  | { readonly kind: 'unsigned' }
+  /** No candidate verified; `encodingProblem` names a signature in the wrong encoding. */
+  | { readonly kind: 'unsigned'; readonly encodingProblem?: string }
   | { readonly kind: 'link'; readonly signers: readonly string[]; readonly link: Link }
   | { readonly kind: 'layout'; readonly signers: readonly string[]; readonly payload: JsonValue }
   | { readonly kind: 'other'; readonly signers: readonly string[]; readonly payload: JsonValue };
@@ -31,7 +33,9 @@ export function loadLinkFile(file: string, candidates: readonly PublicKey[]): Lo
     if (error instanceof InTotoError && (error.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') return { kind: 'missing' };
     throw error;
   }
-  if (content.kind === 'unsigned') return { kind: 'unsigned' };
+  if (content.kind === 'unsigned') {
+    return content; // encodingProblem, if any, names a signature in the wrong encoding
+  }
   const keyids = content.signers.map((k) => k.keyid);
   // Read in one pass with the file: the same Link linkFromJson would build (link-reader.ts).
   if (content.kind === 'link') return { kind: 'link', signers: keyids, link: content.link };
@@ -40,5 +44,7 @@ export function loadLinkFile(file: string, candidates: readonly PublicKey[]): Lo
   const payload = content.payload;
   const type = metadataType(payload);
   if (type === 'link') return { kind: 'link', signers: keyids, link: linkFromJson(payload, file) };
+  // An in-toto attestation (Statement v1, link predicate) stands for a link, checked the same way.
+  if (isStatement(payload)) return { kind: 'link', signers: keyids, link: linkFromStatement(payload, file) };
   return { kind: type === 'layout' ? 'layout' : 'other', signers: keyids, payload };
 }

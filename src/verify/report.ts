@@ -59,6 +59,8 @@ export interface InspectionReport {
   readonly timedOut: boolean;
   readonly sandboxed: boolean;
   readonly placement: PlacementReport | undefined;
+  /** The last lines (at most 20 each) the inspection wrote: its own reason when it fails. */
+  readonly output: { readonly stdout: readonly string[]; readonly stderr: readonly string[] };
   readonly materials: readonly RuleReport[];
   readonly products: readonly RuleReport[];
 }

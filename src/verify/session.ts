@@ -1,4 +1,5 @@
 import { mkdtempSync, rmSync } from 'node:fs';
+import { onInterrupt } from '../io/interrupt.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { IoError, ioError } from '../errors.js';
@@ -35,6 +36,8 @@ export interface SessionOptions {
   readonly sandbox: SandboxMode;
   readonly now: number;
   readonly cwd: string;
+  /** Files no inspection may read (a signing key the verifier holds), hidden as runner keys are. */
+  readonly hide?: readonly string[];
 }
 
 export class Session {
@@ -43,6 +46,7 @@ export class Session {
   private linkFiles = 0;
   private layouts = 0;
   private workArea: string | undefined;
+  private forgetWorkArea: () => void = () => undefined;
 
   constructor(
     readonly options: SessionOptions,
@@ -110,6 +114,11 @@ export class Session {
       } catch (error) {
         throw ioError(join(tmpdir(), 'intoto-verify-*'), error, 'cannot create the verifier work area');
       }
+      // Removed on an interruption too (Ctrl-C during an inspection), not only by cleanup().
+      const area = this.workArea;
+      this.forgetWorkArea = onInterrupt(() => {
+        rmSync(area, { recursive: true, force: true });
+      });
     }
     const prefix = join(this.workArea, 'scratch-');
     try {
@@ -121,6 +130,7 @@ export class Session {
 
   /** Removes the work area and everything in it. Never throws. */
   cleanup(): void {
+    this.forgetWorkArea();
     if (this.workArea === undefined) return;
     try {
       rmSync(this.workArea, { recursive: true, force: true, maxRetries: 3 });

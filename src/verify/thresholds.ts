@@ -41,7 +41,7 @@ export function verifyThresholds(steps: readonly StepEvidence[]): void {
       'E_THRESHOLD',
       `step '${step.name}' requires links from ${step.threshold} distinct authorised functionaries, ` +
         `found ${identities.size} valid${who === '' ? '' : ` (by ${who})`}` +
-        (s.ignored.length === 0 ? '' : `; ignored ${s.ignored.length} file(s) without a valid authorised signature`),
+        (s.ignored.length === 0 ? '' : `; ignored ${s.ignored.length} file(s) without a valid authorised signature (${shortReason(s.ignored[0] ?? '')})`),
       { context: { step: step.name }, details },
     );
   }
@@ -109,6 +109,12 @@ function sameDigests(a: HashDict, b: HashDict): boolean {
 
 function show(digests: HashDict): string {
   return [...digests].map(([algorithm, hex]) => `${algorithm} ${hex}`).join(', ') || 'no digests';
+}
+
+/** An ignored file's reason with the file's directory left out. */
+function shortReason(reason: string): string {
+  const at = reason.indexOf(': ');
+  return at === -1 ? reason : `${baseName(reason.slice(0, at))}${reason.slice(at)}`;
 }
 
 function baseName(file: string): string {

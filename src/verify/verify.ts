@@ -34,6 +34,8 @@ export interface VerifyOptions {
   readonly now?: Date;
   /** The verifier's working directory (final products, relative paths). Default process.cwd(). */
   readonly cwd?: string;
+  /** Files no inspection may read (the key a VSA is signed with), hidden in the sandbox. */
+  readonly hide?: readonly string[];
   readonly onEvent?: (event: VerifyEvent) => void;
 }
 
@@ -81,6 +83,7 @@ export async function verifySupplyChain(options: VerifyOptions): Promise<VerifyR
       sandbox: options.sandbox ?? 'auto',
       now: (options.now ?? new Date()).getTime(),
       cwd,
+      hide: (options.hide ?? []).map((p) => resolve(cwd, p)),
     },
     options.onEvent,
   );

@@ -57,7 +57,10 @@ describe('intoto-verify', () => {
 
     const fail = runBin('intoto-verify', ['-l', layoutPath, '-k', ownerKeyFile(dir), '--link-dir', join(dir, 'nowhere'), '--json'], { cwd: dir });
     expect(fail.status).toBe(1);
-    expect(JSON.parse(fail.stdout)).toMatchObject({ verdict: 'failed', passed: false, failure: { code: 'E_LINK_MISSING' } });
+    // A link directory that does not exist is said to be missing, not every link in it (issue 18.12).
+    expect(JSON.parse(fail.stdout)).toMatchObject({ verdict: 'failed', passed: false, failure: { code: 'E_IO', message: `--link-dir ${join(dir, 'nowhere')}: no such directory` } });
+    const noLink = runBin('intoto-verify', ['-l', layoutPath, '-k', ownerKeyFile(dir), '--link-dir', dir, '--json'], { cwd: dir });
+    expect(JSON.parse(noLink.stdout)).toMatchObject({ verdict: 'failed', passed: false, failure: { code: 'E_LINK_MISSING' } });
   });
 
   it('exit 1 for unreadable or malformed files: a missing layout, a key file that is not a key', () => {

@@ -48,9 +48,9 @@ const REFUSED: Record<string, { readonly codes: readonly string[]; readonly why:
   'cases/P04/root.layout': { codes: ['E_RULE_UNKNOWN_STEP'], why: 'as P02' },
   'fixtures/in-toto@9a1efed/tests/demo_dsse_files/demo.layout.template': { codes: ['E_SCHEMA'], why: 'a template without "expires"' },
   'fixtures/in-toto@v1.3.1/tests/demo_files/demo.layout.template': { codes: ['E_SCHEMA'], why: 'a template without "expires"' },
-  'fixtures/in-toto@v1.3.1/tests/demo_files_gpg/demo.layout.template': { codes: ['E_SCHEMA'], why: 'a GPG template (GPG is not supported)' },
-  'fixtures/in-toto@v1.3.1/tests/demo_files_gpg/package.7b3abb26.link': { codes: ['E_SCHEMA'], why: 'GPG signatures ("signature", no "sig")' },
-  'fixtures/in-toto@v1.3.1/tests/demo_files_gpg/write-code.8288ef56.link': { codes: ['E_SCHEMA'], why: 'GPG signatures' },
+  'fixtures/in-toto@v1.3.1/tests/demo_files_gpg/demo.layout.template': { codes: ['E_KEY_UNSUPPORTED'], why: 'a GPG template (GPG is not supported, refused by name)' },
+  'fixtures/in-toto@v1.3.1/tests/demo_files_gpg/package.7b3abb26.link': { codes: ['E_KEY_UNSUPPORTED'], why: 'GPG signatures ("signature", no "sig"), refused by name' },
+  'fixtures/in-toto@v1.3.1/tests/demo_files_gpg/write-code.8288ef56.link': { codes: ['E_KEY_UNSUPPORTED'], why: 'GPG signatures, refused by name' },
 };
 
 /** What loading a file's payload (unverified: the signatures are the verdict tests' business) gives. */

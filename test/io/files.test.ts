@@ -1,9 +1,9 @@
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ParseError } from '../../src/errors.js';
-import { writeFileAtomicSync } from '../../src/io/files.js';
+import { makeDirectorySync, writeFileAtomicSync } from '../../src/io/files.js';
 import { codeOf } from '../helpers/errors.js';
 
 describe('writeFileAtomicSync', () => {
@@ -49,5 +49,30 @@ describe('writeFileAtomicSync', () => {
     }
     chmodSync(dir, 0o500);
     expect(codeOf(() => writeFileAtomicSync(join(dir, 'a.link'), (write) => write(Buffer.from('x'))))).toBe('E_IO');
+  });
+});
+
+describe('makeDirectorySync', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'intoto-mkdir-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('makes the missing parents, one level at a time; an existing directory is fine', () => {
+    makeDirectorySync(join(dir, 'a', 'b', 'c'));
+    makeDirectorySync(join(dir, 'a', 'b'));
+    expect(statSync(join(dir, 'a', 'b', 'c')).isDirectory()).toBe(true);
+  });
+
+  it('a file in the way is E_IO, "not a directory"', () => {
+    writeFileSync(join(dir, 'file'), '');
+    expect(codeOf(() => makeDirectorySync(join(dir, 'file', 'x')))).toBe('E_IO');
+    expect(() => makeDirectorySync(join(dir, 'file'))).toThrow(/not a directory/);
+  });
+
+  it('attack: /proc/nope, where Node\'s recursive mkdir spins at 100% CPU for ever, is E_IO at once', () => {
+    expect(codeOf(() => makeDirectorySync('/proc/nope/deeper'))).toBe('E_IO');
+    expect(() => makeDirectorySync('/proc/nope')).toThrow(/cannot create the directory \(ENOENT\)/);
   });
 });

@@ -93,28 +93,71 @@ describe('intoto layout sign', () => {
   });
 });
 
-describe('intoto scan-pickle', () => {
-  it('exits 0 for a safe pickle and 1 for one that imports os.system', () => {
-    const safe = runBin('intoto', ['scan-pickle', join(PICKLES, 'containers-p4.pkl')]);
-    expect(safe.status, safe.stdout + safe.stderr).toBe(0);
-    expect(safe.stdout).toContain('safe');
-    const unsafe = runBin('intoto', ['scan-pickle', join(PICKLES, 'handmade-os-system-global-p0.pkl')]);
-    expect(unsafe.status).toBe(1);
-    expect(unsafe.stdout).toMatch(/UNSAFE: .*system/);
+describe('intoto scan-model (and its alias scan-pickle)', () => {
+  it('exits 0 for a safe pickle and 1 for one that imports os.system, under either name', () => {
+    for (const name of ['scan-model', 'scan-pickle']) {
+      const safe = runBin('intoto', [name, join(PICKLES, 'containers-p4.pkl')]);
+      expect(safe.status, safe.stdout + safe.stderr).toBe(0);
+      expect(safe.stdout).toMatch(/containers-p4\.pkl: safe \(pickle, 2 globals, all allowed\)/);
+      const unsafe = runBin('intoto', [name, join(PICKLES, 'handmade-os-system-global-p0.pkl')]);
+      expect(unsafe.status).toBe(1);
+      expect(unsafe.stdout).toMatch(/UNSAFE: .*offset \d+ \(REDUCE\): calls os\.system, which runs commands.*\[E_MODEL_UNSAFE\]/);
+    }
   });
 
-  it('--json reports every file; one unsafe file fails the run', () => {
-    const result = runBin('intoto', ['scan-pickle', '--json', join(PICKLES, 'containers-p4.pkl'), join(PICKLES, 'builtins-eval-p4.pkl')]);
+  it('--json reports every file, its format, globals with verdicts and findings; one unsafe file fails the run', () => {
+    const result = runBin('intoto', ['scan-model', '--json', join(PICKLES, 'containers-p4.pkl'), join(PICKLES, 'builtins-eval-p4.pkl')]);
     expect(result.status).toBe(1);
-    const report = JSON.parse(result.stdout) as { safe: boolean; imports: string[] }[];
-    expect(report.map((r) => r.safe)).toEqual([true, false]);
-    expect(report[1]?.imports).toContain('builtins.eval');
+    const report = JSON.parse(result.stdout) as {
+      policy: string;
+      safe: boolean;
+      files: { safe: boolean; format: string; code: string | null; globals: { name: string; verdict: string }[]; findings: { kind: string; offset: number }[] }[];
+    };
+    expect(report.policy).toBe('default');
+    expect(report.safe).toBe(false);
+    expect(report.files.map((r) => [r.safe, r.format, r.code])).toEqual([
+      [true, 'pickle', null],
+      [false, 'pickle', 'E_MODEL_UNSAFE'],
+    ]);
+    expect(report.files[1]?.globals).toContainEqual(expect.objectContaining({ name: 'builtins.eval', verdict: 'never-allowed' }));
+    expect(report.files[1]?.findings.map((f) => f.kind)).toEqual(['import', 'call']);
   });
 
-  it('--allow cannot allow what runs code, and must name module.name', () => {
-    const result = runBin('intoto', ['scan-pickle', '--allow', 'builtins.eval', join(PICKLES, 'builtins-eval-p4.pkl')]);
+  it('--policy strict refuses what the default allows; --allow adds a name; a never-allowed name is a usage error', () => {
+    const bytes = join(PICKLES, 'bytes-p2.pkl');
+    expect(runBin('intoto', ['scan-model', bytes]).status).toBe(0);
+    expect(runBin('intoto', ['scan-model', '--policy', 'strict', bytes]).status).toBe(1);
+    expect(runBin('intoto', ['scan-model', '--policy', 'strict', '--allow', '_codecs.encode', bytes]).status).toBe(0);
+    const never = runBin('intoto', ['scan-model', '--allow', 'builtins.eval', join(PICKLES, 'builtins-eval-p4.pkl')]);
+    expect(never.status).toBe(2);
+    expect(never.stderr).toMatch(/can never be allowed.*\[E_USAGE\]/);
+    expect(runBin('intoto', ['scan-model', '--allow', 'eval', join(PICKLES, 'containers-p4.pkl')]).status).toBe(2);
+    expect(runBin('intoto', ['scan-model', '--allow', 'numpy.__builtins__', join(PICKLES, 'containers-p4.pkl')]).status).toBe(2);
+    expect(runBin('intoto', ['scan-model']).status).toBe(2);
+  });
+
+  it('--policy FILE adds a YAML list of names to the default; a bad file is a usage error naming the item', () => {
+    const policy = join(dir, 'policy.yaml');
+    writeFileSync(policy, '- builtins.bytearray\n- {name: mypkg.models.Net, uses: [class]}\n');
+    const ok = runBin('intoto', ['scan-model', '-v', '--policy', policy, join(PICKLES, 'containers-p4.pkl')]);
+    expect(ok.status, ok.stderr).toBe(0);
+    writeFileSync(policy, '- builtins.bytearray\n- posix.system\n');
+    const bad = runBin('intoto', ['scan-model', '--policy', policy, join(PICKLES, 'containers-p4.pkl')]);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/item 2 posix\.system: this name runs commands/);
+    writeFileSync(policy, 'names: [a.b]\n');
+    expect(runBin('intoto', ['scan-model', '--policy', policy, join(PICKLES, 'containers-p4.pkl')]).status).toBe(2);
+    expect(runBin('intoto', ['scan-model', '--policy', join(dir, 'missing.yaml'), join(PICKLES, 'containers-p4.pkl')]).status).toBe(1);
+  });
+
+  it('scans a directory recursively, in name order, and summarises; a missing path is E_IO', () => {
+    const result = runBin('intoto', ['scan-model', PICKLES]);
     expect(result.status).toBe(1);
-    expect(runBin('intoto', ['scan-pickle', '--allow', 'eval', join(PICKLES, 'containers-p4.pkl')]).status).toBe(2);
+    expect(result.stdout).toMatch(/^scan-model: \d+ files: \d+ safe, \d+ unsafe/m);
+    const missing = runBin('intoto', ['scan-model', join(dir, 'no-such-model.pt')]);
+    expect(missing.status).toBe(1);
+    // Its own entry (the verdicts on other paths would still show), never a pass.
+    expect(missing.stdout).toMatch(/no-such-model\.pt: UNREADABLE: .*no such file.*\[E_IO\]/);
   });
 });
 
@@ -137,7 +180,7 @@ describe('intoto (umbrella)', () => {
   it('lists its commands, and refuses unknown ones with exit 2', () => {
     const help = runBin('intoto', ['--help']);
     expect(help.status).toBe(0);
-    for (const command of ['layout check', 'layout sign', 'pipeline run', 'scan-pickle', 'verify']) expect(help.stdout).toContain(command);
+    for (const command of ['layout check', 'layout sign', 'pipeline run', 'scan-model', 'verify']) expect(help.stdout).toContain(command);
     const unknown = runBin('intoto', ['nonsense']);
     expect(unknown.status).toBe(2);
     expect(unknown.stderr).toContain('[E_USAGE]');

@@ -6,14 +6,14 @@ import { DIAGNOSTIC_IDS, type Diagnostic, type DiagnosticId } from '../../src/pi
 import { checkLayoutSource, loadLayoutSource } from '../../src/pipeline/load.js';
 import { InTotoError } from '../../src/errors.js';
 import { tempDir } from '../helpers/reference.js';
-import { BASE_YAML, edit, makeProject, NOW } from './helpers.js';
+import { BASE_YAML, edit, makeProject, NOW, SIGN_YAML } from './helpers.js';
 
 /**
  * `intoto layout check` over good and bad YAML: every error and warning id, each from a case
  * named after the attack or mistake it stands for, with the place it is reported at.
  */
 const dir = tempDir('intoto-layout-check-');
-const keys = makeProject(dir, ['alice', 'bob', 'carol', 'owner']);
+const keys = makeProject(dir, ['alice', 'bob', 'carol', 'owner', 'platform']);
 const alice = keys.get('alice')!;
 const bob = keys.get('bob')!;
 
@@ -53,6 +53,7 @@ const cases: readonly Case[] = [
   { name: 'a second document after ---', text: `${B}---\nsteps: []\n`, id: 'yaml-multiple-documents', severity: 'error' },
   { name: 'flow nesting 100,000 deep (stack exhaustion)', text: `${B}x: ${'['.repeat(100_000)}\n`, id: 'yaml-limit', severity: 'error', line: 19 },
   { name: 'broken syntax', text: edit(B, 'steps:\n', 'steps: [\n'), id: 'yaml-syntax', severity: 'error' },
+  { name: 'a file of broken lines (1.3 million errors once) stops after the first 100', text: `${B}${'x: ]\n'.repeat(200_000)}`, id: 'too-many-errors', severity: 'error' },
   // Implicit typing must not change values.
   { name: 'a date without a time (would be a date in YAML 1.1)', text: edit(B, 'expires: "2027-01-01T00:00:00Z"', 'expires: 2027-01-01'), id: 'expires-format', severity: 'error', line: 1, code: 'E_EXPIRES_FORMAT' },
   { name: 'hex keyid that YAML 1.2 core reads as the float 0 stays text', text: edit(B, 'bob: keys/bob.pub', 'bob: {key: keys/bob.pub, keyid: 0e123456}'), id: 'keyid-mismatch', severity: 'error', line: 5, code: 'E_KEYID_MISMATCH' },
@@ -77,6 +78,11 @@ const cases: readonly Case[] = [
   { name: 'a run string with an unclosed quote', text: edit(B, 'run: gzip -n app.tar', 'run: gzip -n "app.tar'), id: 'run-syntax', severity: 'error', line: 16 },
   { name: 'a step without run', text: edit(B, '    run: gzip -n app.tar\n', ''), id: 'step-not-run', severity: 'warning', line: 14 },
   { name: 'expected_command that differs from run', text: edit(B, '    run: gzip -n app.tar\n', '    run: gzip -n app.tar\n    expected_command: [gzip, app.tar]\n'), id: 'expected-command-differs', severity: 'warning', line: 17 },
+  // Built-in model signing (more in model-sign-layout.test.ts).
+  { name: 'a model-sign step by a functionary whose key is not ECDSA', text: edit(SIGN_YAML, 'platform: keys/platform.pub', 'platform: keys/carol.pub'), id: 'model-sign-key', severity: 'error', line: 21, code: 'E_KEY_UNSUPPORTED' },
+  { name: 'threshold 2 on a model-sign step (two signatures never agree)', text: edit(SIGN_YAML, '    functionaries: [platform]\n', '    functionaries: [platform]\n    threshold: 2\n'), id: 'model-sign-threshold', severity: 'error', line: 22, code: 'E_THRESHOLD' },
+  { name: 'a model-sign step whose product rules refuse its signature', text: edit(SIGN_YAML, '"CREATE app.tar.gz.sig", ', ''), id: 'model-sign-products', severity: 'warning', line: 25 },
+  { name: 'intoto model sign run as a sandboxed command (its key would be an input)', text: edit(B, 'run: [tar, -cf, app.tar, src]', 'run: [intoto, model, sign, src, -k, key.pem]'), id: 'model-sign-in-command', severity: 'warning', line: 11 },
   // Rules and the flow they imply.
   { name: 'a rule that does not parse', text: edit(B, '"MATCH app.tar WITH PRODUCTS FROM build"', '"MATCH app.tar FROM build"'), id: 'rule-syntax', severity: 'error', line: 17, code: 'E_RULE_SYNTAX' },
   { name: 'MATCH from a step that does not exist', text: edit(B, 'PRODUCTS FROM build"', 'PRODUCTS FROM biuld"'), id: 'match-unknown-step', severity: 'error', line: 17, code: 'E_RULE_UNKNOWN_STEP' },
@@ -199,10 +205,89 @@ describe('the file itself', () => {
   });
 });
 
+describe('intoto layout check: durations and small mistakes (issue 18, items 1 and 12)', () => {
+  const ids = (text: string): string[] => check(text).diagnostics.map((d) => `${d.severity} ${d.id}`);
+
+  it('a step timeout past 365 days is an error (Node timers overflow after 24.8 days; exec chains them)', () => {
+    const text = (t: string): string => edit(B, '    functionaries: [bob]\n', `    functionaries: [bob]\n    timeout: ${t}\n`);
+    expect(ids(text('31536001'))).toEqual(['error schema']);
+    expect(ids(text('0'))).toEqual(['error schema']);
+    expect(ids(text('2147484'))).toEqual([]);
+    expect(check(text('2.5')).source?.steps[1]?.timeoutSeconds).toBe(2.5);
+  });
+
+  it('expires_in: 30d does not warn "within 30 days"; 29d does', () => {
+    const at = (d: string): string => edit(B, 'expires: "2027-01-01T00:00:00Z"', `expires_in: ${d}`);
+    expect(ids(at('30d'))).toEqual([]);
+    expect(ids(at('29d'))).toEqual(['warning expires-soon']);
+  });
+
+  it('expires_in: 0d and a date past the year 9999 are refused with their reason', () => {
+    const at = (d: string): Diagnostic[] => [...check(edit(B, 'expires: "2027-01-01T00:00:00Z"', `expires_in: ${d}`)).diagnostics];
+    expect(at('0d')).toMatchObject([{ id: 'expires-format', line: 1, message: 'expires_in "0d": a layout that expires at once verifies nothing' }]);
+    expect(at('999999w')).toMatchObject([{ id: 'expires-format', line: 1 }]);
+    expect(at('999999w')[0]?.message).toContain('at most 100 years');
+  });
+
+  it('a misspelt field gets a did-you-mean', () => {
+    const found = check(edit(B, 'functionaries:\n', 'functionaires:\n')).diagnostics.find((d) => d.message.includes('functionaires'));
+    expect(found?.message).toBe('/functionaires: unknown field "functionaires" (did you mean "functionaries"?)');
+    const step = check(edit(B, 'run: gzip -n app.tar', 'rnu: gzip -n app.tar')).diagnostics[0];
+    expect(step?.message).toContain('(did you mean "run"?)');
+  });
+
+  it('one key for 1,000 steps: the warning names five and counts the rest', () => {
+    const steps = Array.from({ length: 1000 }, (_, i) => `  - name: s${i}\n    functionaries: [alice]\n    run: [true]\n    materials: ["DISALLOW *"]\n    products: ["DISALLOW *"]\n`).join('');
+    const text = `expires: "2027-01-01T00:00:00Z"\nfunctionaries:\n  alice: keys/alice.pub\nsteps:\n${steps}`;
+    const warning = check(text).diagnostics.find((d) => d.id === 'functionary-many-steps');
+    expect(warning?.message).toBe("functionary 'alice' may sign 1000 steps ('s0', 's1', 's2', 's3', 's4' and 995 more): one stolen key can forge all of them (use a key per step)");
+  });
+});
+
+describe('intoto layout check: error-heavy input is bounded (issue 19)', () => {
+  const MANY = 200_000;
+  const heavy: readonly { name: string; text: string }[] = [
+    { name: 'syntax errors near the top, then a long list', text: `steps:\n  - name: x\n   bad: [unclosed\n  "oops\n${'  - a: b\n'.repeat(MANY)}` },
+    { name: 'a stray closing bracket on every line', text: `${B}${'x: ]\n'.repeat(MANY)}` },
+    { name: 'tabs as indentation on every line', text: `a:\n${'\t- x\n'.repeat(MANY)}` },
+    { name: 'an unknown field in every step', text: `steps:\n${'  - name: x\n    bogus: 1\n'.repeat(MANY / 10)}` },
+    { name: 'the same key on every line', text: `functionaries:\n${'  a: x\n'.repeat(MANY / 4)}` },
+    { name: 'an anchor on every line', text: Array.from({ length: MANY / 4 }, (_, i) => `k${i}: &a${i} v\n`).join('') },
+  ];
+
+  it.each(heavy)('$name: at most 100 problems listed, then one line that says more were cut', ({ text }) => {
+    const { diagnostics } = check(text);
+    expect(diagnostics.length).toBeLessThanOrEqual(101);
+    expect(diagnostics.length).toBeGreaterThan(0);
+    const last = diagnostics[diagnostics.length - 1];
+    if (diagnostics.length === 101) expect(last?.id).toBe('too-many-errors');
+    for (const d of diagnostics) expect(d.message).not.toMatch(/\n/);
+  });
+
+  it('95,000 distinct keys in one mapping are read in linear time (the library compares each key with every earlier one)', () => {
+    const text = `${B}extra:\n${Array.from({ length: 95_000 }, (_, i) => `  k${i}: v\n`).join('')}`;
+    const { diagnostics } = check(text);
+    expect(diagnostics.map((d) => d.id)).toEqual(['schema']);
+  });
+
+  it('a duplicate key is still found, with its place', () => {
+    const { diagnostics } = check(edit(B, '  bob: keys/bob.pub\n', '  bob: keys/bob.pub\n  "alice": keys/bob.pub\n'));
+    expect(diagnostics).toMatchObject([{ id: 'yaml-duplicate-key', line: 6, column: 3 }]);
+  });
+
+  it('messages speak YAML, not the parser library: a second document, a stray bracket', () => {
+    const two = check(`${B}---\nsteps: []\n`).diagnostics;
+    expect(two).toMatchObject([{ id: 'yaml-multiple-documents', line: 19 }]);
+    expect(two[0]?.message).not.toMatch(/YAML\.|parseAllDocuments|please use/);
+    const bracket = check(`${B}x: ]\n`).diagnostics;
+    expect(bracket[0]?.message).toBe('unexpected "]" here');
+  });
+});
+
 describe('loadLayoutSource', () => {
-  it('throws the first error with its code, every error in details', () => {
+  it('throws the first error with its code, the other errors (never the first again) in details', () => {
     const file = join(dir, 'bad.yaml');
-    writeFileSync(file, edit(edit(B, 'readme: a test pipeline', 'readme: !!binary aGVsbG8='), 'functionaries: [bob]', 'functionaries: [bob, bob]'));
+    writeFileSync(file, edit(edit(B, 'readme: a test pipeline', 'readme: !!binary aGVsbG8='), 'run: gzip -n app.tar', 'run: !sh gzip -n app.tar'));
     let thrown: unknown;
     try {
       loadLayoutSource({ file, now: NOW });
@@ -212,6 +297,9 @@ describe('loadLayoutSource', () => {
     expect(thrown).toBeInstanceOf(InTotoError);
     expect((thrown as InTotoError).code).toBe('E_LAYOUT_SOURCE');
     expect((thrown as InTotoError).message).toMatch(/bad\.yaml:2:\d+: tag /);
+    expect((thrown as InTotoError).message).toContain('(and 1 more error(s))');
+    expect((thrown as InTotoError).details).toHaveLength(1);
+    expect((thrown as InTotoError).details[0]).toContain('tag !sh refused');
   });
 
   it('compiles to a layout whose keys are exactly the functionaries used', () => {

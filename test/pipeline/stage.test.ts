@@ -106,10 +106,12 @@ describe('orderSteps', () => {
     functionaries: ['f'],
     threshold: 1,
     run: ['true'],
+    uses: undefined,
     expectedCommand: ['true'],
     materials: rules(...materials),
     products: [],
     timeoutSeconds: undefined,
+    grants: { env: [], network: false, devices: [] },
     index,
   });
 

@@ -1,9 +1,9 @@
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { InTotoError } from '../../src/errors.js';
-import { executeCommand, resolveExecutable, type ExecOptions } from '../../src/runner/exec.js';
+import { executeCommand, longTimeout, resolveExecutable, type ExecOptions } from '../../src/runner/exec.js';
 import { allowedEnvironment, bwrapArgs } from '../../src/runner/sandbox.js';
 import { bwrapAvailable, tempDir } from '../helpers/reference.js';
 
@@ -18,6 +18,30 @@ const base = (dir: string, overrides: Partial<ExecOptions>): ExecOptions => ({
   echo: false,
   warn: (m) => warnings.push(m),
   ...overrides,
+});
+
+describe('longTimeout', () => {
+  afterEach(() => vi.useRealTimers());
+  it('waits a delay longer than 2^31 - 1 ms in steps, and fires once at the end', () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    let fired = 0;
+    longTimeout(() => fired++, 40 * 86_400_000);
+    vi.advanceTimersByTime(2 ** 31);
+    expect(fired).toBe(0);
+    vi.advanceTimersByTime(40 * 86_400_000 - 2 ** 31 - 1);
+    expect(fired).toBe(0);
+    vi.advanceTimersByTime(2);
+    expect(fired).toBe(1);
+  });
+  it('can be cancelled in any step', () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    let fired = 0;
+    const timer = longTimeout(() => fired++, 60 * 86_400_000);
+    vi.advanceTimersByTime(2 ** 31 + 10);
+    timer.cancel();
+    vi.advanceTimersByTime(60 * 86_400_000);
+    expect(fired).toBe(0);
+  });
 });
 
 describe('environment allow-list', () => {
@@ -106,6 +130,10 @@ describe('executeCommand without a sandbox', () => {
     expect(result.returnValue).toBeLessThan(0);
     await new Promise((r) => setTimeout(r, 2500));
     expect(existsSync(marker)).toBe(false);
+  });
+  it('a time limit past Node\'s 24.8-day timer range does not fire at once (it used to kill the step after 1 ms)', async () => {
+    const result = await executeCommand(base(dir, { argv: ['sh', '-c', 'sleep 0.3; echo done'], timeoutSeconds: 30 * 86_400 }));
+    expect(result).toMatchObject({ returnValue: 0, timedOut: false, stdout: 'done\n' });
   });
   it('attack: a background child in the group is killed when the step ends', async () => {
     const product = join(dir, 'product.txt');

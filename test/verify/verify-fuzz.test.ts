@@ -3,7 +3,11 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { InTotoError } from '../../src/errors.js';
-import { parseEnvelope } from '../../src/model/envelope.js';
+import { dsseText, parseEnvelope } from '../../src/model/envelope.js';
+import { linkFromJson } from '../../src/model/link.js';
+import { linkStatement } from '../../src/model/statement.js';
+import { pythonJsonDumps } from '../../src/canonical/encode.js';
+import { parseJson } from '../../src/canonical/parse.js';
 import { key, layoutJson, trainEvaluate, verify, workDir, writeLink, writeSigned } from './chain.js';
 
 /**
@@ -189,6 +193,44 @@ describe('fuzzing verifySupplyChain with mutated signed chains', () => {
         }
       }),
       { numRuns: 300 },
+    );
+  });
+});
+
+describe('fuzzing the link Statement reader with payloads an authorised functionary signed', () => {
+  // A functionary can sign anything: the Statement reader (model/statement.ts) must turn every
+  // signed payload into a link that passes every link check, or a typed failure.
+  const { links, steps } = trainEvaluate();
+  const [alice, bob] = [key(1), key(2)];
+  const evaluate = pythonJsonDumps(linkStatement(linkFromJson(links.evaluate, 'evaluate'), 'evaluate'), 1);
+  const { dir: scratch } = workDir();
+  let run = 0;
+
+  it('returns a typed failure or a pass for every mutated, re-signed Statement, never E_INTERNAL', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.record({ node: fc.nat(), op: fc.nat() }), { minLength: 1, maxLength: 3 }), async (edits) => {
+        let text = evaluate;
+        for (const e of edits) text = jsonEdit(text, e.node, e.op);
+        const dir = join(scratch, `statement-${run++}`);
+        mkdirSync(join(dir, 'links'), { recursive: true });
+        try {
+          writeSigned(join(dir, 'root.layout'), layoutJson(steps), [key(0)]);
+          writeLink(join(dir, 'links'), links.train, alice);
+          let payload;
+          try {
+            payload = parseJson(Buffer.from(text), { source: 'x' });
+          } catch {
+            payload = undefined;
+          }
+          const envelope = payload === undefined ? dsseText({ broken: text }, [bob]) : dsseText(payload, [bob]);
+          writeFileSync(join(dir, 'links', `evaluate.${bob.keyid.slice(0, 8)}.link`), envelope);
+          const report = await verify({ layoutPath: join(dir, 'root.layout'), linkDir: join(dir, 'links') });
+          expect(report.failure?.code).not.toBe('E_INTERNAL');
+        } finally {
+          rmSync(dir, { recursive: true, force: true });
+        }
+      }),
+      { numRuns: 200 },
     );
   });
 });

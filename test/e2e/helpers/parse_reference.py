@@ -1,15 +1,22 @@
 """Parses command lines with the reference's own argparse parsers (in-toto 1.3.1) and prints,
 for each, the namespace or the usage error, as JSON. Run with /usr/bin/python3:
-    parse_reference.py TOOL < cases.json      (TOOL: run, record or mock)
+    parse_reference.py TOOL < cases.json      (TOOL: run, record, mock, verify, sign or keygen)
 Only parses: nothing is executed, no key is read."""
 import contextlib
 import io
 import json
 import sys
 
-from in_toto import in_toto_mock, in_toto_record, in_toto_run
+from in_toto import in_toto_keygen, in_toto_mock, in_toto_record, in_toto_run, in_toto_sign, in_toto_verify
 
-PARSERS = {"run": in_toto_run, "record": in_toto_record, "mock": in_toto_mock}
+PARSERS = {
+    "run": in_toto_run,
+    "record": in_toto_record,
+    "mock": in_toto_mock,
+    "verify": in_toto_verify,
+    "sign": in_toto_sign,
+    "keygen": in_toto_keygen,
+}
 
 
 class Stop(Exception):

@@ -1,0 +1,205 @@
+import { createReadStream } from 'node:fs';
+import { basename, resolve } from 'node:path';
+import { GateError, RegistryError, UsageError } from '../errors.js';
+import { LIMITS, readRegularFileSync } from '../io/files.js';
+import { MAX_BUNDLE_BYTES, summarizeBundle, type BundleSummary } from './bundle-info.js';
+import type { RegistryClient } from './client.js';
+import { serializeImageManifest, type Descriptor } from './manifest.js';
+import {
+  ATTACHED_FILE,
+  BUNDLE_CONTENT,
+  BUNDLE_PREDICATE_TYPE,
+  DSSE_ENVELOPE,
+  IMAGE_TITLE,
+  INTOTO_LAYOUT,
+  INTOTO_LINK,
+  MODEL_ARTIFACT,
+  OCI_EMPTY,
+  OCI_EMPTY_BYTES,
+  OCI_EMPTY_DIGEST,
+  OCI_MANIFEST,
+  SIGSTORE_BUNDLE,
+} from './media-types.js';
+import { hashModelFiles, listModelFiles, packModel, type ModelFile } from './modelpack.js';
+import type { Reference } from './reference.js';
+import { attachReferrer } from './referrers.js';
+
+/**
+ * `intoto push`: a model directory to a registry as an immutable version.
+ *
+ *  1. read the signature bundle (when given) and the files it lists; pack the model's files
+ *     minus the signature itself and the paths the signer ignored;
+ *  2. hash the files and build the ModelPack manifest (deterministic: same files, same digest);
+ *     fail early when the files differ from the signed ones (the gate would refuse them);
+ *  3. refuse a tag that names another digest (E_TAG_EXISTS): a version never moves;
+ *  4. upload the blobs the registry lacks, then the manifest under the tag;
+ *  5. attach the signature, then each `--attach` file, as referrers of the model manifest.
+ * Pushing the same files and attachments again uploads nothing and changes nothing.
+ */
+
+export interface PushOptions {
+  readonly modelDir: string;
+  /** Where to: must name a tag. */
+  readonly target: Reference;
+  readonly signature?: string | undefined;
+  readonly attach?: readonly string[];
+  readonly onEvent?: (line: string) => void;
+}
+
+export interface PushResult {
+  readonly repository: string;
+  readonly digest: string;
+  readonly files: number;
+  readonly uploadedBlobs: number;
+  readonly uploadedBytes: number;
+  /** False when the tag already named this digest (nothing was written to it). */
+  readonly tagWritten: boolean;
+  readonly referrers: readonly Descriptor[];
+}
+
+/** One `--attach` file, typed by what it is. */
+interface Attachment {
+  readonly name: string;
+  readonly bytes: Uint8Array;
+  readonly artifactType: string;
+  readonly annotations: Readonly<Record<string, string>>;
+}
+
+/**
+ * Pushes a model. See the module comment for the steps.
+ * @throws UsageError E_USAGE (no tag, duplicate attachment names, not a directory)
+ * @throws GateError E_MODEL_FILES (the files differ from the signed ones)
+ * @throws RegistryError E_TAG_EXISTS, and any registry failure
+ * @throws IoError, ParseError, CryptoError for unreadable or malformed inputs
+ */
+export async function pushModel(client: RegistryClient, options: PushOptions): Promise<PushResult> {
+  const { target } = options;
+  if (target.tag === undefined || target.digest !== undefined) throw new UsageError('E_USAGE', 'push needs HOST/REPO:TAG (a version tag, and no @digest)');
+  const repository = target.repository;
+  const say = options.onEvent ?? (() => undefined);
+
+  const signature = options.signature === undefined ? undefined : readSignature(options.signature);
+  const attachments = (options.attach ?? []).map(readAttachment);
+  const names = new Set<string>();
+  for (const a of attachments) {
+    if (names.has(a.name)) throw new UsageError('E_USAGE', `two attachments are named ${a.name}; attachments are found by file name`);
+    names.add(a.name);
+  }
+
+  const listed = listModelFiles(options.modelDir, {
+    ignore: signature?.summary.oms?.ignorePaths ?? [],
+    excludeAbsolute: options.signature === undefined ? [] : [resolve(options.signature)],
+  });
+  const files = await hashModelFiles(listed);
+  if (signature?.summary.oms !== undefined) checkSignedFiles(files, signature.summary.oms.resources, options.signature!);
+  const packed = packModel(files);
+  say(`packed ${files.length} file(s) as ${repository}@${packed.digest}`);
+
+  const existing = await client.resolveTag(repository, target.tag);
+  if (existing !== undefined && existing !== packed.digest) {
+    throw new RegistryError('E_TAG_EXISTS', `${repository}:${target.tag} already names ${existing}; this model is ${packed.digest}. A version tag never moves: push under a new tag`);
+  }
+
+  let uploadedBlobs = 0;
+  let uploadedBytes = 0;
+  const count = (uploaded: boolean, size: number): void => {
+    if (uploaded) {
+      uploadedBlobs += 1;
+      uploadedBytes += size;
+    }
+  };
+  count((await client.pushBytes(repository, packed.config)).uploaded, packed.config.length);
+  for (const file of files) {
+    const uploaded = await client.pushBlob(repository, fileSource(file));
+    if (uploaded) say(`uploaded ${file.path} (${file.size} bytes)`);
+    count(uploaded, file.size);
+  }
+  if (existing === undefined) await client.putManifest(repository, target.tag, packed.manifest, OCI_MANIFEST);
+  const subject: Descriptor = { mediaType: OCI_MANIFEST, digest: packed.digest, size: packed.manifest.length, artifactType: MODEL_ARTIFACT };
+
+  const referrers: Descriptor[] = [];
+  const toAttach: Attachment[] = [...(signature === undefined ? [] : [signature.attachment]), ...attachments];
+  if (toAttach.length > 0) count((await client.pushBytes(repository, OCI_EMPTY_BYTES)).uploaded, OCI_EMPTY_BYTES.length);
+  for (const attachment of toAttach) {
+    const blob = await client.pushBytes(repository, attachment.bytes);
+    count(blob.uploaded, blob.size);
+    const title = attachment.artifactType === SIGSTORE_BUNDLE && signature?.attachment === attachment ? `${blob.digest.replace(':', '-')}.sigstore.json` : attachment.name;
+    const manifest = serializeImageManifest({
+      artifactType: attachment.artifactType,
+      config: { mediaType: OCI_EMPTY, digest: OCI_EMPTY_DIGEST, size: OCI_EMPTY_BYTES.length },
+      layers: [{ mediaType: attachment.artifactType, digest: blob.digest, size: blob.size, annotations: { [IMAGE_TITLE]: title } }],
+      subject,
+      annotations: attachment.annotations,
+    });
+    referrers.push(await attachReferrer(client, repository, packed.digest, manifest, { artifactType: attachment.artifactType, annotations: attachment.annotations }));
+    say(`attached ${attachment.name} (${attachment.artifactType})`);
+  }
+  return { repository, digest: packed.digest, files: files.length, uploadedBlobs, uploadedBytes, tagWritten: existing === undefined, referrers };
+}
+
+function fileSource(file: ModelFile): { digest: string; size: number; open: (start: number, end: number) => AsyncIterable<Uint8Array> } {
+  return {
+    digest: file.digest,
+    size: file.size,
+    open: (start, end) => createReadStream(file.absolute, { start, end: end - 1, highWaterMark: 1 << 20 }),
+  };
+}
+
+function readSignature(path: string): { summary: BundleSummary; attachment: Attachment } {
+  const bytes = readRegularFileSync(path, { maxBytes: MAX_BUNDLE_BYTES, what: 'signature bundle' });
+  const summary = summarizeBundle(bytes);
+  const annotations: Record<string, string> = { [BUNDLE_CONTENT]: summary.content };
+  if (summary.predicateType !== undefined) annotations[BUNDLE_PREDICATE_TYPE] = summary.predicateType;
+  return { summary, attachment: { name: basename(path), bytes, artifactType: SIGSTORE_BUNDLE, annotations } };
+}
+
+/** Reads an `--attach` file and decides what it is: an in-toto link or layout, a bundle, a DSSE envelope, or a plain file. */
+function readAttachment(path: string): Attachment {
+  const bytes = readRegularFileSync(path, { maxBytes: LIMITS.metadataBytes, what: 'attachment' });
+  const name = basename(path);
+  const title = { [IMAGE_TITLE]: name };
+  if (name.endsWith('.link')) return { name, bytes, artifactType: INTOTO_LINK, annotations: title };
+  if (name.endsWith('.layout')) return { name, bytes, artifactType: INTOTO_LAYOUT, annotations: title };
+  let json: Record<string, unknown> | undefined;
+  try {
+    const parsed: unknown = JSON.parse(Buffer.from(bytes).toString('utf8'));
+    json = typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : undefined;
+  } catch {
+    json = undefined;
+  }
+  if (json !== undefined && typeof json['mediaType'] === 'string' && json['mediaType'].includes('sigstore.bundle')) {
+    const summary = summarizeBundle(bytes);
+    return {
+      name,
+      bytes,
+      artifactType: SIGSTORE_BUNDLE,
+      annotations: { ...title, [BUNDLE_CONTENT]: summary.content, ...(summary.predicateType === undefined ? {} : { [BUNDLE_PREDICATE_TYPE]: summary.predicateType }) },
+    };
+  }
+  if (json !== undefined && typeof json['payloadType'] === 'string' && Array.isArray(json['signatures'])) return { name, bytes, artifactType: DSSE_ENVELOPE, annotations: title };
+  return { name, bytes, artifactType: ATTACHED_FILE, annotations: title };
+}
+
+/**
+ * The packed files must be exactly the signed ones, digest for digest (checked here only to
+ * fail early and clearly; the gate checks it again against a verified signature).
+ * @throws GateError E_MODEL_FILES
+ */
+function checkSignedFiles(files: readonly ModelFile[], resources: readonly { name: string; algorithm: string; digest: string }[], signaturePath: string): void {
+  const signed = new Map(resources.map((r) => [r.name, r]));
+  const problems: string[] = [];
+  for (const file of files) {
+    const resource = signed.get(file.path);
+    if (resource === undefined) problems.push(`${file.path}: not in the signature`);
+    else if (resource.algorithm !== 'sha256') problems.push(`${file.path}: signed with ${resource.algorithm}, not a plain sha256 of the file (sign with model_signing's files serialization)`);
+    else if (`sha256:${resource.digest}` !== file.digest) problems.push(`${file.path}: changed since it was signed (sha256 ${file.digest.slice(7, 19)}..., signed ${resource.digest.slice(0, 12)}...)`);
+    signed.delete(file.path);
+  }
+  for (const name of signed.keys()) problems.push(`${name}: signed but missing`);
+  if (problems.length > 0) {
+    throw new GateError('E_MODEL_FILES', `the model's files differ from those ${signaturePath} signs: ${problems.slice(0, 3).join('; ')}${problems.length > 3 ? `; and ${problems.length - 3} more` : ''}`, {
+      details: problems,
+      context: { file: signaturePath },
+    });
+  }
+}
