@@ -269,6 +269,28 @@ describe('the one-pass link reader against the general path', () => {
     expect(acceptedInOnePass).toBeGreaterThan(0);
   });
 
+  it('signature objects: unknown fields ignored on both paths, but GPG\'s other_headers refused by name on both (E_KEY_UNSUPPORTED)', () => {
+    const fields: Fields = {
+      name: 'step',
+      command: ['run'],
+      materials: [['data/a.csv', [['sha256', 'a'.repeat(64)]]]],
+      products: [['out.bin', [['sha256', 'b'.repeat(64)]]]],
+      byproducts: { 'return-value': 0, stderr: '', stdout: '' },
+      environment: {},
+    };
+    const text = referenceText(signedObject(fields));
+    const withField = (extra: string): Uint8Array => utf8(text.replace(/"keyid": /, `${extra},\n   "keyid": `));
+    // in-toto-golang's "cert": outside what the signature covers, ignored, and still one pass.
+    const cert = withField('"cert": ""');
+    expect(readLinkMetablock(cert, 'f.link')).toBeDefined();
+    expect(same(cert)).toHaveProperty('link');
+    // GPG's other_headers beside a sig: refused by name, whichever path reads it.
+    const gpg = withField('"other_headers": "04000108001d162104"');
+    expect(readLinkMetablock(gpg, 'f.link')).toBeUndefined();
+    const outcome = same(gpg);
+    expect((outcome as { error?: string }).error).toMatch(/^E_KEY_UNSUPPORTED: .*GPG/);
+  });
+
   it('invalid links signed as they are: the general path reports them after the signature, with the same error', () => {
     const base: Fields = {
       name: 'step',
