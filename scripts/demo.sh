@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# make demo: the example ML pipeline (layouts/ml-pipeline.yaml) end to end, then three attacks.
+# make demo: the example ML pipeline (layouts/ml-pipeline.yaml) end to end, then four attacks.
 #
 #   1. throw-away keys in demo-out/keys (never committed): the layout owner, and one per
-#      functionary (validator, trainer-a, trainer-b, evaluator);
+#      functionary (validator, trainer-a, trainer-b, evaluator, and platform: the training
+#      service's ECDSA key, which signs the model);
 #   2. the owner checks and signs the layout (root.layout);
 #   3. the pipeline runs: every step in its own sandboxed workspace, signed by its own key,
-#      train twice (threshold 2), then the whole chain is verified;
+#      train twice (threshold 2), the model signed by the runner itself with platform's key
+#      (no command sees it), then the whole chain is verified;
 #   4. verification of the delivered result: PASS;
-#   5. three attacks, each of which verification must catch, with its code.
+#   5. four attacks, each of which verification must catch, with its code.
 # Exit status 0 only if the honest run passes and every attack is caught.
 set -euo pipefail
 
@@ -31,16 +33,22 @@ section() { printf '\n== %s\n' "$*"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
 
 section "1. Throw-away keys: the layout owner, and one key per functionary"
+show_key() { # NAME: the key type and the start of its public part
+  printf '   %-10s %s\n' "$1" "$(node -e 'const k=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")); const p=k.keyval.public.replace(/-----[A-Z ]+-----|\s/g,""); process.stdout.write(k.keytype.padEnd(8)+p.slice(-16)+"...")' "$KEYS/$1.pub")"
+}
 for name in owner validator trainer-a trainer-b evaluator; do
   intoto keygen -q "$KEYS/$name"
-  printf '   %-10s %s\n' "$name" "$(node -e 'const k=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")); process.stdout.write(k.keyval.public.slice(0,16)+"...")' "$KEYS/$name.pub")"
+  show_key "$name"
 done
+# The training service's key signs the model (OpenSSF Model Signing allows only ECDSA).
+intoto keygen -q -t ecdsa "$KEYS/platform"
+show_key platform
 
 section "2. The owner checks and signs the layout (the owner key never reaches a step)"
 run intoto layout check "$LAYOUT_YAML" --pubkey-dir "$K" -k "$K/owner.pub"
 run intoto layout sign "$LAYOUT_YAML" -k "$K/owner" --pubkey-dir "$K" -o demo-out/root.layout
 
-section "3. Run the pipeline: validate -> train (x2, two keys) -> evaluate, then verify the chain"
+section "3. Run the pipeline: validate -> train (x2, two keys) -> sign (the runner, platform's key) -> evaluate, then verify the chain"
 if ! run intoto pipeline run "$LAYOUT_YAML" --keys "$K" --pubkey-dir "$K" --sandbox "$SANDBOX" \
   --layout demo-out/root.layout --layout-key "$K/owner.pub" --workspace demo-out/work --out demo-out/honest; then
   echo "   DEMO FAILED: the honest pipeline did not pass"
@@ -58,22 +66,23 @@ verify() {
   local message
   message=$(node -e '
     const r = JSON.parse(require("fs").readFileSync(0, "utf8"));
-    const m = r.passed ? "every signature, threshold, rule and inspection checks out" : r.failure.message;
-    process.stdout.write(m.length > 220 ? m.slice(0, 217) + "..." : m);' <<<"$json")
+    const m = (r.passed ? "every signature, threshold, rule and inspection checks out" : r.failure.message).replace(/-----BEGIN PUBLIC KEY-----[^"]*-----END PUBLIC KEY-----(\\n)?/g, "<platform public key>");
+    process.stdout.write(m.length > 360 ? m.slice(0, 150) + " ... " + m.slice(-205) : m);' <<<"$json")
+  MESSAGE=$message
   printf '   verify %s: %s: %s\n' "${1#"$OUT"/}" "$CODE" "$message"
 }
 
-section "4. Verify what was delivered (demo-out/honest: root.layout, links, model.pkl, metrics.json)"
+section "4. Verify what was delivered (demo-out/honest: root.layout, links, model.pkl, model.pkl.sig, metrics.json)"
 verify "$OUT/honest"
 honest=$CODE
 caught=0
 
-attack() { # NAME EXPECTED_CODE DIR
-  if [[ $CODE == "$2" ]]; then
+attack() { # NAME EXPECTED_CODE [WHO: the check that must name it]
+  if [[ $CODE == "$2" && ( -z ${3:-} || $MESSAGE == *"$3"* ) ]]; then
     printf '   CAUGHT (%s)\n' "$2"
     caught=$((caught + 1))
   else
-    printf '   NOT CAUGHT as expected: got %s, wanted %s\n' "$CODE" "$2"
+    printf '   NOT CAUGHT as expected: got %s, wanted %s%s\n' "$CODE" "$2" "${3:+ from $3}"
   fi
 }
 
@@ -112,11 +121,21 @@ intoto sign -q -f "$OUT/attack-c/$validate_link" -k "$KEYS/evaluator" -o "$OUT/a
 verify "$OUT/attack-c"
 attack c E_THRESHOLD
 
+section "5d. Attack: the model swapped after signing (a model trained with another seed: it loads, scans clean, and is not the one signed)"
+cp -r "$OUT/honest" "$OUT/attack-d"
+/usr/bin/python3 steps/train.py "$OUT/work/runs/train/trainer-a/data/flowers.csv" --out "$OUT/attack-d/model.pkl" --seed 8 >/dev/null
+verify "$OUT/attack-d"
+attack d E_INSPECTION_FAILED "inspection 'verify-model'"
+printf '   caught by the verify-model inspection (intoto model verify, platform'"'"'s key from the signed layout); a deployment gate\n'
+printf '   that holds only platform.pub catches it the same way, without in-toto:\n'
+printf '     $ intoto model verify model.pkl -k %s/platform.pub\n' "$K"
+(cd "$OUT/attack-d" && intoto model verify model.pkl -k "$KEYS/platform.pub" 2>&1 | sed 's/^/     /') || true
+
 elapsed_ms=$((($(date +%s%N) - start_ns) / 1000000))
 section "Result"
-printf '   honest run: %s; attacks caught: %d of 3; %d.%03d s\n' "$honest" "$caught" $((elapsed_ms / 1000)) $((elapsed_ms % 1000))
+printf '   honest run: %s; attacks caught: %d of 4; %d.%03d s\n' "$honest" "$caught" $((elapsed_ms / 1000)) $((elapsed_ms % 1000))
 printf '   everything is in demo-out/ (keys are throw-away; demo-out/ is not committed)\n'
-if [[ $honest == PASS && $caught -eq 3 ]]; then
+if [[ $honest == PASS && $caught -eq 4 ]]; then
   echo "   DEMO PASSED"
   exit 0
 fi

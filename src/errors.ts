@@ -32,12 +32,13 @@ export type FormatCode =
   | 'E_SCHEMA' // a JSON Schema violation; the message names the JSON path
   | 'E_METADATA_TYPE' // a link where a layout was expected, or the reverse, or an unknown _type
   | 'E_RULE_SYNTAX' // an artifact rule that does not parse
-  | 'E_RULE_UNKNOWN_STEP' // MATCH ... FROM a step the layout does not define
+  | 'E_RULE_UNKNOWN_STEP' // MATCH ... FROM a step the layout does not define (or, in a step's rules, from an inspection)
   | 'E_DUPLICATE_NAME' // two steps or inspections with one name
   | 'E_STEP_NAME' // a step, inspection or sublayout name that is not one safe path segment
   | 'E_EXPIRES_FORMAT' // expires not in YYYY-MM-DDTHH:MM:SSZ
   | 'E_ARTIFACT_NAME' // an artifact name with .., a leading / or ./, control characters, or not NFC
-  | 'E_PARAM'; // a parameter substitution that is missing or malformed
+  | 'E_PARAM' // a parameter substitution that is missing or malformed
+  | 'E_ARTIFACT_ALIAS'; // artifact names that alias each other or fool a reader: equal under case folding in one list, a backslash, an invisible or bidi character
 
 /** Keys and signatures. */
 export type CryptoCode =
@@ -61,6 +62,7 @@ export type VerifyCode =
   | 'E_THRESHOLD'
   | 'E_LINKS_DISAGREE'
   | 'E_SUBLAYOUT_NAME'
+  | 'E_SUBLAYOUT_EMPTY' // a sublayout with no steps stands for a step's link: it vouches for nothing
   | 'E_RULE_DISALLOW'
   | 'E_RULE_REQUIRE'
   | 'E_INSPECTION_FAILED'

@@ -9,12 +9,16 @@ import { metablockText } from '../model/envelope.js';
 import { linkFileName } from '../model/link.js';
 
 /**
- * The verify benchmark's supply chain (issue 4): three steps, `fetch` -> `train` -> `package`,
- * each link with `artifacts` materials and products (fetch: products only), chained by MATCH
- * rules, each step ending in `DISALLOW *`. Keys are made by in-toto-keygen; the links and the
+ * The verify benchmark's supply chains. Keys are made by in-toto-keygen; the links and the
  * layout are written and signed by our Metablock writer, which produces the bytes the
- * reference's `Metablock.dump` does (the interop tests check that), so both verifiers read
- * the very same files.
+ * reference's `Metablock.dump` does (the interop tests check that), so both verifiers read the
+ * very same files.
+ * - {@link ensureVerifyChain} (issue 4): three steps, `fetch` -> `train` -> `package`, each
+ *   link with N materials and N products (fetch: products only), chained by MATCH rules.
+ * - {@link ensureBuildChain} (issue 18): a build, `checkout` -> `build` -> `package`, with
+ *   50,000 source files and 50,000 built files, chained by `MATCH ... IN prefix ... WITH ...
+ *   IN prefix ... FROM` rules, about 43 MB of links.
+ * Every rule list ends in `DISALLOW *`.
  */
 
 export interface Chain {
@@ -28,14 +32,16 @@ function digest(seed: string): string {
   return createHash('sha256').update(seed).digest('hex');
 }
 
-function artifacts(prefix: string, count: number, salt: string): JsonObject {
+function artifacts(prefix: string, count: number, salt: string, name = (i: number, width: number): string => `${String(Math.floor(i / 1000)).padStart(3, '0')}/f${String(i).padStart(width, '0')}.bin`): JsonObject {
   const object: Record<string, JsonValue> = Object.create(null) as Record<string, JsonValue>;
   const width = String(count - 1).length;
-  for (let i = 0; i < count; i++) {
-    const name = `${prefix}/${String(Math.floor(i / 1000)).padStart(3, '0')}/f${String(i).padStart(width, '0')}.bin`;
-    object[name] = { sha256: digest(`${salt}${i}`) };
-  }
+  for (let i = 0; i < count; i++) object[`${prefix}/${name(i, width)}`] = { sha256: digest(`${salt}${i}`) };
   return object;
+}
+
+/** Both maps' entries in one object (the prefixes keep names apart). */
+function merged(...maps: JsonObject[]): JsonObject {
+  return Object.assign(Object.create(null) as Record<string, JsonValue>, ...maps) as JsonObject;
 }
 
 /**
@@ -107,6 +113,69 @@ export function ensureVerifyChain(dir: string, count: number, env: NodeJS.Proces
         pack.keyid,
         [['MATCH', 'model/*', 'WITH', 'PRODUCTS', 'FROM', 'train'], ['DISALLOW', '*']],
         [['CREATE', 'dist/*'], ['DISALLOW', '*']],
+      ),
+    ],
+  };
+  writeFileSync(chain.layout, metablockText(layout, [owner]));
+  writeFileSync(marker, '');
+  return chain;
+}
+
+/** Source and built file names of the build chain: a tree of packages and modules. */
+const sourceName = (i: number): string => `project/components/pkg${String(Math.floor(i / 250)).padStart(3, '0')}/module_${String(i).padStart(6, '0')}.py`;
+const builtName = (i: number): string => `project/components/pkg${String(Math.floor(i / 250)).padStart(3, '0')}/module_${String(i).padStart(6, '0')}.pyc`;
+
+/**
+ * The issue 18 build chain in `dir` (reused when complete), `count` (50,000) sources:
+ * - checkout (alice): products `repo/src/...` (the sources);
+ * - build (bob): materials `src/...` (the sources, checked out under another prefix), products
+ *   `src/...` unchanged plus `out/...` (one built file per source);
+ * - package (carol): materials `stage/...` (the built files, staged under another prefix),
+ *   products the same plus `app.tar.gz`.
+ * Rules: build `MATCH * IN src WITH PRODUCTS IN repo/src FROM checkout`; its products `MATCH *
+ * IN src WITH MATERIALS IN src FROM build`, `CREATE out/*`; package `MATCH * IN stage WITH
+ * PRODUCTS IN out FROM build`, then products `MATCH * IN stage WITH MATERIALS IN stage FROM
+ * package`, `CREATE app.tar.gz`; each list ending in `DISALLOW *`.
+ * @throws when in-toto-keygen is missing or a file cannot be written
+ */
+export function ensureBuildChain(dir: string, count: number, env: NodeJS.ProcessEnv): Chain {
+  const chain = { dir, layout: join(dir, 'root.layout'), ownerPub: join(dir, 'owner.pub'), linkDir: join(dir, 'links') };
+  const marker = join(dir, `.complete-build-${count}`);
+  if (existsSync(marker)) return chain;
+  mkdirSync(chain.linkDir, { recursive: true });
+  const names = ['owner', 'alice', 'bob', 'carol'];
+  for (const name of names) {
+    if (!existsSync(join(dir, name))) execFileSync('in-toto-keygen', ['-t', 'ed25519', join(dir, name)], { env, stdio: 'pipe' });
+  }
+  const [owner, alice, bob, carol] = names.map((n) => loadSigningKeyFile(join(dir, n)));
+  if (!owner || !alice || !bob || !carol) throw new Error('keys missing');
+  const sources = (prefix: string): JsonObject => artifacts(prefix, count, 'source', sourceName);
+  const built = (prefix: string): JsonObject => artifacts(prefix, count, 'built', builtName);
+  const tarball: JsonObject = { 'app.tar.gz': { sha256: digest('app.tar.gz') } };
+  writeFileSync(join(chain.linkDir, linkFileName('checkout', alice.keyid)), metablockText(linkJson('checkout', {}, sources('repo/src')), [alice]));
+  writeFileSync(join(chain.linkDir, linkFileName('build', bob.keyid)), metablockText(linkJson('build', sources('src'), merged(sources('src'), built('out'))), [bob]));
+  writeFileSync(join(chain.linkDir, linkFileName('package', carol.keyid)), metablockText(linkJson('package', built('stage'), merged(built('stage'), tarball)), [carol]));
+  const keys: Record<string, JsonValue> = Object.create(null) as Record<string, JsonValue>;
+  for (const key of [alice, bob, carol]) keys[key.keyid] = publicKeyToObject(key.public);
+  const layout: JsonObject = {
+    _type: 'layout',
+    expires: '2099-01-01T00:00:00Z',
+    inspect: [],
+    keys,
+    readme: `verify benchmark: a build of ${count} sources into ${count} built files`,
+    steps: [
+      step('checkout', alice.keyid, [['DISALLOW', '*']], [['CREATE', 'repo/src/*'], ['DISALLOW', '*']]),
+      step(
+        'build',
+        bob.keyid,
+        [['MATCH', '*', 'IN', 'src', 'WITH', 'PRODUCTS', 'IN', 'repo/src', 'FROM', 'checkout'], ['DISALLOW', '*']],
+        [['MATCH', '*', 'IN', 'src', 'WITH', 'MATERIALS', 'IN', 'src', 'FROM', 'build'], ['CREATE', 'out/*'], ['DISALLOW', '*']],
+      ),
+      step(
+        'package',
+        carol.keyid,
+        [['MATCH', '*', 'IN', 'stage', 'WITH', 'PRODUCTS', 'IN', 'out', 'FROM', 'build'], ['DISALLOW', '*']],
+        [['MATCH', '*', 'IN', 'stage', 'WITH', 'MATERIALS', 'IN', 'stage', 'FROM', 'package'], ['CREATE', 'app.tar.gz'], ['DISALLOW', '*']],
       ),
     ],
   };

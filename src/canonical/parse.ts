@@ -7,7 +7,8 @@ import { compareCodePoints, type JsonObject, type JsonValue } from './json.js';
  *
  * Restrictions (THREATS.md, "Parsers"): duplicate keys are rejected (`JSON.parse` keeps the
  * last one silently); nesting depth is capped; numbers must be integers in the safe range
- * (no fraction, no exponent: `1e999` and `9007199254740993` would be rounded by `JSON.parse`);
+ * (no fraction, no exponent: `1e999` and `9007199254740993` would be rounded by `JSON.parse`),
+ * written one way only (`-0` is refused, not read as 0);
  * input must be valid UTF-8 without a BOM, and `\u` escapes may not leave lone surrogates.
  * Objects come back with a null prototype.
  */
@@ -17,8 +18,8 @@ export interface ParseOptions {
   readonly maxDepth?: number;
   /**
    * Accept only canonical JSON (securesystemslib `encode_canonical`): no whitespace, keys in
-   * strictly increasing code-point order, only `\\` and `\"` escapes, control characters raw,
-   * and no `-0`. Used to decode exactly the bytes a signature was checked over.
+   * strictly increasing code-point order, only `\\` and `\"` escapes, control characters raw
+   * (`-0` is refused in every mode). Used to decode exactly the bytes a signature was checked over.
    */
   readonly canonical?: boolean;
   /** Names the document in error messages. */
@@ -51,7 +52,7 @@ export function decodeUtf8(bytes: Uint8Array, source = 'input'): string {
 
 /**
  * Parses JSON text (or UTF-8 bytes) under the restrictions above.
- * @throws ParseError E_JSON_SYNTAX, E_JSON_DUPLICATE_KEY, E_JSON_DEPTH, E_JSON_NUMBER,
+ * @throws ParseError E_JSON_SYNTAX, E_JSON_DUPLICATE_KEY, E_JSON_DEPTH, E_JSON_NUMBER (also `-0`),
  *   E_JSON_UTF8, E_CANONICAL (canonical mode: input not in canonical form)
  */
 export function parseJson(input: Uint8Array | string, options: ParseOptions = {}): JsonValue {
@@ -279,12 +280,14 @@ class Parser {
       this.pos = start;
       this.fail('integer outside the safe range', 'E_JSON_NUMBER');
     }
-    if (this.canonical && digits === '-0') {
+    // `-0` is 0 written another way: canonical JSON (and the reference, which reads it as 0)
+    // has one spelling per number, so signed bytes holding it are refused, not normalised.
+    if (digits === '-0') {
       this.pos = start;
-      this.fail('-0 is not canonical', 'E_CANONICAL');
+      this.fail('-0 is not a canonical number (refused, not read as 0)', 'E_JSON_NUMBER');
     }
     this.pos = end;
-    return value === 0 ? 0 : value; // normalise -0
+    return value;
   }
 
   private string(): string {

@@ -1,7 +1,7 @@
 import { InTotoError, asInTotoError } from '../errors.js';
 import { prewarmHashWorkers } from '../runner/hash-pool.js';
 import { readTrustedRoot } from '../oms/keyless.js';
-import { loadModelPublicKey, loadModelSigner, readPemCertificates, withCertificateFiles } from '../oms/keys.js';
+import { loadModelPublicKey, loadModelSigner, modelPublicKeyFromPem, readPemCertificates, withCertificateFiles } from '../oms/keys.js';
 import { signModel } from '../oms/sign.js';
 import { describeMismatch, verifyModel, type ModelTrust, type ModelVerification } from '../oms/verify.js';
 import { acceptJson, createOutput, newProgram, usage, verbosityOf, writeJson } from './common.js';
@@ -64,6 +64,7 @@ export async function modelSignMain(argv: string[]): Promise<number> {
 
 interface VerifyCliOptions {
   key?: string;
+  publicKeyPem?: string;
   certificateChain?: string[];
   identity?: string;
   issuer?: string;
@@ -75,12 +76,16 @@ interface VerifyCliOptions {
 }
 
 function trustOf(opts: VerifyCliOptions): () => ModelTrust {
-  const methods = [opts.key !== undefined, opts.certificateChain !== undefined, opts.identity !== undefined || opts.issuer !== undefined].filter(Boolean).length;
-  if (methods !== 1) usage('give exactly one of -k PUBLIC_KEY, --certificate-chain CA..., or --identity ID --issuer URL');
+  const methods = [opts.key !== undefined, opts.publicKeyPem !== undefined, opts.certificateChain !== undefined, opts.identity !== undefined || opts.issuer !== undefined].filter(Boolean).length;
+  if (methods !== 1) usage('give exactly one of -k PUBLIC_KEY, --public-key-pem PEM, --certificate-chain CA..., or --identity ID --issuer URL');
   if (opts.trustedRoot !== undefined && opts.identity === undefined) usage('--trusted-root goes with --identity and --issuer (Sigstore signatures)');
   if (opts.key !== undefined) {
     const path = opts.key;
     return () => ({ method: 'key', key: loadModelPublicKey(path) });
+  }
+  if (opts.publicKeyPem !== undefined) {
+    const pem = opts.publicKeyPem;
+    return () => ({ method: 'key', key: modelPublicKeyFromPem(pem, '--public-key-pem') });
   }
   if (opts.certificateChain !== undefined) {
     const paths = opts.certificateChain;
@@ -92,7 +97,7 @@ function trustOf(opts: VerifyCliOptions): () => ModelTrust {
 }
 
 /**
- * `intoto model verify MODEL (-k PUB | --certificate-chain CA... | --identity ID --issuer URL
+ * `intoto model verify MODEL (-k PUB | --public-key-pem PEM | --certificate-chain CA... | --identity ID --issuer URL
  * [--trusted-root FILE]) [--signature SIG] [--ignore-paths P...] [--no-ignore-git-paths]
  * [--json]`. Exit 0 when the model matches a valid signature, 1 on any failure (every
  * mismatching file listed, with both digests), 2 for bad usage.
@@ -103,6 +108,7 @@ export async function modelVerifyMain(argv: string[]): Promise<number> {
   const program = newProgram('intoto model verify', 'Verify a model against its OpenSSF Model Signing signature.')
     .argument('<model>', 'the model directory (or a single model file)')
     .option('-k, --key <path>', 'the public key the model must be signed with (PEM, DER, or an intoto .pub file)')
+    .option('--public-key-pem <pem>', "that public key itself, as PEM text (what a layout's model-verify inspection passes: the key the layout owner signed)")
     .option('--certificate-chain <paths...>', 'trusted CA certificates (PEM) the signing certificate must chain to')
     .option('--identity <id>', 'Sigstore: the signer identity (certificate SAN), matched exactly')
     .option('--issuer <url>', "Sigstore: the identity's OIDC issuer, matched exactly")
@@ -148,7 +154,7 @@ export async function modelVerifyMain(argv: string[]): Promise<number> {
 }
 
 function failedResult(model: string, opts: VerifyCliOptions, error: InTotoError): ModelVerification {
-  const method = opts.key !== undefined ? 'key' : opts.certificateChain !== undefined ? 'certificate' : 'sigstore';
+  const method = opts.key !== undefined || opts.publicKeyPem !== undefined ? 'key' : opts.certificateChain !== undefined ? 'certificate' : 'sigstore';
   return { verified: false, model, signature: opts.signature ?? '', method, signer: undefined, manifest: undefined, filesChecked: 0, mismatches: [], warnings: [], error };
 }
 

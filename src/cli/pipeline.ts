@@ -301,7 +301,7 @@ function printSummary(file: string, opts: LocalFlags, result: PipelineRunResult,
   const fwidth = Math.max(11, ...result.runs.map((r) => r.functionary.length));
   lines.push(`  ${'step'.padEnd(width)}  ${'functionary'.padEnd(fwidth)}  ${'time'.padStart(7)}  exit`);
   for (const run of result.runs) {
-    lines.push(`  ${run.step.padEnd(width)}  ${run.functionary.padEnd(fwidth)}  ${seconds(run.ms).padStart(7)}  ${String(run.returnValue ?? '-')}${run.sandboxed ? '' : '  (not sandboxed)'}`);
+    lines.push(`  ${run.step.padEnd(width)}  ${run.functionary.padEnd(fwidth)}  ${seconds(run.ms).padStart(7)}  ${String(run.returnValue ?? '-')}${run.builtin !== undefined ? `  (${run.builtin}: signed by the runner, no command)` : run.sandboxed ? '' : '  (not sandboxed)'}`);
   }
   if (result.verification !== undefined) {
     lines.push(`  ${'verify'.padEnd(width)}  ${''.padEnd(fwidth)}  ${seconds(result.verification.timing.totalMs).padStart(7)}  ${result.verification.passed ? 'pass' : 'FAIL'}`);

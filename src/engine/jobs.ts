@@ -1,6 +1,6 @@
 import { UsageError } from '../errors.js';
 import { dependenciesOf } from '../pipeline/plan.js';
-import type { PipelineStep } from '../pipeline/source.js';
+import { performedByPipeline, type PipelineStep } from '../pipeline/source.js';
 
 /**
  * From a planned pipeline to the jobs an engine runs: one job per step run (a threshold-N step
@@ -37,7 +37,7 @@ export type PlannedJob = StepJob | VerifyJob;
 export interface JobPlan {
   /** In submission order: every job after the jobs it waits for; the verification last. */
   readonly jobs: readonly PlannedJob[];
-  /** Steps without `run` (performed outside the pipeline): no job, and nothing waits for them. */
+  /** Steps without `run` or `uses` (performed outside the pipeline): no job, and nothing waits for them. */
   readonly skipped: readonly string[];
 }
 
@@ -65,7 +65,9 @@ export function planJobs(options: PlanJobsOptions): JobPlan {
   const jobs: PlannedJob[] = [];
   const skipped: string[] = [];
   for (const step of options.steps) {
-    if (step.run === undefined) {
+    // A built-in step (uses: model-sign) is a job like any other: `intoto pipeline step` on
+    // its functionary's machine performs it with that functionary's key.
+    if (!performedByPipeline(step)) {
       skipped.push(step.name);
       continue;
     }

@@ -10,7 +10,7 @@ import { linkDifferences } from '../pipeline/outcomes.js';
 import { withParams } from '../pipeline/params.js';
 import { dependenciesOf, planSteps } from '../pipeline/plan.js';
 import { runOnce, runSucceeded, stepFailure } from '../pipeline/run-once.js';
-import type { PipelineSource, PipelineStep } from '../pipeline/source.js';
+import { performedByPipeline, type PipelineSource, type PipelineStep } from '../pipeline/source.js';
 import { selectMaterials, type MaterialSource } from '../pipeline/stage.js';
 import { checkGrants, type SandboxMode } from '../runner/sandbox.js';
 import { failureOf, type Failure } from '../verify/report.js';
@@ -84,6 +84,7 @@ export interface StoredStepResult {
   /** The step run's tag, and its manifest's digest once pushed. */
   readonly tag: string;
   readonly digest: string | undefined;
+  /** Undefined for a built-in step that failed before writing a link. */
   readonly returnValue: number | undefined;
   readonly linkPath: string | undefined;
   readonly materials: number;
@@ -140,18 +141,19 @@ export async function runStoredStep(client: RegistryClient, options: StoredStepO
 
   t0 = performance.now();
   emit({ kind: 'running', step: step.name, functionary });
-  const result = await runOnce(
+  const ran = await runOnce(
     { source, sandbox: options.sandbox, timeoutSeconds: options.timeoutSeconds, useDsse: options.useDsse, echo: options.echo, attest: false, warn: options.warn },
     step,
     functionary,
     { dir, linkDir, attestationDir: undefined, keyPath: declared.keyPath, ...(options.password === undefined ? {} : { password: options.password }), hide: [], environment: { [RUN_ID_ENVIRONMENT]: runId } },
   );
   const runMs = Math.round(performance.now() - t0);
-  const ok = runSucceeded(result);
-  emit({ kind: 'ran', ok, ms: runMs });
-  const base = { step: step.name, functionary, runId, tag, returnValue: result.returnValue, linkPath: result.linkPath, materials: wanted.length, products: result.link.products.size };
-  if (!ok) {
-    return { ...base, passed: false, failure: failureOf(stepFailure(step, functionary, result, dir)), digest: undefined, timings: { openMs, fetchMs, runMs, pushMs: 0 } };
+  const failed = 'failure' in ran ? ran.failure : runSucceeded(ran.result) ? undefined : stepFailure(step, functionary, ran.result, dir);
+  emit({ kind: 'ran', ok: failed === undefined, ms: runMs });
+  const result = 'result' in ran ? ran.result : undefined;
+  const base = { step: step.name, functionary, runId, tag, returnValue: result?.returnValue, linkPath: result?.linkPath, materials: wanted.length, products: result?.link.products.size ?? 0 };
+  if (failed !== undefined || result === undefined) {
+    return { ...base, passed: false, failure: failureOf(failed), digest: undefined, timings: { openMs, fetchMs, runMs, pushMs: 0 } };
   }
   checkRecordedMaterials(step.name, result.link, wanted);
 
@@ -170,7 +172,7 @@ function checkStepAndKey(options: StoredStepOptions): { name: string; keyPath: s
   const { source, functionary } = options;
   const step = source.steps.find((s) => s.name === options.step);
   if (step === undefined) throw new UsageError('E_USAGE', `the layout ${source.file} has no step '${options.step}' (it has ${source.steps.map((s) => s.name).join(', ')})`);
-  if (step.run === undefined) throw new UsageError('E_USAGE', `step '${step.name}' has no run: it is performed outside the pipeline, not by intoto pipeline step`, { context: { step: step.name } });
+  if (!performedByPipeline(step)) throw new UsageError('E_USAGE', `step '${step.name}' has no run: it is performed outside the pipeline, not by intoto pipeline step`, { context: { step: step.name } });
   if (!step.functionaries.includes(functionary)) {
     throw new UsageError('E_USAGE', `--as ${functionary}: step '${step.name}' may be run by ${step.functionaries.join(', ')} only`, { context: { step: step.name } });
   }
@@ -192,7 +194,7 @@ function checkStepAndKey(options: StoredStepOptions): { name: string; keyPath: s
  * @throws VerificationError E_LINK_MISSING, E_LINKS_DISAGREE; what loadStepLinks throws
  */
 async function upstreamLinks(client: RegistryClient, run: OpenedRun, order: readonly PipelineStep[], step: PipelineStep, emit: (e: StoredStepEvent) => void): Promise<Map<string, StoredLink>> {
-  const names = new Set(order.filter((s) => s.run !== undefined).map((s) => s.name));
+  const names = new Set(order.filter(performedByPipeline).map((s) => s.name));
   const links = new Map<string, StoredLink>();
   for (const name of dependenciesOf(step, names)) {
     const model = run.layout.steps.find((s) => s.name === name);

@@ -1,7 +1,8 @@
-import { CryptoError, InTotoError, ParseError } from '../errors.js';
+import { CryptoError, InTotoError, IoError, ParseError } from '../errors.js';
 import { canonicalBytes, pythonJsonDumps } from '../canonical/encode.js';
 import { getOwn, isJsonObject, type JsonObject, type JsonValue } from '../canonical/json.js';
 import { parseJson } from '../canonical/parse.js';
+import { LIMITS } from '../io/files.js';
 import { bytesToHex, decodeBase64Strict, encodeBase64, hexToBytes } from '../crypto/encoding.js';
 import { keyHasKeyid, type PublicKey } from '../crypto/keys.js';
 import { verifySignature, type SigningKey } from '../crypto/signatures.js';
@@ -56,16 +57,30 @@ export function pae(payloadType: string, payload: Uint8Array): Uint8Array {
   return new Uint8Array(Buffer.concat([head, type, mid, payload]));
 }
 
+export interface EnvelopeLimits {
+  /** Largest DSSE payload, decoded (default LIMITS.dssePayloadBytes). */
+  readonly maxPayloadBytes?: number;
+}
+
 /**
- * Parses metadata bytes (strict JSON) and recognises the envelope.
- * @throws ParseError (JSON); FormatError E_SCHEMA; CryptoError E_ENVELOPE (neither envelope);
- *   ParseError E_BASE64 (DSSE)
+ * Parses metadata bytes (strict JSON) and recognises the envelope. Fields outside the signed
+ * part that neither envelope defines are ignored (never read); inside it they are errors.
+ * @throws ParseError (JSON); FormatError E_SCHEMA; CryptoError E_ENVELOPE (neither envelope, or
+ *   both); ParseError E_BASE64 (DSSE); IoError E_LIMIT (a DSSE payload over
+ *   `limits.maxPayloadBytes`, checked before it is decoded)
  */
-export function parseEnvelope(bytes: Uint8Array, source: string): Envelope {
+export function parseEnvelope(bytes: Uint8Array, source: string, limits: EnvelopeLimits = {}): Envelope {
   const document = parseJson(bytes, { source });
   if (!isJsonObject(document)) throw new CryptoError('E_ENVELOPE', `${source}: metadata must be a JSON object`);
-  if (getOwn(document, 'signed') !== undefined) return metablockFrom(document, source);
-  if (getOwn(document, 'payload') !== undefined) return dsseFrom(document, source);
+  const signed = getOwn(document, 'signed') !== undefined;
+  const payload = getOwn(document, 'payload') !== undefined;
+  // Unknown fields beside the signed part are ignored (schemas.ts), but not these two: which
+  // one the signatures cover would depend on which we looked at first.
+  if (signed && payload) {
+    throw new CryptoError('E_ENVELOPE', `${source}: both a Metablock ("signed") and a DSSE envelope ("payload")`, { context: { file: source } });
+  }
+  if (signed) return metablockFrom(document, source);
+  if (payload) return dsseFrom(document, source, limits.maxPayloadBytes ?? LIMITS.dssePayloadBytes);
   throw new CryptoError('E_ENVELOPE', `${source}: neither a Metablock ("signed") nor a DSSE envelope ("payload")`, {
     context: { file: source },
   });
@@ -102,11 +117,13 @@ function refuseGpgSignatures(document: JsonObject, source: string): void {
 /**
  * A Metablock envelope whose signatures cover `signedBytes`, the canonical bytes of its
  * `signed` object, for a reader that made those bytes itself in its own pass over the file
- * (link-reader.ts). `signatures` is checked against the Metablock schema as parseEnvelope
- * checks it (the `signed` object, which the reader holds, stands in as an empty object).
- * @throws FormatError E_SCHEMA
+ * (link-reader.ts). `signatures` is checked as parseEnvelope checks it: GPG signatures refused,
+ * then the Metablock schema (the `signed` object, which the reader holds, stands in as an
+ * empty object).
+ * @throws CryptoError E_KEY_UNSUPPORTED; FormatError E_SCHEMA
  */
 export function metablockEnvelope(signatures: JsonValue, signedBytes: Uint8Array, source: string): Envelope {
+  refuseGpgSignatures({ signatures }, source);
   checkSchema(METABLOCK_SCHEMA, { signatures, signed: {} }, source);
   return metablockOver(signatures as readonly JsonObject[], signedBytes, source);
 }
@@ -131,13 +148,22 @@ function metablockOver(signatures: readonly JsonObject[], signedBytes: Uint8Arra
  */
 const decodedSigned = new WeakMap<Envelope, JsonValue>();
 
-function dsseFrom(document: JsonObject, source: string): Envelope {
+function dsseFrom(document: JsonObject, source: string, maxPayloadBytes: number): Envelope {
   checkSchema(DSSE_SCHEMA, document, source);
   const payloadType = document['payloadType'] as string;
   if (payloadType !== DSSE_PAYLOAD_TYPE) {
     throw new CryptoError('E_ENVELOPE', `${source}: DSSE payloadType ${JSON.stringify(payloadType)} is not ${DSSE_PAYLOAD_TYPE}`);
   }
-  const payload = decodeBase64Strict(document['payload'] as string, `${source}: payload`);
+  const encoded = document['payload'] as string;
+  // Bounded before decoding, like every input (THREATS.md invariant 3): base64 holds 3 bytes
+  // per 4 characters.
+  const size = Math.floor(encoded.length / 4) * 3;
+  if (size > maxPayloadBytes) {
+    throw new IoError('E_LIMIT', `${source}: DSSE payload of about ${size} bytes, over the limit of ${maxPayloadBytes}`, {
+      context: { file: source },
+    });
+  }
+  const payload = decodeBase64Strict(encoded, `${source}: payload`);
   const signatures = (document['signatures'] as readonly JsonObject[]).map((s, i): EnvelopeSignature => {
     const keyid = s['keyid'];
     const text = s['sig'] as string;

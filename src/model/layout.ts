@@ -73,7 +73,8 @@ export function parseExpires(text: string, where: string): number {
  * Reads a layout's `signed` object: schema, expiry format, keys (each keyid checked against
  * its key; the same public key under two keyids refused), step and inspection names
  * (unique, single safe path segments), functionaries (known keys, no repeats, enough distinct
- * keys for the threshold) and artifact rules (parsed, every MATCH naming a known step).
+ * keys for the threshold) and artifact rules (parsed, every MATCH naming a known step; a
+ * step's MATCH may not name an inspection, which runs only after every step's rules passed).
  * @throws FormatError E_SCHEMA, E_EXPIRES_FORMAT, E_STEP_NAME, E_DUPLICATE_NAME, E_RULE_SYNTAX,
  *   E_RULE_UNKNOWN_STEP, E_PARAM; CryptoError (a bad key); VerificationError E_LAYOUT_KEYS,
  *   E_THRESHOLD
@@ -93,6 +94,10 @@ export function layoutFromJson(value: JsonValue, where: string, options: LayoutR
   const rawSteps = object['steps'] as readonly JsonObject[];
   const rawInspections = object['inspect'] as readonly JsonObject[];
   const names = checkNames(rawSteps, rawInspections, where);
+  // Step rules are checked before any inspection runs: a step's MATCH can read only steps.
+  const stepNames = new Set(rawSteps.map((raw) => raw['name'] as string));
+  const forSteps: MatchTargets = { known: stepNames, inspections: new Set([...names].filter((n) => !stepNames.has(n))) };
+  const forInspections: MatchTargets = { known: names, inspections: new Set() };
 
   const steps = rawSteps.map((raw): Step => {
     const name = raw['name'] as string;
@@ -105,8 +110,8 @@ export function layoutFromJson(value: JsonValue, where: string, options: LayoutR
       pubkeys: Object.freeze([...pubkeys]),
       // expected_command only produces a warning; an unresolved placeholder stays as written.
       expectedCommand: Object.freeze((raw['expected_command'] as readonly string[]).map((arg) => lenient(substitute, arg, at))),
-      expectedMaterials: rules(raw['expected_materials'], substitute, `${at} expected_materials`, names),
-      expectedProducts: rules(raw['expected_products'], substitute, `${at} expected_products`, names),
+      expectedMaterials: rules(raw['expected_materials'], substitute, `${at} expected_materials`, forSteps),
+      expectedProducts: rules(raw['expected_products'], substitute, `${at} expected_products`, forSteps),
     });
   });
   const inspections = rawInspections.map((raw): Inspection => {
@@ -115,8 +120,8 @@ export function layoutFromJson(value: JsonValue, where: string, options: LayoutR
     return Object.freeze({
       name,
       run: Object.freeze((raw['run'] as readonly string[]).map((arg, i) => substitute(arg, `${at} run[${i}]`))),
-      expectedMaterials: rules(raw['expected_materials'], substitute, `${at} expected_materials`, names),
-      expectedProducts: rules(raw['expected_products'], substitute, `${at} expected_products`, names),
+      expectedMaterials: rules(raw['expected_materials'], substitute, `${at} expected_materials`, forInspections),
+      expectedProducts: rules(raw['expected_products'], substitute, `${at} expected_products`, forInspections),
     });
   });
 
@@ -208,10 +213,16 @@ function checkFunctionaries(
 
 type Substitute = (text: string, where: string) => string;
 
-function rules(list: JsonValue | undefined, substitute: Substitute, where: string, names: ReadonlySet<string>): readonly ArtifactRule[] {
+/** What the MATCH rules of a list may read from, and the inspections they may not. */
+interface MatchTargets {
+  readonly known: ReadonlySet<string>;
+  readonly inspections: ReadonlySet<string>;
+}
+
+function rules(list: JsonValue | undefined, substitute: Substitute, where: string, targets: MatchTargets): readonly ArtifactRule[] {
   const substituted = (list as readonly (readonly string[])[]).map((tokens, i) => tokens.map((token) => substitute(token, `${where}[${i}]`)));
   const parsed = parseRuleList(substituted, where);
-  assertMatchTargets(parsed, names, where);
+  assertMatchTargets(parsed, targets.known, where, targets.inspections);
   return Object.freeze(parsed);
 }
 

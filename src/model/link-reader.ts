@@ -1,20 +1,26 @@
 import { isAscii } from 'node:buffer';
 import { canonicalBytes } from '../canonical/encode.js';
 import type { JsonObject, JsonValue } from '../canonical/json.js';
-import { parseJsonValueAt } from '../canonical/parse.js';
+import { parseJson } from '../canonical/parse.js';
 import { InTotoError } from '../errors.js';
 import type { PublicKey } from '../crypto/keys.js';
-import type { ArtifactMap } from './artifacts.js';
+import type { ArtifactTable } from './artifact-table.js';
 import { DECLINE, scanArtifacts, skip, type Cursor } from './artifact-scan.js';
-import { isSignedBy, metablockEnvelope, parseEnvelope, verifiedPayload, type Envelope } from './envelope.js';
+import { isSignedBy, metablockEnvelope, parseEnvelope, signatureEncodingProblem, signersOf, verifiedPayload, type Envelope } from './envelope.js';
 import { makeLink, type Link } from './link.js';
 import { checkSchema, LINK_SCHEMA } from './schemas.js';
 
 /**
- * A link Metablock read in one pass over the file's bytes: the strict parse, the canonical
- * bytes its signatures cover, and the Link with its artifact maps checked, all at once, where
- * the general path parses the file, encodes `signed` again and walks it a third time to build
- * the Link (two thirds of intoto-verify's time on links of 50,000 artifacts).
+ * What a file in a link slot holds, read from its bytes and attributed to the keys whose
+ * signatures verify over exactly the bytes it was decoded from.
+ *
+ * A link Metablock of the usual form is read in one pass over the file's bytes: the strict
+ * parse, the canonical bytes its signatures cover, and the Link with its artifact tables
+ * checked, all at once, where the general path parses the file, encodes `signed` again and
+ * walks it a third time to build the Link. The canonical bytes are written over the file's
+ * own bytes, behind the read position (they are never longer than the text they stand for),
+ * so that a 10 MB link needs no second 10 MB buffer, and the signatures are checked at once,
+ * before the buffer is reused: nothing that refers to it is handed out.
  *
  * The pass takes only the form links are written in (the reference's and ours): ASCII bytes,
  * an object with `signatures` then `signed`, the link's seven fields in canonical order,
@@ -23,17 +29,20 @@ import { checkSchema, LINK_SCHEMA } from './schemas.js';
  * and the file is read by the general path (parseEnvelope, then linkFromJson after the
  * signature check), which reports the error if there is one: the errors, their codes and their
  * order are the general path's own. Within its form, the pass checks the same rules with the
- * same functions (artifactNameProblem, digestProblem, the JSON Schemas through ajv, the
- * strict parser for every field other than the artifact maps), or stricter ones. The loop over
- * the artifact maps, most of the work, is in artifact-scan.ts.
+ * same functions (the names' and digests' rules, the JSON Schemas through ajv, the strict
+ * parser for every field other than the artifact maps), or stricter ones. The loop over the
+ * artifact maps, most of the work, is in artifact-scan.ts.
  *
  * Why the Link it builds is the one the signature covers (THREATS.md invariant 4): the pass
- * parses the file into a value V (the artifact maps held as Maps) and writes canonical(V) as
+ * parses the file into a value V (the artifact maps held as tables) and writes canonical(V) as
  * the signed bytes; the general path would decode those bytes back into V (canonical encoding
  * is one-to-one on what the strict parser yields, see envelope.ts) and build the same Link.
  * Property tests hold the two paths together (test/model/link-reader.test.ts). The Link is
- * kept beside its envelope and handed out by {@link verifiedContent} only once a signature
- * over those bytes has verified.
+ * handed out only with the keys whose signature over those bytes verified.
+ *
+ * A second link format (an in-toto Statement with a link predicate, in DSSE) plugs in after
+ * the general path: {@link readSlot} hands its payload to the caller, which tells the kinds
+ * apart by their type (verify/link-load.ts).
  */
 
 const LINK_KEYS = ['_type', 'byproducts', 'command', 'environment', 'materials', 'name', 'products'] as const;
@@ -41,76 +50,100 @@ const QUOTED_KEYS = new Map(LINK_KEYS.map((k) => [k, Buffer.from(`"${k}"`, 'lati
 const SIGNATURES_KEY = Buffer.from('"signatures"', 'latin1');
 const SIGNED_KEY = Buffer.from('"signed"', 'latin1');
 
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
 const COMMA = 0x2c;
 const COLON = 0x3a;
 const LBRACE = 0x7b;
 const RBRACE = 0x7d;
+const LBRACKET = 0x5b;
+const RBRACKET = 0x5d;
 
-/** The Links built by the pass, by envelope; read only through {@link verifiedContent}. */
-const prebuilt = new WeakMap<Envelope, Link>();
+/** What a link slot's file holds, and which of the candidate keys signed it. */
+export type SlotContent =
+  /** No candidate verified; `encodingProblem` names a signature in the wrong encoding. */
+  | { readonly kind: 'unsigned'; readonly encodingProblem?: string }
+  | { readonly kind: 'link'; readonly signers: readonly PublicKey[]; readonly link: Link }
+  | { readonly kind: 'payload'; readonly signers: readonly PublicKey[]; readonly payload: JsonValue };
 
 /**
- * Reads the bytes of a file found in a link slot: a link Metablock in one pass when it has
- * the usual form, anything else (DSSE, a sublayout, an unusual or malformed link) through
- * parseEnvelope. Nothing is verified yet.
+ * Reads the bytes of a file found in a link slot and attributes it to the `candidates` whose
+ * signatures verify: a link Metablock in one pass when it has the usual form (overwriting
+ * `bytes` with its canonical bytes: pass a buffer of your own, such as a reused read buffer),
+ * anything else (DSSE, a sublayout, an unusual or malformed link) through parseEnvelope, from
+ * `again()` when the pass had started to write. The Link or payload comes only from the bytes
+ * the first verifying key's signature covers.
  * @throws as parseEnvelope: ParseError; FormatError E_SCHEMA; CryptoError E_ENVELOPE;
- *   ParseError E_BASE64
+ *   ParseError E_BASE64; IoError E_LIMIT; and ParseError when the signed bytes do not decode
+ *   (a signer signed garbage); whatever `again` throws
  */
-export function readSlotEnvelope(bytes: Uint8Array, source: string): Envelope {
-  const read = readLinkMetablock(bytes, source);
-  if (read === undefined) return parseEnvelope(bytes, source);
-  prebuilt.set(read.envelope, read.link);
-  return read.envelope;
+export function readSlot(bytes: Uint8Array, source: string, candidates: readonly PublicKey[], again: () => Uint8Array): SlotContent {
+  const pass = onePass(bytes, source);
+  if (pass.kind === 'read') {
+    // Checked now, while `bytes` still holds what they cover; nothing referring to it is kept.
+    const signers = signersOf(pass.envelope, candidates);
+    return signers.length === 0 ? { kind: 'unsigned' } : { kind: 'link', signers, link: pass.link };
+  }
+  const envelope = parseEnvelope(pass.kind === 'declined-untouched' ? bytes : again(), source);
+  // The first key that verifies yields the payload (one signature check, not two: a check of
+  // a 10 MB payload costs tens of milliseconds); the others are only checked.
+  let payload: JsonValue | undefined;
+  const signers: PublicKey[] = [];
+  for (const key of candidates) {
+    if (payload === undefined) {
+      payload = verifiedPayload(envelope, key);
+      if (payload !== undefined) signers.push(key);
+    } else if (isSignedBy(envelope, key)) signers.push(key);
+  }
+  if (payload !== undefined) return { kind: 'payload', signers, payload };
+  // Why none verified, when the reason is a DSSE signature in hex (signatureEncodingProblem).
+  const problem = candidates.map((key) => signatureEncodingProblem(envelope, key)).find((p) => p !== undefined);
+  return problem === undefined ? { kind: 'unsigned' } : { kind: 'unsigned', encodingProblem: problem };
 }
 
-/** What a signed file holds: a link, or another payload (a sublayout) as JSON. */
-export type VerifiedContent = { readonly kind: 'link'; readonly link: Link } | { readonly kind: 'payload'; readonly payload: JsonValue };
-
 /**
- * The content of the envelope when `key` signed it (one signature check), undefined
- * otherwise: the Link the one pass built, or the payload decoded from the verified bytes.
- * @throws ParseError when the signed bytes do not decode (a signer signed garbage)
- */
-export function verifiedContent(envelope: Envelope, key: PublicKey): VerifiedContent | undefined {
-  const link = prebuilt.get(envelope);
-  if (link !== undefined) return isSignedBy(envelope, key) ? { kind: 'link', link } : undefined;
-  const payload = verifiedPayload(envelope, key);
-  return payload === undefined ? undefined : { kind: 'payload', payload };
-}
-
-/**
- * The one pass (exported for the differential tests): the envelope and the Link, or
- * undefined when the bytes are not a link Metablock of the usual form or not valid.
- * Never throws our errors (it declines instead).
+ * The one pass on a copy of `bytes` (for the differential tests and tools): the envelope over
+ * the canonical bytes it wrote, and the Link, or undefined when it declines. Never throws our
+ * errors (it declines instead).
  */
 export function readLinkMetablock(bytes: Uint8Array, source: string): { readonly envelope: Envelope; readonly link: Link } | undefined {
-  // ASCII only: then the bytes are valid UTF-8 without a BOM, and their latin1 reading is
-  // their UTF-8 reading, so that string positions are byte positions.
-  if (!isAscii(bytes)) return undefined;
-  const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('latin1');
+  const pass = onePass(new Uint8Array(bytes), source);
+  if (pass.kind !== 'read') return undefined;
+  // A copy of the bytes `pass.envelope` covers, which are the copy just made.
+  return { envelope: metablockEnvelope(pass.signatures, pass.envelope.signedBytes.slice(), source), link: pass.link };
+}
+
+type Pass =
+  | { readonly kind: 'read'; readonly envelope: Envelope; readonly signatures: JsonValue; readonly link: Link }
+  | { readonly kind: 'declined-untouched' }
+  | { readonly kind: 'declined-written' };
+
+function onePass(bytes: Uint8Array, source: string): Pass {
+  // ASCII only: then the bytes are valid UTF-8 without a BOM, and a character is a byte.
+  if (!isAscii(bytes)) return { kind: 'declined-untouched' };
+  const pass = new OnePass(bytes, source);
   try {
-    return new Pass(bytes, text, source).metablock();
+    return pass.metablock();
   } catch (error) {
-    if (error === DECLINE || error instanceof InTotoError) return undefined;
+    if (error === DECLINE || error instanceof InTotoError) return { kind: pass.q === 0 ? 'declined-untouched' : 'declined-written' };
     throw error;
   }
 }
 
-class Pass implements Cursor {
+class OnePass implements Cursor {
   p = 0;
-  /** Canonical bytes of `signed`, written as it is read; never longer than the input. */
-  readonly out: Buffer;
+  /** Where the next canonical byte of `signed` goes, in `out` (the input itself). */
   q = 0;
+  readonly out: Uint8Array;
 
   constructor(
     readonly b: Uint8Array,
-    readonly text: string,
     private readonly source: string,
   ) {
-    this.out = Buffer.allocUnsafe(b.length);
+    this.out = b;
   }
 
-  metablock(): { envelope: Envelope; link: Link } {
+  metablock(): Pass {
     this.space();
     this.expect(LBRACE, false);
     this.space();
@@ -125,18 +158,18 @@ class Pass implements Cursor {
     this.space();
     this.expect(RBRACE, false);
     this.space();
-    // Every byte written stands for one read, or for a field no longer than its text: the
-    // output cannot outgrow its buffer, and a write past the end (dropped) would show here.
-    if (this.p !== this.b.length || this.q > this.out.length) throw DECLINE;
-    return { envelope: metablockEnvelope(signatures, this.out.subarray(0, this.q), this.source), link };
+    if (this.p !== this.b.length || this.q > this.p) throw DECLINE;
+    // The signature list checked as parseEnvelope checks it (inside the pass: an error declines).
+    const envelope = metablockEnvelope(signatures, this.out.subarray(0, this.q), this.source);
+    return { kind: 'read', envelope, signatures, link };
   }
 
   /** `signed`: the seven fields of a link in canonical order, at nesting 2. */
   private signed(): Link {
     this.expect(LBRACE, true);
     const fields = new Map<string, JsonValue>();
-    let materials: ArtifactMap | undefined;
-    let products: ArtifactMap | undefined;
+    let materials: ArtifactTable | undefined;
+    let products: ArtifactTable | undefined;
     for (const [i, name] of LINK_KEYS.entries()) {
       this.space();
       this.key(QUOTED_KEYS.get(name) as Buffer, true);
@@ -166,13 +199,20 @@ class Pass implements Cursor {
     });
   }
 
-  /** One field read by the strict parser at `depth`, its canonical bytes written if `emit`. */
+  /**
+   * One field, found by its extent and read by the strict parser as a document at `depth`
+   * (so the depth cap counts from the envelope's root); its canonical bytes written if `emit`.
+   */
   private field(depth: number, emit: boolean): JsonValue {
-    const { value, end } = parseJsonValueAt(this.text, this.p, depth, { source: this.source });
+    const end = valueEnd(this.b, this.p);
+    const text = Buffer.from(this.b.buffer, this.b.byteOffset + this.p, end - this.p).toString('latin1');
+    const value = parseJson(text, { source: this.source, maxDepth: 64 - depth });
     this.p = end;
     if (emit) {
       const bytes = canonicalBytes(value);
-      if (this.q + bytes.length > this.out.length) throw DECLINE;
+      // Canonical JSON is never longer than the text it was read from; checked all the same,
+      // since the bytes go over the input behind the read position.
+      if (this.q + bytes.length > this.p) throw DECLINE;
       this.out.set(bytes, this.q);
       this.q += bytes.length;
     }
@@ -185,7 +225,6 @@ class Pass implements Cursor {
     for (let i = 0; i < quoted.length; i++) if (b[this.p + i] !== quoted[i]) throw DECLINE;
     this.p += quoted.length;
     if (emit) {
-      if (this.q + quoted.length > this.out.length) throw DECLINE;
       this.out.set(quoted, this.q);
       this.q += quoted.length;
     }
@@ -202,5 +241,40 @@ class Pass implements Cursor {
 
   private space(): void {
     this.p = skip(this.b, this.p);
+  }
+}
+
+/**
+ * Where the JSON value starting at `p` ends, found by its brackets and strings only (what is
+ * inside is for the strict parser to judge). Declines what it cannot delimit: an unterminated
+ * string, unbalanced brackets, nesting past 64.
+ */
+function valueEnd(b: Uint8Array, p: number): number {
+  const n = b.length;
+  let depth = 0;
+  for (;;) {
+    if (p >= n) throw DECLINE;
+    const c = b[p] as number;
+    if (c === QUOTE) {
+      p++;
+      for (;;) {
+        if (p >= n) throw DECLINE;
+        const s = b[p] as number;
+        if (s === QUOTE) break;
+        p += s === BACKSLASH ? 2 : 1;
+      }
+      p++;
+    } else if (c === LBRACE || c === LBRACKET) {
+      if (++depth > 64) throw DECLINE;
+      p++;
+    } else if (c === RBRACE || c === RBRACKET) {
+      if (--depth < 0) throw DECLINE;
+      p++;
+    } else if (depth === 0 && (c === COMMA || c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09)) {
+      return p;
+    } else {
+      p++;
+    }
+    if (depth === 0 && (c === QUOTE || c === RBRACE || c === RBRACKET)) return p;
   }
 }

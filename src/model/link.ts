@@ -1,8 +1,9 @@
 import { FormatError } from '../errors.js';
 import { getOwn, isJsonObject, nullObject, type JsonObject, type JsonValue } from '../canonical/json.js';
+import { ArtifactTable } from './artifact-table.js';
 import type { ArtifactMap, HashDict } from './artifacts.js';
 import { digestProblem, makeDigests, MAX_ALGORITHMS } from './digests.js';
-import { artifactNameProblem } from './names.js';
+import { artifactNameFault, assertNoCaseFoldCollision } from './names.js';
 import { checkSchema, LINK_SCHEMA } from './schemas.js';
 
 /**
@@ -29,7 +30,7 @@ export function returnValueOf(link: Link): number | undefined {
 /**
  * Reads a link's `signed` object: schema (all problems, with JSON paths), artifact names and
  * digests.
- * @throws FormatError E_SCHEMA, E_ARTIFACT_NAME
+ * @throws FormatError E_SCHEMA, E_ARTIFACT_NAME, E_ARTIFACT_ALIAS
  */
 export function linkFromJson(value: JsonValue, where: string): Link {
   checkSchema(LINK_SCHEMA, value, where);
@@ -46,17 +47,19 @@ export function linkFromJson(value: JsonValue, where: string): Link {
 }
 
 /**
- * Reads a materials or products object: each name must pass {@link artifactNameProblem}, each
+ * Reads a materials or products object: each name must pass {@link artifactNameFault}, each
  * value be a digest dict as HASH_DICT in schemas.ts describes it (1 to 16 entries, each passing
- * {@link digestProblem}). Hand-written rather than ajv: this runs once per artifact.
- * @throws FormatError E_ARTIFACT_NAME, E_SCHEMA
+ * {@link digestProblem}), and no two names be equal under case folding. Hand-written rather
+ * than ajv: this runs once per artifact.
+ * @throws FormatError E_ARTIFACT_NAME, E_ARTIFACT_ALIAS, E_SCHEMA
  */
 function artifactsFromJson(object: JsonObject, where: string, path: string): ArtifactMap {
-  const artifacts = new Map<string, HashDict>();
-  for (const name of Object.keys(object)) {
-    const problem = artifactNameProblem(name);
-    if (problem !== undefined) {
-      throw new FormatError('E_ARTIFACT_NAME', `${where}: artifact name ${JSON.stringify(name)} ${problem}`, {
+  const names = Object.keys(object);
+  const dicts: HashDict[] = [];
+  for (const name of names) {
+    const fault = artifactNameFault(name);
+    if (fault !== undefined) {
+      throw new FormatError(fault.code, `${where}: artifact name ${JSON.stringify(name)} ${fault.problem}`, {
         context: { artifact: name },
       });
     }
@@ -83,9 +86,10 @@ function artifactsFromJson(object: JsonObject, where: string, path: string): Art
       }
     }
     if (count === 0) throw badDigest(where, path, name, `must hold 1 to ${MAX_ALGORITHMS} digests`);
-    artifacts.set(name, makeDigests(firstAlgorithm, firstHex, algorithms, hexes));
+    dicts.push(makeDigests(firstAlgorithm, firstHex, algorithms, hexes));
   }
-  return artifacts;
+  assertNoCaseFoldCollision(names, where);
+  return ArtifactTable.ofDicts(names, dicts);
 }
 
 function badDigest(where: string, path: string, name: string, what: string, algorithm?: string): FormatError {

@@ -1,10 +1,12 @@
 import { FormatError } from '../errors.js';
 import { getOwn, isJsonObject, type JsonValue } from '../canonical/json.js';
-import { LIMITS, readRegularFileSync } from '../io/files.js';
+import type { PublicKey } from '../crypto/keys.js';
+import { LIMITS, ReadBuffer, readRegularFileSync } from '../io/files.js';
 import { parseEnvelope, type Envelope } from './envelope.js';
 import { layoutFromJson, type Layout, type LayoutReadOptions } from './layout.js';
 import { linkFromJson, type Link } from './link.js';
-import { readSlotEnvelope } from './link-reader.js';
+import { releaseScanBuffers } from './artifact-scan.js';
+import { readSlot, type SlotContent } from './link-reader.js';
 import { isStatement, linkFromStatement } from './statement.js';
 
 /** Link or layout, told apart by `_type` (a sublayout stands where a link is expected). */
@@ -26,20 +28,36 @@ export function readEnvelopeFile(path: string, options: ReadEnvelopeOptions = {}
   return parseEnvelope(readMetadataBytes(path, options), path);
 }
 
+/** Link files are read one at a time into this buffer (see ReadBuffer). */
+const slotBuffer = new ReadBuffer();
+
 /**
- * As {@link readEnvelopeFile}, for a file in a link slot: a link Metablock of the usual form
- * is read in one pass, its Link kept for verifiedContent (link-reader.ts).
- * @throws as readEnvelopeFile
+ * Lets go of the buffers reading link files keeps for the next file (the file buffer, the
+ * artifact scanner's): call once a layout's links are read, so that their memory (as large as
+ * the largest link) is not held while the rules run.
  */
-export function readSlotEnvelopeFile(path: string, options: ReadEnvelopeOptions = {}): Envelope {
-  return readSlotEnvelope(readMetadataBytes(path, options), path);
+export function releaseSlotBuffers(): void {
+  slotBuffer.release();
+  releaseScanBuffers();
 }
 
-function readMetadataBytes(path: string, options: ReadEnvelopeOptions): Uint8Array {
+/**
+ * Reads a file in a link slot and attributes it to the `candidates` whose signatures verify
+ * (link-reader.ts): a link Metablock of the usual form in one pass, in a buffer reused from
+ * one link file to the next; anything else through parseEnvelope.
+ * @throws as readEnvelopeFile, and ParseError when the signed bytes do not decode
+ */
+export function readSlotFile(path: string, candidates: readonly PublicKey[], options: ReadEnvelopeOptions = {}): SlotContent {
+  const bytes = readMetadataBytes(path, { ...options, into: slotBuffer });
+  return readSlot(bytes, path, candidates, () => readMetadataBytes(path, options));
+}
+
+function readMetadataBytes(path: string, options: ReadEnvelopeOptions & { readonly into?: ReadBuffer }): Uint8Array {
   return readRegularFileSync(path, {
     maxBytes: options.maxBytes ?? LIMITS.metadataBytes,
     what: options.what ?? 'metadata file',
     ...(options.noFollow === undefined ? {} : { noFollow: options.noFollow }),
+    ...(options.into === undefined ? {} : { into: options.into }),
   });
 }
 

@@ -14,7 +14,9 @@ import { artifactNameProblem, MAX_ARTIFACT_NAME_LENGTH, stepNameProblem } from '
  * not silently at verify time: patterns and prefixes that climb out of the tree (`..`), are
  * absolute, or have `.`/empty segments (no valid artifact name could ever match them) are
  * refused, as are control characters, lone surrogates and text not in NFC (artifact names are
- * NFC, so such a literal could never match either).
+ * NFC, so such a literal could never match either). So are glob constructs that Python's
+ * fnmatch, which decides what the reference matches, reads differently from a shell, which is
+ * how the layout's author likely read them (see {@link globProblem}).
  */
 
 /** A rule kind that takes one pattern and no other operand. */
@@ -59,6 +61,7 @@ const PATTERN_KINDS: ReadonlyMap<string, PatternRuleKind> = new Map([
 ]);
 
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+const INVISIBLE = /\p{Default_Ignorable_Code_Point}/u;
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 /**
@@ -76,14 +79,60 @@ export function patternProblem(pattern: string): string | undefined {
   if (pattern.length > MAX_ARTIFACT_NAME_LENGTH) return `is longer than ${MAX_ARTIFACT_NAME_LENGTH} characters`;
   if (CONTROL.test(pattern)) return 'contains a control character';
   if (LONE_SURROGATE.test(pattern)) return 'contains a lone surrogate (not well-formed Unicode)';
+  if (INVISIBLE.test(pattern)) return 'contains an invisible or bidi control character (no artifact name has one)';
   if (pattern.normalize('NFC') !== pattern) return 'is not in Unicode normal form C (artifact names are)';
   if (pattern.startsWith('/')) return 'is absolute (leading /)';
+  const glob = globProblem(pattern);
+  if (glob !== undefined) return glob;
   // Splitting on every '/' also splits inside a class such as `[/]`; harmless, because a
   // class never yields a segment that is empty, '.' or '..'.
   for (const segment of pattern.split('/')) {
     if (segment === '..') return "has a '..' segment (climbs out of the tree)";
     if (segment === '.') return "has a '.' segment (no artifact name has one)";
     if (segment === '') return 'has an empty segment (// or a trailing /; no artifact name has one)';
+  }
+  return undefined;
+}
+
+/**
+ * Why `pattern` is a malformed glob, or undefined when it is not. The reference matches with
+ * Python's `fnmatch`, whose reading of these differs from a shell's, so the rule may not do
+ * what its author meant; each is refused rather than read one way silently:
+ * - a backslash: fnmatch has no escape (`\*` is a backslash then any text), a shell escapes
+ *   with it; and no artifact name contains one (model/names.ts);
+ * - a `[` with no closing `]`, including `[]` and `[!]` (a `]` right after `[` or `[!` is a
+ *   member): fnmatch matches it as a literal `[`;
+ * - a class starting with `^`: a negation in most shells, a literal `^` to fnmatch (write `[!...]`);
+ * - `[:alpha:]`, `[.x.]`, `[=x=]` inside a class: POSIX classes in a shell, single
+ *   characters to fnmatch;
+ * - a reversed range such as `z-a`: fnmatch drops it silently, a shell fails or matches nothing.
+ */
+export function globProblem(pattern: string): string | undefined {
+  if (pattern.includes('\\')) {
+    return 'contains a backslash (an escape to a shell, a literal character to fnmatch; no artifact name has one)';
+  }
+  const chars = Array.from(pattern);
+  for (let i = 0; i < chars.length; i++) {
+    if (chars[i] !== '[') continue;
+    let j = i + 1;
+    if (chars[j] === '^') return `has a class starting with '^' at ${JSON.stringify(chars.slice(i, i + 4).join(''))}: a negation to a shell, a literal '^' to fnmatch (write [!...])`;
+    if (chars[j] === '!') j++;
+    if (chars[j] === ']') j++; // a member, not the end
+    const close = chars.indexOf(']', j);
+    if (close < 0) return `has an unclosed '[' at ${JSON.stringify(chars.slice(i, i + 8).join(''))} (fnmatch would match it as a literal '[')`;
+    const members = chars.slice(chars[i + 1] === '!' ? i + 2 : i + 1, close);
+    for (let m = 0; m < members.length; m++) {
+      if (members[m] === '[' && (members[m + 1] === ':' || members[m + 1] === '.' || members[m + 1] === '=')) {
+        return `has a POSIX bracket expression ${JSON.stringify(`[${members[m + 1]}`)} in ${JSON.stringify(chars.slice(i, close + 1).join(''))}, which fnmatch does not support`;
+      }
+      const lo = members[m] as string;
+      const hi = members[m + 2];
+      if (members[m + 1] === '-' && hi !== undefined) {
+        if ((lo.codePointAt(0) ?? 0) > (hi.codePointAt(0) ?? 0)) return `has a reversed range ${JSON.stringify(`${lo}-${hi}`)} (fnmatch drops it silently)`;
+        m += 2;
+      }
+    }
+    i = close;
   }
   return undefined;
 }
@@ -281,18 +330,19 @@ export function matchTargets(rules: readonly ArtifactRule[]): string[] {
 }
 
 /**
- * Throws unless every MATCH rule reads from a step (or inspection) in `known`.
+ * Throws unless every MATCH rule reads from a step (or inspection) in `known`. A name in
+ * `inspections` gets its own message: a step's rules are checked before any inspection runs,
+ * so a step's MATCH against an inspection could never consume anything and would silently
+ * fall through to the next rule.
  * @throws FormatError E_RULE_UNKNOWN_STEP naming `where`, the rule and the step.
  */
-export function assertMatchTargets(rules: readonly ArtifactRule[], known: ReadonlySet<string>, where: string): void {
+export function assertMatchTargets(rules: readonly ArtifactRule[], known: ReadonlySet<string>, where: string, inspections: ReadonlySet<string> = new Set()): void {
   for (const rule of rules) {
-    if (rule.kind === 'MATCH' && !known.has(rule.destStep)) {
-      throw new FormatError(
-        'E_RULE_UNKNOWN_STEP',
-        `${where}: rule '${rule.text}' reads from step ${show(rule.destStep)}, which the layout does not define`,
-        { context: { rule: rule.text, step: rule.destStep } },
-      );
-    }
+    if (rule.kind !== 'MATCH' || known.has(rule.destStep)) continue;
+    const why = inspections.has(rule.destStep)
+      ? `reads from inspection ${show(rule.destStep)}, which runs only after every step's rules are checked: it can never match`
+      : `reads from step ${show(rule.destStep)}, which the layout does not define`;
+    throw new FormatError('E_RULE_UNKNOWN_STEP', `${where}: rule '${rule.text}' ${why}`, { context: { rule: rule.text, step: rule.destStep } });
   }
 }
 

@@ -139,11 +139,18 @@ export const LAYOUT_SCHEMA = {
   },
 } as const;
 
+/*
+ * The two envelopes. Fields beside `signed` and `signatures` (or beside `payload`,
+ * `payloadType` and `signatures`), and fields in a signature object besides `keyid` and `sig`
+ * (in-toto-golang writes `cert`), are outside what any signature covers: they are ignored, as
+ * the in-toto and DSSE specifications let a reader ignore unknown fields, and never read.
+ * Inside the signed part (LINK_SCHEMA, LAYOUT_SCHEMA) an unknown field stays an error.
+ */
+
 export const METABLOCK_SCHEMA = {
   $id: 'metablock',
   type: 'object',
   required: ['signatures', 'signed'],
-  additionalProperties: false,
   properties: {
     signatures: {
       type: 'array',
@@ -151,7 +158,6 @@ export const METABLOCK_SCHEMA = {
       items: {
         type: 'object',
         required: ['keyid', 'sig'],
-        additionalProperties: false,
         properties: { keyid: KEYID, sig: { type: 'string', pattern: '^(?:[0-9a-f]{2})*$', maxLength: 8192 } },
       },
     },
@@ -163,7 +169,6 @@ export const DSSE_SCHEMA = {
   $id: 'dsse',
   type: 'object',
   required: ['payload', 'payloadType', 'signatures'],
-  additionalProperties: false,
   properties: {
     payload: { type: 'string' },
     payloadType: { type: 'string' },
@@ -173,7 +178,6 @@ export const DSSE_SCHEMA = {
       items: {
         type: 'object',
         required: ['sig'],
-        additionalProperties: false,
         properties: { keyid: { type: 'string', maxLength: 256 }, sig: { type: 'string', maxLength: 8192 } },
       },
     },

@@ -170,6 +170,20 @@ export function loadModelPublicKey(path: string): KeyObject {
   return key;
 }
 
+/**
+ * A public key to verify with, given as PEM text rather than a file (`--public-key-pem`: how a
+ * layout's model-verify inspection carries the key the layout owner signed). Parsed by our PEM
+ * reader, never handed to OpenSSL as text.
+ * @throws CryptoError E_KEY_FORMAT (not one PEM public key), E_KEY_PUBLIC_EXPECTED (a private
+ *   key), E_KEY_UNSUPPORTED (not ECDSA P-256/384/521)
+ */
+export function modelPublicKeyFromPem(text: string, where: string): KeyObject {
+  if (text.length > LIMITS.keyBytes) throw new CryptoError('E_KEY_FORMAT', `${where}: longer than a public key (${LIMITS.keyBytes} bytes)`);
+  const key = publicKeyFromPemText(text, where).key;
+  ecHashOf(key, where);
+  return key;
+}
+
 /** Reads PEM certificates (one or more per file) as DER. @throws IoError; CryptoError E_KEY_FORMAT */
 export function readPemCertificates(path: string): Buffer[] {
   const text = readRegularFileSync(path, { maxBytes: LIMITS.keyBytes * 16, what: 'certificate file' }).toString('latin1');

@@ -2,9 +2,11 @@ import { existsSync } from 'node:fs';
 import { asInTotoError } from '../errors.js';
 import type { PublicKey } from '../crypto/keys.js';
 import { lacksFinalDisallowAll, type ArtifactRule } from '../model/rules.js';
+import { compilePattern } from '../verify/pattern.js';
+import { MODEL_SIGN } from './builtins.js';
 import { diagnostic, type Diagnostic, type DiagnosticId } from './diagnostics.js';
 import { cycleMessage, orderSteps } from './plan.js';
-import type { PipelineSource } from './source.js';
+import type { PipelineSource, PipelineStep } from './source.js';
 import { listInputFiles } from './inputs.js';
 import { inputsTaken } from './stage.js';
 import { pointerSegment, type SourceTree } from './yaml-source.js';
@@ -86,9 +88,8 @@ function checkRules(source: PipelineSource, add: Add): void {
       const at = `${pointer}/${j}`;
       const fromStep = stepIndex.get(rule.destStep);
       const fromInspection = inspectionIndex.get(rule.destStep);
-      if (list.step >= 0 && fromInspection !== undefined) {
-        add('warning', 'match-from-inspection', `${list.owner}: '${rule.text}' reads from an inspection, which only runs at verification, after every step`, at);
-      } else if (list.step >= 0 && fromStep !== undefined && fromStep > list.step) {
+      // (A step's MATCH from an inspection is an error of compile.ts: no source gets here with one.)
+      if (list.step >= 0 && fromStep !== undefined && fromStep > list.step) {
         add('warning', 'match-later-step', `${list.owner}: '${rule.text}' reads from step '${rule.destStep}', which is listed later: list steps in the order data flows`, at);
       } else if (list.inspection >= 0 && fromInspection !== undefined && fromInspection > list.inspection) {
         add('warning', 'match-later-step', `${list.owner}: '${rule.text}' reads from inspection '${rule.destStep}', which runs later`, at);
@@ -114,7 +115,8 @@ function checkFunctionaries(source: PipelineSource, options: CheckOptions, add: 
     if (owners.has(f.key.identity)) {
       add('warning', 'owner-is-functionary', `functionary '${name}' uses the layout owner's key: whoever runs a step could also rewrite the layout`, pointer);
     }
-    if (steps.length === 0) add('warning', 'functionary-unused', `functionary '${name}' is authorised for no step (its key is left out of the layout)`, pointer);
+    const signs = source.inspections.some((i) => i.uses?.signer === name);
+    if (steps.length === 0 && !signs) add('warning', 'functionary-unused', `functionary '${name}' is authorised for no step (its key is left out of the layout)`, pointer);
     if (steps.length > 1) {
       const listed = steps.length > MANY_LISTED ? `${steps.slice(0, MANY_LISTED).join(', ')} and ${steps.length - MANY_LISTED} more` : steps.join(', ');
       add('warning', 'functionary-many-steps', `functionary '${name}' may sign ${steps.length} steps (${listed}): one stolen key can forge all of them (use a key per step)`, pointer);
@@ -125,12 +127,63 @@ function checkFunctionaries(source: PipelineSource, options: CheckOptions, add: 
 function checkCommands(source: PipelineSource, add: Add): void {
   for (const step of source.steps) {
     const at = `/steps/${step.index}`;
+    if (step.uses !== undefined) {
+      checkSignatureLetOut(step, at, add);
+      continue;
+    }
+    if (step.run !== undefined && isModelSignCommand(step.run)) {
+      add(
+        'warning',
+        'model-sign-in-command',
+        `step '${step.name}' runs intoto model sign as a command: the key it signs with would have to be among the step's inputs, readable by the command; use "uses: ${MODEL_SIGN}" with "model:", which signs outside the sandbox with the functionary's own key`,
+        `${at}/run`,
+      );
+    }
     if (step.run === undefined) {
       add('warning', 'step-not-run', `step '${step.name}' has no "run": pipeline run will not run it, and verification needs its links from elsewhere`, at);
     } else if (step.expectedCommand.join('\u0000') !== step.run.join('\u0000')) {
       add('warning', 'expected-command-differs', `step '${step.name}': expected_command differs from run, so every verification of a pipeline run warns`, `${at}/expected_command`);
     }
   }
+}
+
+function isModelSignCommand(argv: readonly string[]): boolean {
+  const program = argv[0]?.split('/').pop();
+  return (program === 'intoto' && argv[1] === 'model' && argv[2] === 'sign') || (program === 'intoto-model' && argv[1] === 'sign');
+}
+
+/**
+ * Warns when a model-sign step's product rules would refuse the signature it writes: the first
+ * rule that would take the new file decides, as the verifier's queue does. Rules that never
+ * take a new product (MATCH from another step or from materials, MODIFY, DELETE, REQUIRE) are
+ * passed over.
+ */
+function checkSignatureLetOut(step: PipelineStep, at: string, add: Add): void {
+  const use = step.uses;
+  if (use === undefined) return;
+  const rule = firstRuleTaking(step, use.signature);
+  if (rule?.kind === 'DISALLOW') {
+    add(
+      'warning',
+      'model-sign-products',
+      `step '${step.name}' writes its signature ${use.signature}, but its product rule '${rule.text}' refuses it: every verification would fail; add "CREATE ${use.signature}" before it`,
+      `${at}/products`,
+    );
+  }
+}
+
+function firstRuleTaking(step: PipelineStep, name: string): ArtifactRule | undefined {
+  for (const rule of step.products) {
+    if (rule.kind === 'MODIFY' || rule.kind === 'DELETE' || rule.kind === 'REQUIRE') continue;
+    if (rule.kind === 'MATCH') {
+      if (rule.destStep !== step.name || rule.destType !== 'products') continue;
+      const prefix = rule.sourcePrefix === '' || rule.sourcePrefix.endsWith('/') ? rule.sourcePrefix : `${rule.sourcePrefix}/`;
+      if (name.startsWith(prefix) && compilePattern(rule.pattern).matches(name.slice(prefix.length))) return rule;
+      continue;
+    }
+    if (compilePattern(rule.pattern).matches(name)) return rule;
+  }
+  return undefined;
 }
 
 function checkInputs(source: PipelineSource, add: Add): void {

@@ -8,6 +8,7 @@ import { artifactNameProblem, stepNameProblem } from '../model/names.js';
 import { parseTimeoutSeconds, TIMEOUT_RULE } from '../runner/step-files.js';
 import { parseRuleString, patternProblem, ruleToTokens, shlexSplit, type ArtifactRule } from '../model/rules.js';
 import { diagnostic, type Diagnostic, type DiagnosticId } from './diagnostics.js';
+import { BUILTINS_HEADING, compileInspectionRun, compileStepUse, modelSignCommand, withBuiltins } from './builtins.js';
 import type { Functionary, PipelineInspection, PipelineSource, PipelineStep } from './source.js';
 import { pointerSegment, type SourceTree } from './yaml-source.js';
 
@@ -53,13 +54,16 @@ export function compileSource(tree: SourceTree, options: CompileOptions): { sour
   rawSteps.forEach((s, i) => nameOk(s['name'] as string, 'step', `/steps/${i}/name`));
   rawInspections.forEach((s, i) => nameOk(s['name'] as string, 'inspection', `/inspections/${i}/name`));
 
-  const rules = (list: JsonValue | undefined, pointer: string): ArtifactRule[] =>
+  const inspectionNames = new Set(rawInspections.map((s) => s['name'] as string));
+  const rules = (list: JsonValue | undefined, pointer: string, ofStep = false): ArtifactRule[] =>
     ((list ?? []) as readonly string[]).flatMap((text, j) => {
       const at = `${pointer}/${j}`;
       try {
         const rule = parseRuleString(text, at);
         if (rule.kind === 'MATCH' && !names.has(rule.destStep)) {
           report('match-unknown-step', 'E_RULE_UNKNOWN_STEP', `rule '${rule.text}' reads from step '${rule.destStep}', which is neither a step nor an inspection here`, at);
+        } else if (ofStep && rule.kind === 'MATCH' && inspectionNames.has(rule.destStep)) {
+          report('match-from-inspection', 'E_RULE_UNKNOWN_STEP', `rule '${rule.text}' reads from an inspection, which runs only after every step's rules are checked: it can never match`, at);
         }
         return [rule];
       } catch (error) {
@@ -99,15 +103,18 @@ export function compileSource(tree: SourceTree, options: CompileOptions): { sour
     } else if (threshold > unique.length && unique.length === listed.length) {
       report('threshold-too-high', 'E_THRESHOLD', `threshold ${threshold} can never be met by ${unique.length} functionary(ies)`, raw['threshold'] === undefined ? at : `${at}/threshold`);
     }
-    const run = command(raw['run'], `${at}/run`);
+    const uses = compileStepUse(raw, at, functionaries.map, report);
+    const run = raw['uses'] === undefined ? command(raw['run'], `${at}/run`) : undefined;
+    const expected = uses === undefined ? (command(raw['expected_command'], `${at}/expected_command`) ?? run ?? []) : modelSignCommand(uses);
     return Object.freeze({
       name: raw['name'] as string,
       functionaries: Object.freeze(unique),
       threshold,
       run: run === undefined ? undefined : Object.freeze(run),
-      expectedCommand: Object.freeze(command(raw['expected_command'], `${at}/expected_command`) ?? run ?? []),
-      materials: Object.freeze(rules(raw['materials'], `${at}/materials`)),
-      products: Object.freeze(rules(raw['products'], `${at}/products`)),
+      uses,
+      expectedCommand: Object.freeze(expected),
+      materials: Object.freeze(rules(raw['materials'], `${at}/materials`, true)),
+      products: Object.freeze(rules(raw['products'], `${at}/products`, true)),
       timeoutSeconds: timeoutOf(raw['timeout'], `${at}/timeout`),
       grants: Object.freeze({
         env: Object.freeze([...new Set((raw['env'] ?? []) as readonly string[])]),
@@ -119,9 +126,12 @@ export function compileSource(tree: SourceTree, options: CompileOptions): { sour
   });
   const inspections = rawInspections.map((raw, index): PipelineInspection => {
     const at = `/inspections/${index}`;
+    const declared = (name: string): boolean => functionaries.has(name) || functionaries.failed.has(name);
+    const { run, uses } = compileInspectionRun(raw, at, functionaries.map, declared, report);
     return Object.freeze({
       name: raw['name'] as string,
-      run: Object.freeze(command(raw['run'], `${at}/run`) ?? []),
+      run: Object.freeze(command(run, `${at}/run`) ?? []),
+      uses,
       materials: Object.freeze(rules(raw['materials'], `${at}/materials`)),
       products: Object.freeze(rules(raw['products'], `${at}/products`)),
       index,
@@ -137,9 +147,12 @@ export function compileSource(tree: SourceTree, options: CompileOptions): { sour
   if (readme.includes(GRANTS_HEADING)) {
     report('schema', 'E_SCHEMA', `the readme must not contain the line "${GRANTS_HEADING}": it is written from the steps' env, network and devices`, '/readme');
   }
+  if (readme.includes(BUILTINS_HEADING)) {
+    report('schema', 'E_SCHEMA', `the readme must not contain the line "${BUILTINS_HEADING}": it is written from the steps' uses`, '/readme');
+  }
   if (out.length > 0 || expiry === undefined) return { diagnostics: out };
 
-  const base = { expires: expiry.expires, readme: withGrants(readme, steps), functionaries: functionaries.map, steps, inspections };
+  const base = { expires: expiry.expires, readme: withBuiltins(withGrants(readme, steps), steps), functionaries: functionaries.map, steps, inspections };
   const layoutJson = buildLayoutJson(base);
   try {
     const layout = layoutFromJson(layoutJson, options.file, { keepPlaceholders: true });

@@ -48,6 +48,11 @@ export const DIAGNOSTIC_IDS = [
   'run-syntax',
   'step-not-run',
   'expected-command-differs',
+  // Built-in steps and inspections (uses: model-sign, uses: model-verify).
+  'model-sign-key',
+  'model-sign-threshold',
+  'model-sign-products',
+  'model-sign-in-command',
   // Artifact rules and the flow they imply.
   'rule-syntax',
   'no-final-disallow',

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadSigningKeyFile } from '../crypto/keyfiles.js';
 import { CryptoError, IoError } from '../errors.js';
-import type { PipelineSource, PipelineStep } from './source.js';
+import { performedByPipeline, type PipelineSource, type PipelineStep } from './source.js';
 
 /**
  * Which functionaries run each step of `pipeline run`, and their keys: chosen from the key
@@ -10,15 +10,15 @@ import type { PipelineSource, PipelineStep } from './source.js';
  */
 
 /**
- * Who runs each step that has a `run`: in YAML order, the functionaries whose private key is
- * in `keyDir`, as many as the threshold asks (no entry for a step without `run`).
+ * Who runs each step that has a `run` or is built in: in YAML order, the functionaries whose
+ * private key is in `keyDir`, as many as the threshold asks (no entry for a step performed elsewhere).
  * @throws IoError E_IO when fewer keys than a threshold are there (a missing key file is a
  *   missing file, exit status 1, whether private or public)
  */
 export function chooseRunners(steps: readonly PipelineStep[], keyDir: string): ReadonlyMap<string, readonly string[]> {
   const runners = new Map<string, readonly string[]>();
   for (const step of steps) {
-    if (step.run === undefined) continue;
+    if (!performedByPipeline(step)) continue;
     const held = step.functionaries.filter((name) => existsSync(join(keyDir, name)));
     if (held.length < step.threshold) {
       const missing = step.functionaries.filter((name) => !held.includes(name)).map((name) => join(keyDir, name));

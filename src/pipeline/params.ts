@@ -6,7 +6,8 @@ import type { PipelineSource, PipelineStep } from './source.js';
 /**
  * `intoto pipeline run --param KEY=VALUE`: the steps as they run, with the values substituted
  * exactly where the verifier substitutes them into the signed layout (its artifact rules,
- * expected commands and inspections), and into each step's `run` and the `outputs` patterns. The layout that is signed
+ * expected commands and inspections), and into each step's `run` (or built-in `model` and
+ * `signature`) and the `outputs` patterns. The layout that is signed
  * keeps its `{NAME}` placeholders: the values are given again at every verification.
  *
  * The substituted layout is read whole by the verifier's own reader, so a placeholder without
@@ -21,8 +22,17 @@ export function withParams(source: PipelineSource, params: ReadonlyMap<string, s
     const model = layout.steps.find((s) => s.name === step.name);
     // compileSource made one layout step per source step, with the same name.
     if (model === undefined) throw new InternalError('E_INTERNAL', `the compiled layout has no step '${step.name}'`);
-    const run = step.run?.map((arg, i) => substituteParams(arg, params, `${source.file}: step '${step.name}' run[${i}]`));
-    return Object.freeze({ ...step, run, materials: model.expectedMaterials, products: model.expectedProducts });
+    const where = `${source.file}: step '${step.name}'`;
+    const run = step.run?.map((arg, i) => substituteParams(arg, params, `${where} run[${i}]`));
+    const uses =
+      step.uses === undefined
+        ? undefined
+        : Object.freeze({
+            ...step.uses,
+            model: substituteParams(step.uses.model, params, `${where} model`),
+            signature: substituteParams(step.uses.signature, params, `${where} signature`),
+          });
+    return Object.freeze({ ...step, run, uses, materials: model.expectedMaterials, products: model.expectedProducts });
   });
   const outputs = source.outputs?.map((pattern, i) => substituteParams(pattern, params, `${source.file}: outputs[${i}]`));
   return { steps, outputs };

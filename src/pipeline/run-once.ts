@@ -1,8 +1,9 @@
 import type { JsonObject } from '../canonical/json.js';
 import type { PublicKey } from '../crypto/keys.js';
-import { PipelineError } from '../errors.js';
+import { InTotoError, PipelineError } from '../errors.js';
 import { runStep, type RunStepResult } from '../runner/run-step.js';
 import type { SandboxMode } from '../runner/sandbox.js';
+import { modelSignAction } from './model-sign-step.js';
 import { outputTail } from './outcomes.js';
 import type { PipelineSource, PipelineStep } from './source.js';
 
@@ -11,8 +12,8 @@ import type { PipelineSource, PipelineStep } from './source.js';
  * a pipeline step is executed, whoever stages it. `intoto pipeline run` calls it for every run
  * of every step on this machine; `intoto pipeline step` (the primitive the engines run on
  * their machines) calls it for the one run it was given, after fetching and checking the
- * materials from the store. Whatever a step kind adds (a built-in step the runner performs
- * itself, say) is added here, and both get it.
+ * materials from the store. Whatever a step kind adds (the built-in `uses: model-sign`, the
+ * runner signing the model itself) is added here, and both get it.
  *
  * The run goes through the runner (runner/run-step.ts): materials recorded, the command run
  * under the sandbox with only the step's grants, products recorded, then the functionary's key
@@ -50,38 +51,50 @@ export interface StepRunPlaces {
 }
 
 /**
- * Runs `step` once as `functionary`. A failing or timed-out command is not thrown: the link is
- * written (the evidence) and the result says so ({@link runSucceeded}).
+ * Runs `step` once as `functionary`: its command under the sandbox, or a built-in step (YAML
+ * `uses: model-sign`) the runner performs itself with the functionary's key, no command
+ * running at all (model-sign-step.ts). A failing or timed-out command is not thrown: the link
+ * is written (the evidence) and the result says so ({@link runSucceeded}). A built-in step
+ * that could not do its work (no model among its materials, an empty or irregular model) is
+ * returned as its failure (E_STEP_FAILED): no link was written, its workspace is the evidence.
  * @throws what runStep throws (key, sandbox, I/O problems, a variable or device missing)
  */
-export async function runOnce(settings: StepRunSettings, step: PipelineStep, functionary: string, places: StepRunPlaces): Promise<RunStepResult> {
+export async function runOnce(settings: StepRunSettings, step: PipelineStep, functionary: string, places: StepRunPlaces): Promise<{ readonly result: RunStepResult } | { readonly failure: InTotoError }> {
   const timeout = step.timeoutSeconds ?? settings.timeoutSeconds;
-  return runStep({
-    name: step.name,
-    keyPath: places.keyPath,
-    ...(places.password === undefined ? {} : { password: places.password }),
-    materials: ['.'],
-    products: ['.'],
-    command: step.run ?? [],
-    basePath: places.dir,
-    cwd: places.dir,
-    metadataDirectory: places.linkDir,
-    recordStreams: true,
-    echo: settings.echo,
-    sandbox: settings.sandbox,
-    passEnv: step.grants.env,
-    shareNet: step.grants.network,
-    devices: step.grants.devices,
-    useDsse: settings.useDsse,
-    ...(timeout === undefined ? {} : { timeoutSeconds: timeout }),
-    warn: settings.warn,
-    // Named and signed under the keyid the layout gives this functionary's key.
-    ...layoutKeyOf(settings.source, functionary),
-    attest: settings.attest,
-    ...(places.attestationDir === undefined ? {} : { attestationDirectory: places.attestationDir }),
-    hide: places.hide,
-    ...(places.environment === undefined ? {} : { environment: places.environment }),
-  });
+  const action = step.uses === undefined ? undefined : modelSignAction({ step: step.name, functionary, use: step.uses, workspace: places.dir });
+  try {
+    const result = await runStep({
+      name: step.name,
+      keyPath: places.keyPath,
+      ...(places.password === undefined ? {} : { password: places.password }),
+      materials: ['.'],
+      products: ['.'],
+      command: step.run ?? [],
+      ...(action === undefined ? {} : { action }),
+      basePath: places.dir,
+      cwd: places.dir,
+      metadataDirectory: places.linkDir,
+      recordStreams: true,
+      echo: settings.echo,
+      sandbox: settings.sandbox,
+      passEnv: step.grants.env,
+      shareNet: step.grants.network,
+      devices: step.grants.devices,
+      useDsse: settings.useDsse,
+      ...(timeout === undefined ? {} : { timeoutSeconds: timeout }),
+      warn: settings.warn,
+      // Named and signed under the keyid the layout gives this functionary's key.
+      ...layoutKeyOf(settings.source, functionary),
+      attest: settings.attest,
+      ...(places.attestationDir === undefined ? {} : { attestationDirectory: places.attestationDir }),
+      hide: places.hide,
+      ...(places.environment === undefined ? {} : { environment: places.environment }),
+    });
+    return { result };
+  } catch (error) {
+    if (action === undefined || !(error instanceof InTotoError) || error.code !== 'E_STEP_FAILED') throw error;
+    return { failure: error };
+  }
 }
 
 /** The command exited 0 within its time. Never throws. */

@@ -18,7 +18,7 @@ import { checkFunctionaryKeys, chooseRunners, passwordFor } from './functionarie
 import { withParams } from './params.js';
 import { planSteps } from './plan.js';
 import { checkLayoutIsSource } from './signed-layout.js';
-import type { PipelineSource, PipelineStep } from './source.js';
+import { performedByPipeline, type PipelineSource, type PipelineStep } from './source.js';
 import { stageOutput, type StagedOutput } from './output.js';
 import { planMaterials, populateWorkspace, type StepOutcome } from './stage.js';
 
@@ -26,8 +26,11 @@ import { planMaterials, populateWorkspace, type StepOutcome } from './stage.js';
  * `intoto pipeline run`: every step with a `run`, in data-flow order, each run in its own
  * fresh workspace holding only what its material rules let in, under the runner's sandbox,
  * signed by its functionary's own key; a threshold-N step runs N times, once per functionary,
- * and the N links must agree. Then the layout is signed (or a signed one is used), and the
- * whole chain verified exactly as `intoto verify` would.
+ * and the N links must agree. A built-in step (`uses: model-sign`) runs no command: the runner
+ * signs the model in its workspace itself (model-sign-step.ts). Every functionary's key is
+ * hidden from every command, the inspections of the final verification included. Then the
+ * layout is signed (or a signed one is used), and the whole chain verified exactly as
+ * `intoto verify` would.
  */
 
 export interface PipelineRunOptions {
@@ -89,6 +92,8 @@ export interface RunSummary {
   readonly linkPath: string;
   readonly workspace: string;
   readonly sandboxed: boolean;
+  /** A built-in step's kind (no command ran, so nothing was sandboxed). */
+  readonly builtin: 'model-sign' | undefined;
 }
 
 export interface PipelineRunResult {
@@ -124,7 +129,7 @@ export async function runPipeline(options: PipelineRunOptions): Promise<Pipeline
   const runners = chooseRunners(order, options.keyDir);
   const layoutKeys = prepareLayout(options, runners);
   // A variable or device a step asks for must be here before any step runs, not at step five.
-  for (const step of order) if (step.run !== undefined) checkGrants(step.grants, process.env, `step '${step.name}'`);
+  for (const step of order) if (performedByPipeline(step)) checkGrants(step.grants, process.env, `step '${step.name}'`);
   const inputs = listInputFiles(source.inputs);
   const workspace = resolve(options.workspace);
   freshDirectory(workspace);
@@ -161,6 +166,10 @@ async function runAndVerify(options: PipelineRunOptions, prepared: Prepared): Pr
   const attestationDir = attestations?.staging;
   const emit = options.onEvent ?? ((): void => {});
   const params = options.params ?? new Map<string, string>();
+  // Every key a run will use, hidden from every command (each run's own key is hidden anyway):
+  // with the workspace inside the key directory, only the key files themselves can be covered.
+  const keyFiles = [...new Set([...runners.values()].flat())].map((name) => resolve(options.keyDir, name));
+  const hide = [...keyFiles, ...(options.hide ?? [])];
   const { outputs } = withParams(options.source, params);
   const linkDir = join(workspace, 'links');
   mkdirSync(linkDir);
@@ -187,7 +196,7 @@ async function runAndVerify(options: PipelineRunOptions, prepared: Prepared): Pr
     totalMs: Math.round(performance.now() - start),
   });
   for (const step of order) {
-    if (step.run === undefined) {
+    if (!performedByPipeline(step)) {
       emit({ kind: 'skipped', step: step.name, reason: 'no run: performed outside this pipeline' });
       continue;
     }
@@ -201,17 +210,22 @@ async function runAndVerify(options: PipelineRunOptions, prepared: Prepared): Pr
       const staged = populateWorkspace(dir, plan, workspace);
       emit({ kind: 'run-start', step: step.name, functionary, staged });
       const t0 = performance.now();
-      const result = await runOnce(settings, step, functionary, {
+      const ran = await runOnce(settings, step, functionary, {
         dir,
         linkDir,
         attestationDir,
         keyPath: resolve(options.keyDir, functionary), // the step runs elsewhere: never relative
         ...passwordFor(options.passwords, functionary),
-        hide: options.hide ?? [],
+        hide,
       });
+      if ('failure' in ran) {
+        emit({ kind: 'run-end', step: step.name, functionary, ms: Math.round(performance.now() - t0), ok: false });
+        return stopped(failureOf(ran.failure));
+      }
+      const { result } = ran;
       const ms = Math.round(performance.now() - t0);
       const ok = runSucceeded(result);
-      const summary = { step: step.name, functionary, ms, returnValue: result.returnValue, linkPath: result.linkPath, workspace: dir, sandboxed: result.sandboxed };
+      const summary = { step: step.name, functionary, ms, returnValue: result.returnValue, linkPath: result.linkPath, workspace: dir, sandboxed: result.sandboxed, builtin: step.uses?.kind };
       runs.push(summary);
       mine.push(summary);
       links.push(result.link);
@@ -250,6 +264,7 @@ async function runAndVerify(options: PipelineRunOptions, prepared: Prepared): Pr
     finalProducts: [...finals.keys()],
     sandbox: options.sandbox ?? 'auto',
     params,
+    hide,
     onEvent: (event) => {
       if (event.kind === 'warning') options.warn(event.message);
     },

@@ -33,6 +33,8 @@ const RULES = {
   description: 'a list of artifact rules, each one string',
 } as const;
 const NAME = { type: 'string', minLength: 1, maxLength: 255, description: 'a name' } as const;
+/** A path in a step's workspace or the final product (checked as an artifact name by the compiler). */
+const ARTIFACT_PATH = (what: string) => ({ type: 'string', minLength: 1, maxLength: CAPS.stringLength, description: what }) as const;
 
 const FUNCTIONARY = {
   type: ['string', 'object'],
@@ -72,15 +74,27 @@ const STEP = {
       items: { type: 'string', pattern: DEVICE_PATH.source, description: 'a device path under /dev, such as /dev/nvidia0' },
       description: 'a list of device paths under /dev',
     },
+    uses: { type: 'string', enum: ['model-sign'], description: 'a built-in step: model-sign' },
+    model: ARTIFACT_PATH("the model to sign: a file or directory among the step's materials"),
+    signature: ARTIFACT_PATH('where the signature goes, such as model.pkl.sig'),
   },
   description: 'a mapping with name, functionaries, run, materials, products',
 } as const;
 
 const INSPECTION = {
   type: 'object',
-  required: ['name', 'run'],
+  required: ['name'],
   additionalProperties: false,
-  properties: { name: NAME, run: ARGV, materials: RULES, products: RULES },
+  properties: {
+    name: NAME,
+    run: ARGV,
+    materials: RULES,
+    products: RULES,
+    uses: { type: 'string', enum: ['model-verify'], description: 'a built-in inspection: model-verify' },
+    model: ARTIFACT_PATH('the model to verify: a file or directory of the final product'),
+    signature: ARTIFACT_PATH('the signature to verify it with, such as model.pkl.sig'),
+    signer: { ...NAME, description: 'the functionary whose key must have signed the model' },
+  },
   description: 'a mapping with name, run, materials, products',
 } as const;
 
@@ -181,6 +195,12 @@ function describe(e: ErrorObject): { pointer: string; message: string; part: 'ke
       const limit = (e.params as { limit?: number }).limit ?? 0;
       const unit = e.keyword === 'maxLength' ? 'characters' : e.keyword === 'maxItems' ? 'items' : 'entries';
       return { pointer: e.instancePath, message: `has more than ${limit} ${unit} (the limit)`, part: 'value' };
+    }
+    case 'enum': {
+      const allowed = ((e.params as { allowedValues?: unknown[] }).allowedValues ?? []).map(String);
+      const near = typeof e.data === 'string' ? closest(e.data, allowed) : undefined;
+      const hint = near !== undefined && near !== e.data ? ` (did you mean "${near}"?)` : '';
+      return { pointer: e.instancePath, message: `must be ${description ?? allowed.join(' or ')}, got ${got}${hint}`, part: 'value' };
     }
     default: {
       // `run: [train.py, {MODEL}]`: a placeholder written bare is a YAML mapping.

@@ -17,13 +17,28 @@ export interface Functionary {
   readonly key: PublicKey;
 }
 
+/**
+ * A built-in step (YAML `uses: model-sign`): `pipeline run` itself signs `model`, a file or
+ * directory among the step's staged materials, with the functionary's ECDSA key, outside any
+ * sandbox and with no command at all; the OpenSSF Model Signing signature becomes a product.
+ */
+export interface ModelSignUse {
+  readonly kind: 'model-sign';
+  /** The model: an artifact name (a file, or a directory prefix) in the step's workspace. */
+  readonly model: string;
+  /** Where the signature goes (an artifact name): YAML `signature`, default `MODEL.sig`. */
+  readonly signature: string;
+}
+
 export interface PipelineStep {
   readonly name: string;
   /** Functionary names, in the order the YAML lists them, without repeats. */
   readonly functionaries: readonly string[];
   readonly threshold: number;
-  /** The command `pipeline run` executes; undefined for a step performed elsewhere. */
+  /** The command `pipeline run` executes; undefined for a built-in step or one performed elsewhere. */
   readonly run: readonly string[] | undefined;
+  /** A built-in step `pipeline run` performs itself instead of a command (YAML `uses:`). */
+  readonly uses: ModelSignUse | undefined;
   readonly expectedCommand: readonly string[];
   readonly materials: readonly ArtifactRule[];
   readonly products: readonly ArtifactRule[];
@@ -38,9 +53,20 @@ export interface PipelineStep {
   readonly index: number;
 }
 
+/** A built-in inspection (YAML `uses: model-verify`): `intoto model verify` with the signer's public key. */
+export interface ModelVerifyUse {
+  readonly kind: 'model-verify';
+  readonly model: string;
+  readonly signature: string;
+  /** The functionary whose key the model must be signed with. */
+  readonly signer: string;
+}
+
 export interface PipelineInspection {
   readonly name: string;
+  /** The command; for `uses: model-verify`, the `intoto model verify` command it compiles to. */
   readonly run: readonly string[];
+  readonly uses: ModelVerifyUse | undefined;
   readonly materials: readonly ArtifactRule[];
   readonly products: readonly ArtifactRule[];
   readonly index: number;
@@ -65,4 +91,9 @@ export interface PipelineSource {
   readonly layout: Layout;
   /** The layout's `signed` object, in the form in-toto 1.3.1 writes: what gets signed. */
   readonly layoutJson: JsonObject;
+}
+
+/** True when `pipeline run` (and the engines' `pipeline step`) performs the step: it has `run` or is built in. Never throws. */
+export function performedByPipeline(step: PipelineStep): boolean {
+  return step.run !== undefined || step.uses !== undefined;
 }

@@ -1,5 +1,5 @@
 import { FormatError, RunError } from '../errors.js';
-import { artifactNameProblem } from '../model/names.js';
+import { artifactNameFault, assertNoCaseFoldCollision } from '../model/names.js';
 
 /**
  * How the runner turns a path into the name a link records, step by step as the reference's
@@ -84,21 +84,29 @@ export function lstripCovers(root: string, prefixes: readonly string[]): boolean
 }
 
 /**
- * Checks a name about to be recorded for `file` (the path on disk, for the message).
- * Beyond model/names.ts this refuses a backslash: the reference turns it into `/`, so a file
- * called `sub\evil` would be recorded as `sub/evil`, a name that is not the file's.
- * @throws FormatError E_ARTIFACT_NAME
+ * Checks a name about to be recorded for `file` (the path on disk, for the message): it must
+ * be one the verifier accepts (model/names.ts). A backslash is refused there too: the
+ * reference turns it into `/`, so a file called `sub\evil` would be recorded as `sub/evil`, a
+ * name that is not the file's.
+ * @throws FormatError E_ARTIFACT_NAME, E_ARTIFACT_ALIAS
  */
 export function assertRecordableName(name: string, file: string): void {
-  let problem: string | undefined;
-  if (!isWellFormedUnicode(name)) problem = 'is not well-formed Unicode';
-  else if (name.includes('\\')) problem = 'contains a backslash (the reference records it as /)';
-  else problem = artifactNameProblem(name);
-  if (problem === undefined) return;
+  const fault = isWellFormedUnicode(name) ? artifactNameFault(name) : { code: 'E_ARTIFACT_NAME' as const, problem: 'is not well-formed Unicode' };
+  if (fault === undefined) return;
   const hint = name.startsWith('/')
     ? '; pass a path relative to the base path, or strip the prefix with --lstrip-paths'
     : '';
-  throw new FormatError('E_ARTIFACT_NAME', `${file}: artifact name ${JSON.stringify(name)} ${problem}${hint}`, {
+  throw new FormatError(fault.code, `${file}: artifact name ${JSON.stringify(name)} ${fault.problem}${hint}`, {
     context: { artifact: name, file },
   });
+}
+
+/**
+ * Checks the names about to be recorded together (materials, or products): no two may be
+ * equal under case folding, which the verifier refuses (model/names.ts); say so before
+ * anything is hashed, naming both.
+ * @throws FormatError E_ARTIFACT_ALIAS
+ */
+export function assertRecordableNames(names: readonly string[]): void {
+  assertNoCaseFoldCollision(names, 'recording');
 }

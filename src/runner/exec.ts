@@ -71,14 +71,17 @@ function realpathOr(path: string): string {
 const SIGNAL_NUMBERS: Readonly<Record<string, number>> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGABRT: 6, SIGKILL: 9, SIGSEGV: 11, SIGPIPE: 13, SIGALRM: 14, SIGTERM: 15 };
 
 /**
- * Finds the executable the way execvp would, so that a missing command is reported the same
- * way with or without the sandbox, before anything runs.
+ * Finds the executable the way execvp would, but only through absolute PATH entries (never an
+ * empty, `.` or relative one, which would resolve against the step's workspace), so that a
+ * missing command is reported the same way with or without the sandbox, before anything runs.
+ * The absolute path found is what runs.
  * @throws RunError E_COMMAND_NOT_FOUND
  */
 export function resolveExecutable(command: string, cwd: string, path: string | undefined): string {
+  const dirs = (path ?? '').split(delimiter);
   const candidates = command.includes('/')
     ? [isAbsolute(command) ? command : resolve(cwd, command)]
-    : (path ?? '').split(delimiter).filter((dir) => dir !== '').map((dir) => join(dir, command));
+    : dirs.filter((dir) => isAbsolute(dir)).map((dir) => join(dir, command));
   for (const candidate of candidates) {
     try {
       if (statSync(candidate).isFile()) {
@@ -89,7 +92,9 @@ export function resolveExecutable(command: string, cwd: string, path: string | u
       // not this one
     }
   }
-  throw new RunError('E_COMMAND_NOT_FOUND', `command not found or not executable: ${command}`);
+  const skipped = command.includes('/') ? [] : dirs.filter((dir) => !isAbsolute(dir));
+  const hint = skipped.length === 0 ? '' : ` (PATH entries that are empty, '.' or relative are never searched: ${skipped.map((d) => JSON.stringify(d)).join(', ')})`;
+  throw new RunError('E_COMMAND_NOT_FOUND', `command not found or not executable: ${command}${hint}`);
 }
 
 /**
@@ -101,7 +106,9 @@ export async function executeCommand(options: ExecOptions): Promise<ExecResult> 
   const [command, ...args] = options.argv;
   if (command === undefined) throw new RunError('E_COMMAND_NOT_FOUND', 'no command given');
   const env = allowedEnvironment(options.sourceEnv ?? process.env, options.passEnv ?? []);
-  const executable = resolveExecutable(command, options.cwd, env['PATH']);
+  // Resolved through the caller's PATH as given, so a command found only through a relative
+  // entry is named in the error (the step itself gets PATH without those entries).
+  const executable = resolveExecutable(command, options.cwd, (options.sourceEnv ?? process.env)['PATH']);
   const sandboxed = await resolveSandbox(options.sandbox, options.warn);
   const [file, fileArgs] = sandboxed
     ? [
@@ -120,11 +127,13 @@ export async function executeCommand(options: ExecOptions): Promise<ExecResult> 
             keepVisible: [dirname(executable), dirname(realpathOr(executable)), OWN_INSTALLATION],
           }),
           '--',
-          command,
+          // The path resolved above, not a name for bwrap to look up again (bwrap 0.8 has no
+          // --argv0: inside the sandbox the program sees this path as its argv[0]).
+          executable,
           ...args,
         ],
       ]
-    : [command, args];
+    : [executable, args];
 
   // node:child_process rather than execa: execa costs about 0.15 s of CPU to load, on every
   // intoto-run, and what it adds here (cleanup on our exit) is the few lines of guardChild.
@@ -134,6 +143,8 @@ export async function executeCommand(options: ExecOptions): Promise<ExecResult> 
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true, // its own process group, so the whole group can be killed
     windowsHide: true,
+    // What the command was called, as execvp would pass it (the file run is `executable`).
+    ...(sandboxed ? {} : { argv0: command }),
   });
   const unguard = guardChild(child.pid);
   const cap = options.maxRecordedBytes ?? DEFAULT_MAX_RECORDED_BYTES;

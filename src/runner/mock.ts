@@ -1,7 +1,7 @@
 import { UsageError } from '../errors.js';
 import { makeLink, type Link } from '../model/link.js';
 import { recordArtifacts } from './record.js';
-import { allowedEnvironment, checkGrants, grantsEnvironment, grantsOf, resolveSandbox, type SandboxMode } from './sandbox.js';
+import { checkGrants, grantsEnvironment, grantsOf, resolveSandbox, type SandboxMode } from './sandbox.js';
 import { assertStepName, byproductsOf, checkTimeout, recordOptions, stepPlaces, writeLinkFile } from './step-files.js';
 
 /**
@@ -52,7 +52,7 @@ export async function mockStep(options: MockOptions): Promise<MockResult> {
   const grants = grantsOf(options);
   checkGrants(grants, process.env, `step '${options.name}'`);
   const sandboxed = await resolveSandbox(options.sandbox ?? 'auto', options.warn);
-  exec.resolveExecutable(program, places.cwd, allowedEnvironment(process.env, options.passEnv ?? [])['PATH']);
+  exec.resolveExecutable(program, places.cwd, process.env['PATH']);
   const recording = recordOptions(places, { warn: options.warn });
 
   options.info?.(`recording materials of '${options.name}' (everything under ${places.cwd})...`);

@@ -5,7 +5,7 @@ import { indicesByCodePoints } from '../canonical/json.js';
 import { InternalError, IoError, UsageError, asInTotoError, ioError } from '../errors.js';
 import { RECORDABLE_HASH_ALGORITHMS, type HashDict, type RecordableHashAlgorithm } from '../model/artifacts.js';
 import { makeDigests } from '../model/digests.js';
-import { checkLstripPrefixes } from './artifact-names.js';
+import { assertRecordableNames, checkLstripPrefixes } from './artifact-names.js';
 import { compileExcludePatterns } from './exclude.js';
 import { hashFiles, type HashResults } from './hash-pool.js';
 import { problemError, type HashProblem } from './hash-job.js';
@@ -66,7 +66,7 @@ const PARALLEL_MIN_BYTES = 64 * 1024 * 1024;
  *
  * @throws UsageError E_USAGE for invalid options or an exclude pattern pathspec rejects
  * @throws RunError E_PATH_OUTSIDE_BASE, E_LSTRIP
- * @throws FormatError E_ARTIFACT_NAME
+ * @throws FormatError E_ARTIFACT_NAME, E_ARTIFACT_ALIAS (also two names equal under case folding)
  * @throws IoError E_LIMIT when a cap is exceeded (before hashing), E_IO on a file error
  * @throws InternalError E_INTERNAL if a hashing thread dies
  */
@@ -104,6 +104,7 @@ async function record(paths: readonly string[], options: RecordOptions): Promise
     ...limits,
     warn,
   });
+  assertRecordableNames(jobs.map((job) => job.name));
   const { order, threads } = plan(jobs, concurrency);
   const results = await hashFiles(
     order.map((i) => jobs[i]!.openPath),

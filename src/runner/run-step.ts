@@ -1,13 +1,14 @@
 import { resolve } from 'node:path';
 import type { JsonObject } from '../canonical/json.js';
-import { asInTotoError } from '../errors.js';
+import { UsageError, asInTotoError } from '../errors.js';
 import { loadSigningKeyFile } from '../crypto/keyfiles.js';
 import type { KeyType } from '../crypto/keys.js';
-import type { RecordableHashAlgorithm } from '../model/artifacts.js';
+import type { SigningKey } from '../crypto/signatures.js';
+import type { HashDict, RecordableHashAlgorithm } from '../model/artifacts.js';
 import { linkFileName, makeLink, type Link } from '../model/link.js';
 import { prewarmHashWorkers } from './hash-pool.js';
 import { recordArtifacts } from './record.js';
-import { allowedEnvironment, checkGrants, grantsEnvironment, grantsOf, resolveSandbox, type SandboxMode } from './sandbox.js';
+import { checkGrants, grantsEnvironment, grantsOf, resolveSandbox, type SandboxMode } from './sandbox.js';
 import {
   assertStepName,
   byproductsOf,
@@ -34,9 +35,27 @@ import {
  *    executeCommand returns, so nothing it started can touch a product afterwards);
  * 4. hash the products;
  * 5. only now read the private key, sign, and write the link atomically.
+ * A built-in step ({@link BuiltinAction}) runs no command: at 3. the runner reads the key and
+ * does the work itself, then records the products and signs the link with that same key.
  * A command that fails or times out still gets its link (the evidence of what happened); the
  * result says so and the CLI exits non-zero.
  */
+
+/**
+ * A step the runner performs itself instead of running a command (a YAML step's `uses:`, such
+ * as model-sign). It runs in this process, between the materials and the products, with the
+ * step's own signing key: no command runs in such a step, so no command can see that key.
+ */
+export interface BuiltinAction {
+  /** What the link records as its command (never a key path, never key material). */
+  readonly command: readonly string[];
+  /**
+   * Does the work in the step's working directory, given the recorded materials and the key
+   * the link will be signed with; returns the text the link records as its stdout.
+   * @throws any InTotoError: the step stops and no link is written
+   */
+  perform(key: SigningKey, materials: ReadonlyMap<string, HashDict>): Promise<string>;
+}
 
 /** What to run and record; paths are relative to `cwd`. */
 export interface RunStepOptions extends SignAs {
@@ -49,6 +68,8 @@ export interface RunStepOptions extends SignAs {
   readonly products: readonly string[];
   /** The command as an argv; [] means no command (`-x`). */
   readonly command: readonly string[];
+  /** Performed by the runner in place of a command (`command` must then be []). */
+  readonly action?: BuiltinAction;
   /** Where artifacts are found and named from (default: cwd); the only writable place in the sandbox. */
   readonly basePath?: string;
   /** The command's working directory, and what relative paths are resolved against (default: process.cwd()). */
@@ -111,6 +132,7 @@ export async function runStep(options: RunStepOptions): Promise<RunStepResult> {
   const info = options.info ?? ((): void => {});
   const warn = options.warn;
   assertStepName(options.name);
+  if (options.action !== undefined && options.command.length > 0) throw new UsageError('E_USAGE', `step '${options.name}': a built-in step runs no command`);
   const timeoutSeconds = checkTimeout(options.timeoutSeconds);
   const places = stepPlaces(options);
   const keyPath = resolve(places.cwd, options.keyPath);
@@ -130,7 +152,7 @@ export async function runStep(options: RunStepOptions): Promise<RunStepResult> {
   if (command.length > 0) {
     exec = await import('./exec.js');
     sandboxed = await resolveSandbox(options.sandbox ?? 'auto', warn);
-    exec.resolveExecutable(command[0]!, places.cwd, allowedEnvironment(process.env, options.passEnv ?? [])['PATH']);
+    exec.resolveExecutable(command[0]!, places.cwd, process.env['PATH']);
     if (sandboxed && !isWithin(places.basePath, places.cwd)) {
       warn(`the command runs in ${places.cwd}, outside the base path ${places.basePath}: only the base path is writable in the sandbox`);
     }
@@ -161,6 +183,13 @@ export async function runStep(options: RunStepOptions): Promise<RunStepResult> {
     });
     if (result.truncated) warn('the command wrote more output than is recorded; the recorded streams are cut');
   }
+  // A built-in step: the runner works with the key itself, and signs the link with the same key.
+  let key: SigningKey | undefined;
+  let actionOutput: string | undefined;
+  if (options.action !== undefined) {
+    key = loadKeyAfterCommand(keyPath, options, undefined);
+    actionOutput = await options.action.perform(key, materials);
+  }
   const commandMs = since(start);
 
   info(`recording products of '${options.name}'...`);
@@ -170,13 +199,16 @@ export async function runStep(options: RunStepOptions): Promise<RunStepResult> {
 
   const link = makeLink({
     name: options.name,
-    command,
+    command: options.action?.command ?? command,
     materials,
     products,
-    byproducts: byproductsOf(result, options.recordStreams ?? false),
+    byproducts:
+      actionOutput === undefined
+        ? byproductsOf(result, options.recordStreams ?? false)
+        : { 'return-value': 0, stderr: '', stdout: options.recordStreams === true ? actionOutput : '' },
     environment: { ...options.environment, ...grantsEnvironment(grants) },
   });
-  const key = loadKeyAfterCommand(keyPath, options, result?.returnValue);
+  key ??= loadKeyAfterCommand(keyPath, options, result?.returnValue);
   const linkPath = writeLinkFile(places.metadataDirectory, linkFileName(options.name, key.keyid), link, [key], options.useDsse ?? false);
   info(`wrote ${linkPath}`);
   const attestationDirectory = options.attestationDirectory === undefined ? places.metadataDirectory : resolve(places.cwd, options.attestationDirectory);
@@ -187,7 +219,7 @@ export async function runStep(options: RunStepOptions): Promise<RunStepResult> {
     linkPath,
     attestationPath,
     keyid: key.keyid,
-    returnValue: result?.returnValue,
+    returnValue: actionOutput === undefined ? result?.returnValue : 0,
     timedOut: result?.timedOut ?? false,
     sandboxed,
     timings: { materialsMs, commandMs, productsMs },

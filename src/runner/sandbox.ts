@@ -27,15 +27,35 @@ export const BASE_ENV_ALLOWLIST: readonly string[] = ['PATH', 'HOME', 'LANG', 'T
 
 /**
  * The environment a step runs with: the allow-list plus the names passed with `--env`.
- * Secrets such as `*_TOKEN`, `AWS_*` or `IN_TOTO_*` never reach the step unless named.
+ * Secrets such as `*_TOKEN`, `AWS_*` or `IN_TOTO_*` never reach the step unless named. PATH
+ * keeps only its absolute entries ({@link absolutePath}).
  */
 export function allowedEnvironment(source: NodeJS.ProcessEnv, extra: readonly string[]): Record<string, string> {
   const env: Record<string, string> = Object.create(null) as Record<string, string>;
   for (const name of [...BASE_ENV_ALLOWLIST, ...extra]) {
     const value = source[name];
-    if (value !== undefined) env[name] = value;
+    if (value === undefined) continue;
+    if (name !== 'PATH') env[name] = value;
+    else {
+      const path = absolutePath(value);
+      if (path !== '') env[name] = path;
+    }
   }
   return env;
+}
+
+/**
+ * A PATH value without its empty, `.` and other relative entries, which execvp resolves
+ * against the working directory: there, a step's workspace, which holds what the step reads
+ * (a `ls` or `python3` placed among the sources would run instead of the real one). '' when
+ * nothing is left (then PATH is left unset rather than set empty, which execvp would also read
+ * as the working directory).
+ */
+export function absolutePath(value: string): string {
+  return value
+    .split(':')
+    .filter((dir) => isAbsolute(dir))
+    .join(':');
 }
 
 /** The grants a step may ask for beyond the sandbox's defaults (YAML `env:`, `network:`, `devices:`; --env, --share-net, --device). */

@@ -7,7 +7,7 @@ import type { HashDict } from '../model/artifacts.js';
 import { unverifiedPayload, verifiedPayload } from '../model/envelope.js';
 import type { Layout } from '../model/layout.js';
 import { linkFileName, linkFromJson, type Link } from '../model/link.js';
-import { metadataFromJson, metadataType, readEnvelopeFile, readSlotEnvelopeFile } from '../model/metadata.js';
+import { metadataFromJson, metadataType, readEnvelopeFile } from '../model/metadata.js';
 import { loadLinkFile } from '../verify/link-load.js';
 import { verifyLayoutSignatures } from '../verify/layout-signatures.js';
 
@@ -213,7 +213,7 @@ function stepLinks(layout: Layout, linkDir: string, ignored: string[]): Loaded[]
 
 function readUnverified(file: string, ignored: string[]): { link: Link; keyids: string[] } | undefined {
   try {
-    const envelope = readSlotEnvelopeFile(file, { noFollow: true, what: 'link file' });
+    const envelope = readEnvelopeFile(file, { noFollow: true, what: 'link file' });
     const payload = unverifiedPayload(envelope);
     if (metadataType(payload) !== 'link') {
       ignored.push(`${file}: not a link`);

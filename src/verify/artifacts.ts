@@ -1,6 +1,6 @@
 import { FormatError } from '../errors.js';
 import { DIGEST_HEX_LENGTH, type ArtifactMap, type HashDict } from '../model/artifacts.js';
-import { artifactNameProblem } from '../model/names.js';
+import { artifactNameFault } from '../model/names.js';
 
 /**
  * Checks a link's materials or products before any rule sees them. Names must be normalised
@@ -20,7 +20,7 @@ const LOWER_HEX = /^[0-9a-f]+$/;
 const MAX_LISTED = 50;
 
 function collectAndThrow(
-  code: 'E_ARTIFACT_NAME' | 'E_SCHEMA',
+  code: 'E_ARTIFACT_NAME' | 'E_ARTIFACT_ALIAS' | 'E_SCHEMA',
   where: string,
   problems: readonly { artifact: string; text: string }[],
 ): void {
@@ -39,16 +39,20 @@ function quoted(name: string): string {
 /**
  * Throws unless every name in `artifacts` is an acceptable artifact name.
  * `where` names the list, e.g. "link 'train' products".
- * @throws FormatError E_ARTIFACT_NAME listing every bad name.
+ * @throws FormatError E_ARTIFACT_NAME (or E_ARTIFACT_ALIAS, when that is the first bad name's
+ *   fault) listing every bad name.
  */
 export function assertArtifactNames(artifacts: ArtifactMap | Iterable<string>, where: string): void {
   const names = artifacts instanceof Map ? artifacts.keys() : (artifacts as Iterable<string>);
   const problems: { artifact: string; text: string }[] = [];
+  let code: 'E_ARTIFACT_NAME' | 'E_ARTIFACT_ALIAS' | undefined;
   for (const name of names) {
-    const problem = artifactNameProblem(name);
-    if (problem !== undefined) problems.push({ artifact: name, text: `artifact name ${quoted(name)} ${problem}` });
+    const fault = artifactNameFault(name);
+    if (fault === undefined) continue;
+    code ??= fault.code;
+    problems.push({ artifact: name, text: `artifact name ${quoted(name)} ${fault.problem}` });
   }
-  collectAndThrow('E_ARTIFACT_NAME', where, problems);
+  collectAndThrow(code ?? 'E_ARTIFACT_NAME', where, problems);
 }
 
 /**

@@ -1,10 +1,9 @@
 import { InTotoError } from '../errors.js';
 import type { JsonValue } from '../canonical/json.js';
 import type { PublicKey } from '../crypto/keys.js';
-import { signatureEncodingProblem, signersOf } from '../model/envelope.js';
 import { linkFromJson, type Link } from '../model/link.js';
-import { verifiedContent, type VerifiedContent } from '../model/link-reader.js';
-import { metadataType, readSlotEnvelopeFile } from '../model/metadata.js';
+import type { SlotContent } from '../model/link-reader.js';
+import { metadataType, readSlotFile } from '../model/metadata.js';
 import { isStatement, linkFromStatement } from '../model/statement.js';
 
 /**
@@ -24,34 +23,24 @@ export type LoadedFile =
 
 /**
  * @throws IoError (E_IO, E_NOT_REGULAR_FILE, E_FILE_TOO_LARGE); ParseError; FormatError
- *   (E_SCHEMA, E_ARTIFACT_NAME); CryptoError E_ENVELOPE
+ *   (E_SCHEMA, E_ARTIFACT_NAME, E_ARTIFACT_ALIAS); CryptoError E_ENVELOPE
  */
 export function loadLinkFile(file: string, candidates: readonly PublicKey[]): LoadedFile {
-  let envelope;
+  let content: SlotContent;
   try {
-    envelope = readSlotEnvelopeFile(file, { noFollow: true, what: 'link file' });
+    content = readSlotFile(file, candidates, { noFollow: true, what: 'link file' });
   } catch (error) {
     if (error instanceof InTotoError && (error.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') return { kind: 'missing' };
     throw error;
   }
-  // The first candidate that verifies yields the content (one signature check, not two: a
-  // check of a 10 MB link costs tens of milliseconds); the others are only checked.
-  let content: VerifiedContent | undefined;
-  const keyids: string[] = [];
-  for (const [i, key] of candidates.entries()) {
-    if (content === undefined) {
-      content = verifiedContent(envelope, key);
-      if (content !== undefined) keyids.push(key.keyid);
-    } else if (signersOf(envelope, candidates.slice(i, i + 1)).length > 0) {
-      keyids.push(key.keyid);
-    }
+  if (content.kind === 'unsigned') {
+    return content; // encodingProblem, if any, names a signature in the wrong encoding
   }
-  if (content === undefined) {
-    const problem = candidates.map((key) => signatureEncodingProblem(envelope, key)).find((p) => p !== undefined);
-    return problem === undefined ? { kind: 'unsigned' } : { kind: 'unsigned', encodingProblem: problem };
-  }
+  const keyids = content.signers.map((k) => k.keyid);
   // Read in one pass with the file: the same Link linkFromJson would build (link-reader.ts).
   if (content.kind === 'link') return { kind: 'link', signers: keyids, link: content.link };
+  // Other payloads, decoded from the bytes the first signer's signature covers: told apart
+  // by their type (a link in another envelope, a sublayout, anything else).
   const payload = content.payload;
   const type = metadataType(payload);
   if (type === 'link') return { kind: 'link', signers: keyids, link: linkFromJson(payload, file) };

@@ -31,6 +31,11 @@ export interface Pattern {
   readonly literal: string | undefined;
   /** True when the pattern is only `*`s and so matches every name. */
   readonly matchesAll: boolean;
+  /**
+   * When the pattern is a literal followed by `*`s only (`data/*`): that literal, so that a
+   * caller testing many names can test `startsWith` itself; else undefined.
+   */
+  readonly prefix?: string;
   matches(name: string): boolean;
 }
 
@@ -190,7 +195,7 @@ function build(source: string, pieces: readonly (Element | typeof STAR)[]): Patt
   if (middles.length === 0 && head.literal !== undefined && tail.literal !== undefined) {
     const [h, t] = [head.literal, tail.literal];
     if (h === '' && t === '') return { ...common, matchesAll: true, matches: () => true };
-    if (t === '') return { ...common, matchesAll: false, matches: (name) => name.startsWith(h) };
+    if (t === '') return { ...common, matchesAll: false, prefix: h, matches: (name) => name.startsWith(h) };
     if (h === '') return { ...common, matchesAll: false, matches: (name) => name.endsWith(t) };
     return {
       ...common,

@@ -1,27 +1,25 @@
-import { artifactList, type ArtifactMap, type HashDict } from '../model/artifacts.js';
+import { tableOf, type ArtifactTable } from '../model/artifact-table.js';
+import type { ArtifactMap } from '../model/artifacts.js';
 import type { Pattern } from './pattern.js';
 
 /**
  * The queue of not-yet-consumed artifacts of one rule list. Tens of thousands of names pass
- * through every rule, so it is an array with a "still queued" flag per name rather than a Set
- * (building and deleting from a Set of 50,000 strings costs more than all the matching), with
- * a name -> position index built only when a literal pattern or REQUIRE needs one. Each name's
- * digests ride along, so MATCH and MODIFY need no lookup for their own side.
+ * through every rule, so it is the link's table of names with a "still queued" flag per name
+ * rather than a Set (building and deleting from a Set of 50,000 strings costs more than all
+ * the matching). Rules get each artifact's position, which indexes its digests in the same
+ * table, so MATCH and MODIFY need no lookup for their own side.
  */
-const EMPTY: HashDict = new Map();
-
 export class ArtifactQueue {
-  // Shared with the map's reader (artifactList): read here, never changed.
-  private readonly names: readonly string[];
-  private readonly digests: readonly HashDict[];
+  /** The artifacts this queue started with (read here, never changed). */
+  readonly table: ArtifactTable;
   private readonly queued: Uint8Array;
-  private index: Map<string, number> | undefined;
   private remaining: number;
+  private hits: Int32Array | undefined;
 
   constructor(artifacts: ArtifactMap) {
-    ({ names: this.names, digests: this.digests } = artifactList(artifacts));
-    this.queued = new Uint8Array(this.names.length).fill(1);
-    this.remaining = this.names.length;
+    this.table = tableOf(artifacts);
+    this.queued = new Uint8Array(this.table.size).fill(1);
+    this.remaining = this.table.size;
   }
 
   /** How many artifacts are still queued. */
@@ -31,69 +29,63 @@ export class ArtifactQueue {
 
   /** True when `name` is still queued. */
   has(name: string): boolean {
-    const i = this.positionOf(name);
+    const i = this.table.indexOf(name);
     return i >= 0 && this.queued[i] === 1;
   }
 
   /** The queued names, in the order the link listed them. */
   list(): string[] {
-    return this.names.filter((_, i) => this.queued[i] === 1);
+    return this.table.names.filter((_, i) => this.queued[i] === 1);
   }
 
   /**
-   * Visits every queued name under `prefix` (a directory ending in '/', or '') whose remainder
-   * matches `pattern`, consuming it when `consume(name, rel, digests)` says so; returns what
-   * it consumed. A literal pattern is one lookup instead of a scan.
+   * The positions (in {@link table}) of the queued names under `prefix` (a directory ending in
+   * '/', or '') whose remainder matches `pattern`, in order, in a buffer of the queue's that the
+   * next call reuses (read it before calling again). A literal pattern is one lookup
+   * instead of a scan. Each rule kind then walks them in its own loop (one kind of decision
+   * per loop keeps the JIT's code for it specialised).
    */
-  consumeMatches(
-    pattern: Pattern,
-    prefix: string,
-    consume: (name: string, rel: string, digests: HashDict) => boolean,
-  ): string[] {
-    const consumed: string[] = [];
-    const { names, digests, queued } = this;
-    const take = (i: number, name: string, rel: string): void => {
-      if (consume(name, rel, digests[i] ?? EMPTY)) {
-        this.queued[i] = 0;
-        this.remaining--;
-        consumed.push(name);
-      }
-    };
+  matches(pattern: Pattern, prefix: string): Int32Array {
+    const { queued } = this;
+    const names = this.table.names;
+    // One buffer per queue for the positions: valid until the next call.
+    const hits = (this.hits ??= new Int32Array(names.length));
+    let n = 0;
     if (pattern.literal !== undefined) {
-      const name = prefix + pattern.literal;
-      const i = this.positionOf(name);
-      if (i >= 0 && this.queued[i] === 1) take(i, name, pattern.literal);
-      return consumed;
+      const i = this.table.indexOf(prefix + pattern.literal);
+      if (i >= 0 && queued[i] === 1) hits[n++] = i;
+      return hits.subarray(0, n);
     }
-    for (let i = 0; i < names.length; i++) {
-      if (queued[i] !== 1) continue;
-      const name = names[i] ?? '';
-      if (prefix === '') {
-        if (pattern.matches(name)) take(i, name, name);
-      } else if (name.startsWith(prefix)) {
-        const rel = name.slice(prefix.length);
-        if (pattern.matches(rel)) take(i, name, rel);
+    // The common shapes without a call per name: every name (`*`), or the names starting with
+    // a literal (`data/*`, or any pattern under an IN prefix), else the pattern asked.
+    const skip = prefix.length;
+    const start = pattern.matchesAll ? prefix : pattern.prefix !== undefined ? prefix + pattern.prefix : undefined;
+    if (start === '') {
+      for (let i = 0; i < names.length; i++) if (queued[i] === 1) hits[n++] = i;
+    } else if (start !== undefined) {
+      for (let i = 0; i < names.length; i++) if (queued[i] === 1 && (names[i] as string).startsWith(start)) hits[n++] = i;
+    } else {
+      for (let i = 0; i < names.length; i++) {
+        if (queued[i] !== 1) continue;
+        const name = names[i] as string;
+        if (skip === 0 ? pattern.matches(name) : name.startsWith(prefix) && pattern.matches(name.slice(skip))) hits[n++] = i;
       }
     }
-    return consumed;
+    return hits.subarray(0, n);
+  }
+
+  /** Takes the artifact at position `i` out of the queue. */
+  consume(i: number): void {
+    if (this.queued[i] === 1) {
+      this.queued[i] = 0;
+      this.remaining--;
+    }
   }
 
   /** The queued names matching `pattern`, without consuming them. */
   matching(pattern: Pattern): string[] {
     if (pattern.matchesAll) return this.list();
-    const found: string[] = [];
-    this.consumeMatches(pattern, '', (name) => {
-      found.push(name);
-      return false;
-    });
-    return found;
-  }
-
-  private positionOf(name: string): number {
-    if (this.index === undefined) {
-      this.index = new Map();
-      this.names.forEach((n, i) => this.index?.set(n, i));
-    }
-    return this.index.get(name) ?? -1;
+    const names = this.table.names;
+    return Array.from(this.matches(pattern, ''), (i) => names[i] as string);
   }
 }

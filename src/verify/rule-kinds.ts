@@ -1,3 +1,4 @@
+import { ArtifactTable, tableOf } from '../model/artifact-table.js';
 import type { ArtifactMap } from '../model/artifacts.js';
 import type { ArtifactRule, MatchRule } from '../model/rules.js';
 import { compareHashes, hashVerdict } from './hashes.js';
@@ -18,8 +19,8 @@ export interface QueueState {
   readonly kind: 'materials' | 'products';
   readonly name: string;
   readonly queue: ArtifactQueue;
-  readonly materials: ArtifactMap;
-  readonly products: ArtifactMap;
+  readonly materials: ArtifactTable;
+  readonly products: ArtifactTable;
   readonly linkOf: LinkLookup;
   /** Why a hash check left an artifact in the queue, for the eventual DISALLOW/REQUIRE message. */
   readonly reasons: Map<string, string>;
@@ -63,33 +64,89 @@ export function applyMatch(rule: MatchRule, pattern: Pattern, s: QueueState): Ou
   if (dest === undefined) {
     return { consumed: [], notes: [`no link for step '${rule.destStep}': nothing consumed`] };
   }
-  const theirs = dest[rule.destType];
+  const theirs = tableOf(dest[rule.destType]);
+  const ours = s.queue.table;
+  const names = ours.names;
   const [from, to] = [dir(rule.sourcePrefix), dir(rule.destPrefix)];
-  const consumed = s.queue.consumeMatches(pattern, from, (name, rel, ourDigests) => {
-    // Most MATCH rules use the same prefix on both sides (or none): reuse the name itself
-    // rather than building 50,000 new strings that must each be hashed again for the lookup.
-    const destName = to === from ? name : to === '' ? rel : to + rel;
-    const theirDigests = theirs.get(destName);
-    if (theirDigests === undefined) return false;
-    if (hashVerdict(ourDigests, theirDigests) === 'equal') return true;
-    const verdict = compareHashes(ourDigests, theirDigests);
-    if (verdict.kind === 'equal') return true; // not reached: hashVerdict said otherwise
+  const consumed: string[] = [];
+  const hits = s.queue.matches(pattern, from);
+  for (let k = 0; k < hits.length; k++) {
+    const i = hits[k] as number;
+    const name = names[i] as string;
+    // The same prefix on both sides (or none): the name itself; else looked up without
+    // building the other side's name (made only for a message).
+    const j = to === from ? theirs.indexOf(name) : theirs.indexOfJoined(to, name, from.length);
+    if (j < 0) continue;
+    // Digests compared in place when both sides are columns of one strong algorithm.
+    const fast = ArtifactTable.columnVerdict(ours, i, theirs, j);
+    if (fast === 'equal' || (fast === undefined && hashVerdict(ours.digestsAt(i), theirs.digestsAt(j)) === 'equal')) {
+      s.queue.consume(i);
+      consumed.push(name);
+      continue;
+    }
+    const verdict = compareHashes(ours.digestsAt(i), theirs.digestsAt(j));
+    if (verdict.kind === 'equal') {
+      // Not reached: the verdicts above said otherwise.
+      s.queue.consume(i);
+      consumed.push(name);
+      continue;
+    }
     const there = `${rule.destStep} ${rule.destType}`;
     const why =
       verdict.kind === 'different'
         ? `${verdict.algorithm} differs: ${verdict.ours} (${s.name} ${s.kind}) vs ${verdict.theirs} (${there})`
         : `${verdict.reason} with ${there}`;
+    const destName = to === from ? name : to + name.slice(from.length);
     const line = `${name}: ${destName === name ? '' : `as ${destName}: `}${why}`;
     notes.add(line);
     s.reasons.set(name, `'${rule.text}' did not consume it: ${line}`);
-    return false;
-  });
+  }
   return { consumed, notes: notes.done() };
 }
 
-/** CREATE, DELETE, ALLOW: consume the matches that pass `keep`. */
-export function applyFilter(pattern: Pattern, s: QueueState, keep: (name: string) => boolean): Outcome {
-  return { consumed: s.queue.consumeMatches(pattern, '', keep), notes: [] };
+/** CREATE: consumes the matches that are not among the materials (products only). */
+export function applyCreate(pattern: Pattern, s: QueueState): Outcome {
+  const names = s.queue.table.names;
+  const consumed: string[] = [];
+  const hits = s.queue.matches(pattern, '');
+  const none = s.materials.size === 0;
+  for (let k = 0; k < hits.length; k++) {
+    const i = hits[k] as number;
+    const name = names[i] as string;
+    if (!none && s.materials.indexOf(name) >= 0) continue;
+    s.queue.consume(i);
+    consumed.push(name);
+  }
+  return { consumed, notes: [] };
+}
+
+/** DELETE: consumes the matches that are not among the products (materials only). */
+export function applyDelete(pattern: Pattern, s: QueueState): Outcome {
+  const names = s.queue.table.names;
+  const consumed: string[] = [];
+  const hits = s.queue.matches(pattern, '');
+  const none = s.products.size === 0;
+  for (let k = 0; k < hits.length; k++) {
+    const i = hits[k] as number;
+    const name = names[i] as string;
+    if (!none && s.products.indexOf(name) >= 0) continue;
+    s.queue.consume(i);
+    consumed.push(name);
+  }
+  return { consumed, notes: [] };
+}
+
+/** ALLOW: consumes every match. */
+export function applyAllow(pattern: Pattern, s: QueueState): Outcome {
+  const names = s.queue.table.names;
+  const hits = s.queue.matches(pattern, '');
+  const consumed = new Array<string>(hits.length);
+  for (let k = 0; k < hits.length; k++) {
+    const i = hits[k] as number;
+    s.queue.consume(i);
+    consumed[k] = names[i] as string;
+  }
+  return { consumed, notes: [] };
 }
 
 /**
@@ -99,18 +156,30 @@ export function applyFilter(pattern: Pattern, s: QueueState, keep: (name: string
 export function applyModify(rule: ArtifactRule, pattern: Pattern, s: QueueState): Outcome {
   const notes = new Notes();
   const other = s.kind === 'materials' ? s.products : s.materials;
-  const consumed = s.queue.consumeMatches(pattern, '', (name, _, own) => {
-    const theirs = other.get(name);
-    if (theirs === undefined) return false;
-    // Comparison is symmetric in its verdict; the order only labels the digests.
-    const kind = hashVerdict(own, theirs);
-    const verdict = kind === 'uncheckable' ? compareHashes(own, theirs) : undefined;
-    if (verdict?.kind === 'uncheckable') {
-      const line = `${name}: ${verdict.reason} between materials and products`;
-      notes.add(line);
-      s.reasons.set(name, `'${rule.text}' did not consume it: ${line}`);
+  const own = s.queue.table;
+  const names = own.names;
+  const consumed: string[] = [];
+  const hits = s.queue.matches(pattern, '');
+  for (let k = 0; k < hits.length; k++) {
+    const i = hits[k] as number;
+    const name = names[i] as string;
+    const j = other.indexOf(name);
+    if (j < 0) continue;
+    let kind = ArtifactTable.columnVerdict(own, i, other, j) ?? hashVerdict(own.digestsAt(i), other.digestsAt(j));
+    if (kind === 'uncheckable') {
+      // Comparison is symmetric in its verdict; the order only labels the digests.
+      const verdict = compareHashes(own.digestsAt(i), other.digestsAt(j));
+      if (verdict.kind === 'uncheckable') {
+        const line = `${name}: ${verdict.reason} between materials and products`;
+        notes.add(line);
+        s.reasons.set(name, `'${rule.text}' did not consume it: ${line}`);
+      }
+      kind = verdict.kind;
     }
-    return kind === 'different';
-  });
+    if (kind === 'different') {
+      s.queue.consume(i);
+      consumed.push(name);
+    }
+  }
   return { consumed, notes: notes.done() };
 }

@@ -1,9 +1,10 @@
 import { VerificationError } from '../errors.js';
+import { tableOf } from '../model/artifact-table.js';
 import type { ArtifactMap } from '../model/artifacts.js';
 import type { ArtifactRule } from '../model/rules.js';
 import { compilePattern, type Pattern } from './pattern.js';
 import { ArtifactQueue } from './queue.js';
-import { applyFilter, applyMatch, applyModify, type LinkLookup, type Outcome, type QueueState } from './rule-kinds.js';
+import { applyAllow, applyCreate, applyDelete, applyMatch, applyModify, type LinkLookup, type Outcome, type QueueState } from './rule-kinds.js';
 
 /**
  * Applying one step's (or inspection's) expected_materials or expected_products, with the
@@ -60,12 +61,14 @@ export function applyRules(
   ctx: RuleContext,
   who: RuleSubject,
 ): { readonly trace: readonly RuleTrace[] } {
+  const materials = tableOf(ctx.materials);
+  const products = tableOf(ctx.products);
   const state: QueueState = {
     kind,
     name: who.name,
-    queue: new ArtifactQueue(kind === 'materials' ? ctx.materials : ctx.products),
-    materials: ctx.materials,
-    products: ctx.products,
+    queue: new ArtifactQueue(kind === 'materials' ? materials : products),
+    materials,
+    products,
     linkOf: ctx.linkOf,
     reasons: new Map(),
   };
@@ -91,13 +94,13 @@ function applyOne(rule: ArtifactRule, s: QueueState, trace: readonly RuleTrace[]
     // Every queued name is in the queue's own map, so one lookup decides; and CREATE can
     // consume no material, DELETE no product.
     case 'CREATE':
-      return s.kind === 'products' ? applyFilter(pattern, s, (name) => !s.materials.has(name)) : NOTHING;
+      return s.kind === 'products' ? applyCreate(pattern, s) : NOTHING;
     case 'DELETE':
-      return s.kind === 'materials' ? applyFilter(pattern, s, (name) => !s.products.has(name)) : NOTHING;
+      return s.kind === 'materials' ? applyDelete(pattern, s) : NOTHING;
     case 'MODIFY':
       return applyModify(rule, pattern, s);
     case 'ALLOW':
-      return applyFilter(pattern, s, () => true);
+      return applyAllow(pattern, s);
     case 'DISALLOW':
       checkDisallow(rule, pattern, s, trace, who);
       return { consumed: [], notes: [] };

@@ -21,7 +21,8 @@ import { summaryLink } from './summary.js';
  * directory must not be a symbolic link, so nothing is read outside the link directory
  * (E_SUBLAYOUT_NAME); nesting is capped; parameters (`--param`) are not substituted into
  * sublayouts (as the reference); a sublayout's inspections, commands chosen by a functionary,
- * are refused unless `allowSublayoutInspections`.
+ * are refused unless `allowSublayoutInspections`; a sublayout with no steps, whose summary
+ * link would be empty, is refused (E_SUBLAYOUT_EMPTY).
  */
 
 const KEYID = /^[0-9a-f]{64}$/;
@@ -40,7 +41,7 @@ export interface SublayoutInput {
 
 /**
  * Verifies one sublayout and returns its summary link.
- * @throws VerificationError E_SUBLAYOUT_NAME, E_INSPECTION_REFUSED; IoError E_LIMIT,
+ * @throws VerificationError E_SUBLAYOUT_NAME, E_SUBLAYOUT_EMPTY, E_INSPECTION_REFUSED; IoError E_LIMIT,
  *   E_NOT_REGULAR_FILE; whatever the sublayout's own checks throw, its message prefixed with
  *   where the sublayout stands
  */
@@ -53,6 +54,13 @@ export async function verifySublayout(input: SublayoutInput): Promise<Link> {
       throw new IoError('E_LIMIT', `sublayouts nested more than ${VERIFY_LIMITS.sublayoutDepth} deep`, { context: { step: step.name } });
     }
     session.countLayout(evidence.file);
+    // Its summary link would take the first step's materials and the last step's products:
+    // with no steps, an empty link that any rule list without REQUIRE lets through.
+    if (layout.steps.length === 0) {
+      throw new VerificationError('E_SUBLAYOUT_EMPTY', `has no steps: it would stand for the step's link while vouching for nothing`, {
+        context: { step: step.name },
+      });
+    }
     if (layout.inspections.length > 0 && !session.options.allowSublayoutInspections) {
       throw new VerificationError(
         'E_INSPECTION_REFUSED',

@@ -5,7 +5,8 @@ import { makeLink, type Link } from '../model/link.js';
  * The link a verified sublayout stands for in its superlayout (verifylib.get_summary_link):
  * the materials of its first step's link, the products, byproducts and command of its last
  * step's link, under the name of the step it was delegated for. A sublayout without steps
- * summarises to an empty link (as the reference, whose empty link then has no name).
+ * would summarise to an empty link (as the reference, whose empty link then has no name):
+ * sublayouts.ts refuses it before it gets here.
  */
 export function summaryLink(layout: Layout, linkOf: (step: string) => Link | undefined, name: string): Link {
   const first = layout.steps[0];

@@ -7,7 +7,7 @@ import type { JsonObject, JsonValue } from '../../src/canonical/json.js';
 import { generateSigningKey, loadPublicKeyFile, writeKeyPair } from '../../src/crypto/keyfiles.js';
 import type { PublicKey } from '../../src/crypto/keys.js';
 import { InTotoError } from '../../src/errors.js';
-import { dsseText, isSignedBy, parseEnvelope, verifiedPayload } from '../../src/model/envelope.js';
+import { DSSE_PAYLOAD_TYPE, dsseText, isSignedBy, pae, parseEnvelope, verifiedPayload } from '../../src/model/envelope.js';
 import { linkFromJson } from '../../src/model/link.js';
 import { checkSchema } from '../../src/model/schemas.js';
 import { LINK_PREDICATE_V03, linkFromStatement, LINK_STATEMENT_WRITE_SCHEMA, STATEMENT_V1 } from '../../src/model/statement.js';
@@ -188,6 +188,33 @@ describe('the verifier takes a link Statement in place of a legacy link', () => 
         expect((error as InTotoError).code).toBe(code);
       }
     }
+  });
+  it("issue 18's checks hold for Statements as for links: aliasing names and -0 refused; unknown fields outside the signed part ignored", () => {
+    const statement = payloadOf(statementFile, fn.public);
+    const subject = statement['subject'] as JsonObject[];
+    const predicate = statement['predicate'] as JsonObject;
+    const digest = { sha256: 'a'.repeat(64) };
+    const aliases: [JsonObject, string][] = [
+      [{ ...statement, subject: [...subject, { name: 'Result.txt', digest }] }, 'case folding'],
+      [{ ...statement, subject: [...subject, { name: 'evil\u202elkp.exe', digest }] }, 'bidi control'],
+      [{ ...statement, predicate: { ...predicate, materials: [...(predicate['materials'] as JsonValue[]), { name: 'Data.txt', digest }] } }, 'materials, case folding'],
+    ];
+    for (const [value, what] of aliases) {
+      writeFileSync(linkFile, dsseText(value, [fn]));
+      expect(codeOf(verify()), what).toBe('E_ARTIFACT_ALIAS');
+    }
+    // -0 in the signed payload: refused, not read as 0 (written by hand: no encoder writes it).
+    const text = JSON.stringify({ ...statement, predicate: { ...predicate, environment: { n: 0 } } }).replace('"n":0', '"n":-0');
+    expect(text).toContain('-0');
+    const payload = Buffer.from(text, 'utf8');
+    const sig = fn.sign(pae(DSSE_PAYLOAD_TYPE, new Uint8Array(payload)));
+    writeFileSync(linkFile, JSON.stringify({ payload: payload.toString('base64'), payloadType: DSSE_PAYLOAD_TYPE, signatures: [{ keyid: fn.keyid, sig: Buffer.from(sig).toString('base64') }] }));
+    expect(codeOf(verify())).toBe('E_JSON_NUMBER');
+    // Beside the signed payload, in the envelope and in a signature object (in-toto-golang's
+    // "cert"): ignored, and the Statement verifies as written.
+    const envelope = JSON.parse(readFileSync(statementFile, 'utf8')) as { signatures: JsonObject[] };
+    writeFileSync(linkFile, JSON.stringify({ ...envelope, extra: 1, signatures: envelope.signatures.map((s) => ({ ...s, cert: '' })) }));
+    expect(codeOf(verify())).toBe('PASS');
   });
 });
 

@@ -120,7 +120,7 @@ describe('strict JSON reading', () => {
     expect(codeOf(() => parseJson('{"a": 1}', { canonical: true }))).toBe('E_CANONICAL');
     expect(codeOf(() => parseJson('{"b":1,"a":2}', { canonical: true }))).toBe('E_CANONICAL');
     expect(codeOf(() => parseJson('"\\n"', { canonical: true }))).toBe('E_CANONICAL');
-    expect(codeOf(() => parseJson('-0', { canonical: true }))).toBe('E_CANONICAL');
+    expect(codeOf(() => parseJson('-0', { canonical: true }))).toBe('E_JSON_NUMBER');
     expect(parseJson('"a\nb"', { canonical: true })).toBe('a\nb');
   });
 

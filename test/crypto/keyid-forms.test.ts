@@ -10,6 +10,7 @@ import { InTotoError } from '../../src/errors.js';
 import { isSignedBy, parseEnvelope, signatureEncodingProblem } from '../../src/model/envelope.js';
 import { layoutFromJson } from '../../src/model/layout.js';
 import { readEnvelopeFile } from '../../src/model/metadata.js';
+import { loadLinkFile } from '../../src/verify/link-load.js';
 import { REFERENCE_PYTHON, referenceAvailable, run, tempDir } from '../helpers/reference.js';
 import { sharedPath } from '../helpers/shared.js';
 
@@ -161,5 +162,17 @@ describe.skipIf(PEER === undefined)('DSSE signatures in the wrong encoding', () 
     // A correct signature has no such problem; another key's neither.
     const carl = loadPublicKeyFile(join(PEER ?? '', 'fixtures', 'in-toto@v1.3.1', 'tests', 'demo_files', 'carl.pub'));
     expect(signatureEncodingProblem(envelope, carl)).toBeUndefined();
+  });
+
+  it('the verifier reading that link in a step slot (one-pass reader, then the general path) credits no one and keeps the reason', () => {
+    const links = join(PEER ?? '', 'fixtures', 'in-toto@8e4fea3', 'tests', 'demo_dsse_files');
+    const demo = join(PEER ?? '', 'fixtures', 'in-toto@v1.3.1', 'tests', 'demo_files');
+    const [bob, carl] = ['bob.pub', 'carl.pub'].map((name) => loadPublicKeyFile(join(demo, name)));
+    const file = join(links, 'write-code.776a00e2.link');
+    const loaded = loadLinkFile(file, [carl!, bob!]);
+    expect(loaded.kind).toBe('unsigned');
+    expect(loaded.kind === 'unsigned' ? loaded.encodingProblem : undefined).toMatch(/hex, not base64/);
+    const other = loadLinkFile(file, [carl!]);
+    expect(other).toEqual({ kind: 'unsigned' });
   });
 });

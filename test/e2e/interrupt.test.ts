@@ -47,14 +47,22 @@ function privateTmp(name: string): string {
   return dir;
 }
 
-/** The PIDs of processes whose command line is exactly `argv`. */
+/**
+ * The PIDs of processes whose command line is exactly `argv`, the program named as given or by
+ * the absolute path it was found at: the runner runs what it resolved through PATH, and under
+ * bubblewrap (0.8 has no --argv0) the program sees that path as its argv[0] (docs/RUN.md).
+ */
 function processesRunning(argv: readonly string[]): number[] {
-  const wanted = `${argv.join('\u0000')}\u0000`;
+  const [program = '', ...args] = argv;
+  const rest = `${args.map((a) => `\u0000${a}`).join('')}\u0000`;
   return readdirSync('/proc')
     .filter((entry) => /^[0-9]+$/.test(entry))
     .filter((pid) => {
       try {
-        return readFileSync(`/proc/${pid}/cmdline`, 'latin1') === wanted;
+        const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'latin1');
+        if (!cmdline.endsWith(rest)) return false;
+        const argv0 = cmdline.slice(0, cmdline.length - rest.length);
+        return argv0 === program || (argv0.startsWith('/') && argv0.endsWith(`/${program}`));
       } catch {
         return false;
       }

@@ -75,6 +75,30 @@ describe('intoto model sign / verify', () => {
     expect(intoto(['model', 'verify', dir, '-k', join(keys, 'absent.pub')]).status).toBe(1);
   });
 
+  it('--public-key-pem: the key as PEM text (how a layout\'s model-verify inspection passes it); anything else is refused', () => {
+    const dir = model('m4');
+    expect(intoto(['model', 'sign', dir, '-k', join(keys, 'openssl.pem')]).status).toBe(0);
+    const pem = readFileSync(join(keys, 'openssl.pub.pem'), 'utf8');
+    const ok = intoto(['model', 'verify', dir, '--public-key-pem', pem]);
+    expect(ok.status, ok.stdout + ok.stderr).toBe(0);
+    expect(ok.stderr).toMatch(/PASS: .*2 file\(s\) match the signature/);
+    // Another key's PEM: the signature is not by it.
+    const other = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
+    const wrong = intoto(['model', 'verify', dir, '--public-key-pem', other, '--json']);
+    expect(wrong.status).toBe(1);
+    expect(JSON.parse(wrong.stdout).error.code).toBe('E_MODEL_SIGNATURE');
+    // Not usable keys: each a failed verification with its code, never a prompt or a crash.
+    const ed = generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }).toString();
+    const priv = readFileSync(join(keys, 'openssl.pem'), 'utf8');
+    for (const [text, code] of [[ed, 'E_KEY_UNSUPPORTED'], [priv, 'E_KEY_PUBLIC_EXPECTED'], ['not a key', 'E_KEY_FORMAT'], [`${pem.replace('-----BEGIN PUBLIC KEY-----', '-----BEGIN PUBLIC KEY-----\nProc-Type: 4,ENCRYPTED')}`, 'E_KEY_FORMAT']] as const) {
+      const refused = intoto(['model', 'verify', dir, '--public-key-pem', text, '--json']);
+      expect(refused.status, text).toBe(1);
+      expect(JSON.parse(refused.stdout).error.code).toBe(code);
+    }
+    // Exactly one kind of trust.
+    expect(intoto(['model', 'verify', dir, '--public-key-pem', pem, '-k', join(keys, 'openssl.pub.pem')]).status).toBe(2);
+  });
+
   const OMS = sharedPath('vectors/oms');
   it.skipIf(OMS === undefined)('verifies model_signing 1.1 vectors from the command line: key, certificate chain, keyless identity', () => {
     const tests = join(OMS ?? '', 'model-transparency', 'scripts', 'tests');

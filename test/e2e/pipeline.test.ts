@@ -24,8 +24,9 @@ const ML = join(ROOT, 'layouts', 'ml-pipeline.yaml');
 const TARBALL = join(ROOT, 'layouts', 'tarball.yaml');
 
 mkdirSync(keyDir, { recursive: true });
-for (const name of ['owner', 'validator', 'trainer-a', 'trainer-b', 'evaluator', 'builder', 'packager']) {
-  const made = runBin('intoto', ['keygen', '-q', join(keyDir, name)], { env });
+for (const name of ['owner', 'validator', 'trainer-a', 'trainer-b', 'evaluator', 'builder', 'packager', 'platform']) {
+  // platform signs the ML model (OpenSSF Model Signing): ECDSA, as the layout check demands.
+  const made = runBin('intoto', ['keygen', '-q', ...(name === 'platform' ? ['-t', 'ecdsa'] : []), join(keyDir, name)], { env });
   if (made.status !== 0) throw new Error(made.stderr);
 }
 
@@ -56,15 +57,18 @@ function referenceVerdict(dir: string, name: string): number | null {
 describe.skipIf(!haveMl)('intoto pipeline run: the ML example', () => {
   const honest = haveMl ? pipeline(ML, 'ml') : { status: null, stdout: '', stderr: '', out: '', work: '' };
 
-  it('runs validate, train twice (threshold 2) and evaluate, then verifies: PASS', () => {
+  it('runs validate, train twice (threshold 2), sign (built in) and evaluate, then verifies: PASS', () => {
     expect(honest.status, honest.stderr + honest.stdout).toBe(0);
     expect(honest.stdout).toMatch(/PASSED/);
-    expect(honest.stdout).toMatch(/train\s+trainer-a[\s\S]*train\s+trainer-b/);
+    expect(honest.stdout).toMatch(/train\s+trainer-a[\s\S]*train\s+trainer-b[\s\S]*sign\s+platform .*\(model-sign: signed by the runner, no command\)/);
     // With bubblewrap, every run is sandboxed (the summary marks any run that was not).
     if (haveBwrap) expect(honest.stdout).not.toContain('not sandboxed');
     const files = readdirSync(honest.out).sort();
-    expect(files.filter((f) => !f.endsWith('.link'))).toEqual(['metrics.json', 'model.pkl', 'root.layout']);
-    expect(files.filter((f) => f.endsWith('.link')).map((f) => f.split('.')[0])).toEqual(['evaluate', 'train', 'train', 'validate']);
+    expect(files.filter((f) => !f.endsWith('.link'))).toEqual(['metrics.json', 'model.pkl', 'model.pkl.sig', 'root.layout']);
+    expect(files.filter((f) => f.endsWith('.link')).map((f) => f.split('.')[0])).toEqual(['evaluate', 'sign', 'train', 'train', 'validate']);
+    // The signature verifies on its own, where the model is loaded, with platform's public key.
+    const check = runBin('intoto', ['model', 'verify', 'model.pkl', '-k', join(keyDir, 'platform.pub')], { cwd: honest.out, env });
+    expect(check.status, check.stdout + check.stderr).toBe(0);
     expect(JSON.parse(readFileSync(join(honest.out, 'metrics.json'), 'utf8'))).toHaveProperty('accuracy');
   });
 
@@ -111,6 +115,19 @@ describe.skipIf(!haveMl)('intoto pipeline run: the ML example', () => {
     expect(scan.stdout).toMatch(/^model\.pkl: UNSAFE: model\.pkl: offset \d+ \(REDUCE\): calls posix\.system \(os\.system\)/);
     // The honest model passes the same inspection.
     expect(runBin('intoto', ['scan-model', 'model.pkl'], { cwd: honest.out, env }).status).toBe(0);
+  });
+
+  it('attack: the model swapped after signing (another seed: it loads and scans clean) -> the verify-model inspection fails', () => {
+    const attack = join(root, 'attack-d');
+    cpSync(honest.out, attack, { recursive: true });
+    const made = run('/usr/bin/python3', [join(ROOT, 'steps', 'train.py'), join(ROOT, 'layouts', 'ml', 'data', 'flowers.csv'), '--out', join(attack, 'model.pkl'), '--seed', '8']);
+    expect(made.status, made.stderr).toBe(0);
+    expect(readFileSync(join(attack, 'model.pkl'))).not.toEqual(readFileSync(join(honest.out, 'model.pkl')));
+    const result = runBin('intoto', ['verify', '-l', 'root.layout', '-k', join(keyDir, 'owner.pub')], { cwd: attack, env });
+    expect(result.status).toBe(1);
+    expect(result.stdout + result.stderr).toMatch(/FAIL E_INSPECTION_FAILED: inspection 'verify-model': .* exited with 1: model\.pkl: changed: sha256 [0-9a-f]{64} on disk, [0-9a-f]{64} signed/);
+    // scan-model, which runs first, found nothing wrong with it: only the signature tells.
+    expect(runBin('intoto', ['scan-model', 'model.pkl'], { cwd: attack, env }).status).toBe(0);
   });
 
   it('attack: a link signed by a key not authorised for its step -> E_THRESHOLD', () => {

@@ -54,6 +54,19 @@ describe.skipIf(!haveBwrap)('intoto-run under bubblewrap (end to end)', () => {
     expect(readFileSync(linkIn(ws, 'step').path, 'utf8')).not.toContain(bobSecret);
   });
 
+  it('attack: PATH with ".", "" or a relative entry never resolves the command to a file planted in the workspace', () => {
+    for (const [i, path] of ['.:/usr/bin:/bin', ':/usr/bin:/bin', 'bin:/usr/bin:/bin'].entries()) {
+      const ws = workspace(root, `path-${i}`);
+      mkdirSync(join(ws, 'bin'));
+      for (const planted of [join(ws, 'ls'), join(ws, 'bin', 'ls')]) writeFileSync(planted, '#!/bin/sh\necho planted\n', { mode: 0o755 });
+      for (const sandbox of ['bwrap', 'none']) {
+        const result = run(ws, ['-s', '--sandbox', sandbox, '--', 'ls', '-d', 'input.csv'], cleanEnv({ PATH: path }));
+        expect(result.status, result.stderr).toBe(0);
+        expect(String(linkIn(ws, 'step').link.signed.byproducts['stdout'])).toBe('input.csv\n');
+      }
+    }
+  });
+
   it('attack: secret variables reach neither the step nor the link; --env passes one by name', () => {
     const ws = workspace(root, 'secrets');
     const env = cleanEnv({ GITHUB_TOKEN: 'ghp_secret123', AWS_SECRET_ACCESS_KEY: 'aws-secret-456', IN_TOTO_X: 'x', CHOSEN: 'chosen-789' });

@@ -17,7 +17,7 @@ function mlPipeline(): PipelineSource {
   const dir = tempDir();
   cpSync(join(ROOT, 'layouts'), join(dir, 'layouts'), { recursive: true });
   cpSync(join(ROOT, 'steps'), join(dir, 'steps'), { recursive: true });
-  makeProject(join(dir, 'keys-project'), ['validator', 'trainer-a', 'trainer-b', 'evaluator']);
+  makeProject(join(dir, 'keys-project'), ['validator', 'trainer-a', 'trainer-b', 'platform', 'evaluator']);
   return loadLayoutSource({ file: join(dir, 'layouts', 'ml-pipeline.yaml'), pubkeyDir: join(dir, 'keys-project', 'keys') }).source;
 }
 
@@ -25,6 +25,7 @@ const NODES = new Map([
   ['validator', 'node1'],
   ['trainer-a', 'node2'],
   ['trainer-b', 'node3'],
+  ['platform', 'node4'],
   ['evaluator', 'node1'],
 ]);
 
@@ -38,16 +39,17 @@ describe('planJobs', () => {
       ['validate', 'node1', []],
       ['train.trainer-a', 'node2', ['validate']],
       ['train.trainer-b', 'node3', ['validate']],
+      ['sign', 'node4', ['train.trainer-a', 'train.trainer-b']],
       ['evaluate', 'node1', ['validate', 'train.trainer-a', 'train.trainer-b']],
-      ['verify', 'node1', ['validate', 'train.trainer-a', 'train.trainer-b', 'evaluate']],
+      ['verify', 'node1', ['validate', 'train.trainer-a', 'train.trainer-b', 'sign', 'evaluate']],
     ]);
-    expect(plan.jobs.filter((j) => j.kind === 'step').map((j) => j.kind === 'step' && `${j.run}/${j.runs} ${j.functionary}`)).toEqual(['1/1 validator', '1/2 trainer-a', '2/2 trainer-b', '1/1 evaluator']);
+    expect(plan.jobs.filter((j) => j.kind === 'step').map((j) => j.kind === 'step' && `${j.run}/${j.runs} ${j.functionary}`)).toEqual(['1/1 validator', '1/2 trainer-a', '2/2 trainer-b', '1/1 platform', '1/1 evaluator']);
     expect(plan.skipped).toEqual([]);
   });
 
   it('without machines (exports), every functionary may run anywhere', () => {
     const plan = planJobs({ steps });
-    expect(plan.jobs.map((j) => j.node)).toEqual([undefined, undefined, undefined, undefined, undefined]);
+    expect(plan.jobs.map((j) => j.node)).toEqual([undefined, undefined, undefined, undefined, undefined, undefined]);
   });
 
   it('refuses a threshold step whose runs would share a machine (a threshold counts independent machines)', () => {
@@ -64,7 +66,7 @@ describe('planJobs', () => {
   it('keeps keys unique: a step named verify does not take the verification\'s key', () => {
     const renamed = steps.map((s) => (s.name === 'evaluate' ? { ...s, name: 'verify' } : s));
     const plan = planJobs({ steps: renamed, machines: NODES });
-    expect(plan.jobs.map((j) => `${j.kind}:${j.key}`)).toEqual(['step:validate', 'step:train.trainer-a', 'step:train.trainer-b', 'step:verify', 'verify:verify-2']);
+    expect(plan.jobs.map((j) => `${j.kind}:${j.key}`)).toEqual(['step:validate', 'step:train.trainer-a', 'step:train.trainer-b', 'step:sign', 'step:verify', 'verify:verify-2']);
     expect(plan.jobs.at(-1)?.after).toContain('verify');
   });
 
@@ -75,9 +77,22 @@ describe('planJobs', () => {
     expect(plan.jobs.map((j) => [j.key, j.after])).toEqual([
       ['train.trainer-a', []],
       ['train.trainer-b', []],
+      ['sign', ['train.trainer-a', 'train.trainer-b']],
       ['evaluate', ['train.trainer-a', 'train.trainer-b']],
-      ['verify', ['train.trainer-a', 'train.trainer-b', 'evaluate']],
+      ['verify', ['train.trainer-a', 'train.trainer-b', 'sign', 'evaluate']],
     ]);
+  });
+
+  it('a built-in model-sign step (no run) is a job like any other: its functionary, on its machine, after the steps it reads from', () => {
+    const sign = steps.find((s) => s.name === 'sign');
+    expect(sign?.run).toBeUndefined();
+    expect(sign?.uses).toEqual({ kind: 'model-sign', model: 'model.pkl', signature: 'model.pkl.sig' });
+    const plan = planJobs({ steps, machines: NODES });
+    expect(plan.skipped).toEqual([]);
+    expect(plan.jobs.find((j) => j.key === 'sign')).toMatchObject({ kind: 'step', step: 'sign', functionary: 'platform', node: 'node4', run: 1, runs: 1 });
+    // Without a machine for platform, it cannot be placed: refused by name, as any step.
+    const without = new Map([...NODES].filter(([name]) => name !== 'platform'));
+    expect(() => planJobs({ steps, machines: without })).toThrow(/step 'sign' needs 1 functionary machine\(s\) and 0 are given; give --node FUNCTIONARY=NODE for platform/);
   });
 });
 
@@ -106,6 +121,17 @@ describe('the jobs of a real run: intoto pipeline step and verify', () => {
       '-k', '/etc/intoto/owner.pub', '-o', '/srv/release',
     ]);
     expect(specs.at(-1)).toMatchObject({ key: 'verify', step: 'verify', functionary: undefined, node: 'node1' });
+  });
+
+  it('the model-sign step\'s job is `intoto pipeline step ... sign --as platform -k KEY`: the signing happens in that command, on platform\'s node', () => {
+    const specs = slurmJobSpecs(plan, commands);
+    expect(specs.find((s) => s.key === 'sign')).toMatchObject({
+      step: 'sign',
+      functionary: 'platform',
+      node: 'node4',
+      after: ['train.trainer-a', 'train.trainer-b'],
+      argv: ['intoto', 'pipeline', 'step', '/srv/pipeline/ml-pipeline.yaml', 'sign', '--as', 'platform', '-k', '/etc/intoto/keys/platform', '--store', 'oci://10.0.0.1:5000/ml/flowers', '--run-id', 'r1', '--param', 'SEED=7'],
+    });
   });
 
   it('a job carries the key\'s path on its node, never key material', () => {

@@ -8,6 +8,7 @@ import { makePublicKey } from '../../src/crypto/keys.js';
 import { verifySignature } from '../../src/crypto/signatures.js';
 import { InTotoError } from '../../src/errors.js';
 import {
+  DSSE_PAYLOAD_TYPE,
   dsseText,
   isSignedBy,
   metablockText,
@@ -17,6 +18,7 @@ import {
   unverifiedPayload,
   verifiedPayload,
 } from '../../src/model/envelope.js';
+import { LIMITS } from '../../src/io/files.js';
 import { codeOf } from '../helpers/errors.js';
 
 const dsse = JSON.parse(readFileSync(new URL('../vectors/dsse.json', import.meta.url), 'utf8')) as {
@@ -111,12 +113,25 @@ describe('Metablock and DSSE envelopes', () => {
     meta.signatures[0]!.keyid = key.keyid;
     expect(isSignedBy(parseEnvelope(bytes(JSON.stringify(meta)), 'f'), key.public)).toBe(false);
   });
-  it('refuses fields outside the envelope and malformed signatures', () => {
+  it('ignores fields outside the signed part (never read), refuses malformed signatures and two envelopes in one', () => {
     const meta = JSON.parse(metablockText(signed, [key])) as Record<string, unknown>;
-    expect(codeOf(() => parseEnvelope(bytes(JSON.stringify({ ...meta, extra: 1 })), 'x'))).toBe('E_SCHEMA');
+    const extra = parseEnvelope(bytes(JSON.stringify({ ...meta, extra: 1 })), 'x');
+    expect(isSignedBy(extra, key.public)).toBe(true);
+    expect(codeOf(() => parseEnvelope(bytes(JSON.stringify({ ...meta, payload: 'e30=', payloadType: DSSE_PAYLOAD_TYPE })), 'x'))).toBe('E_ENVELOPE');
     expect(codeOf(() => parseEnvelope(bytes('{"signatures":[{"keyid":"zz","sig":"00"}],"signed":{}}'), 'x'))).toBe('E_SCHEMA');
     expect(codeOf(() => parseEnvelope(bytes('[]'), 'x'))).toBe('E_ENVELOPE');
     expect(codeOf(() => parseEnvelope(bytes('{"neither":1}'), 'x'))).toBe('E_ENVELOPE');
+  });
+  it('attack: a DSSE payload over its cap is refused before it is decoded (E_LIMIT); the default cap is what a metadata file can carry', () => {
+    const text = dsseText(signed, [key]);
+    const size = Buffer.from((JSON.parse(text) as { payload: string }).payload, 'base64').length;
+    expect(isSignedBy(parseEnvelope(bytes(text), 'x', { maxPayloadBytes: size }), key.public)).toBe(true);
+    expect(codeOf(() => parseEnvelope(bytes(text), 'x', { maxPayloadBytes: size - 3 }))).toBe('E_LIMIT');
+    // Not decodable either: the cap is checked first.
+    const huge = JSON.stringify({ payload: '!'.repeat(4000), payloadType: DSSE_PAYLOAD_TYPE, signatures: [] });
+    expect(codeOf(() => parseEnvelope(bytes(huge), 'x', { maxPayloadBytes: 1000 }))).toBe('E_LIMIT');
+    expect(codeOf(() => parseEnvelope(bytes(huge), 'x'))).toBe('E_BASE64');
+    expect(LIMITS.dssePayloadBytes).toBe((LIMITS.metadataBytes / 4) * 3);
   });
   it('property: any changed byte of a signed Metablock either fails to parse or fails to verify (or changes nothing signed)', () => {
     const text = metablockText(parseJson('{"_type":"link","materials":{"a":{"sha256":"00"}},"name":"step"}'), [key]);

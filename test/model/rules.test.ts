@@ -214,3 +214,51 @@ describe('rule lists and layout-level helpers', () => {
     expect(lacksFinalDisallowAll(parseRuleList([['DISALLOW', '*'], ['REQUIRE', 'x']], W))).toBe(false);
   });
 });
+
+describe('malformed globs: what fnmatch reads differently from a shell is refused at load', () => {
+  it.each([
+    ['[unclosed', 'unclosed'],
+    ['data/[]', 'unclosed'],
+    ['data/[!]', 'unclosed'],
+    ['x[a', 'unclosed'],
+    ['model.pkl\\', 'backslash'],
+    ['a\\*b', 'backslash'],
+    ['[\\]]', 'backslash'],
+    ['[^.]*', "starting with '^'"],
+    ['x[^a-z]', "starting with '^'"],
+    ['[[:alpha:]]*', 'POSIX'],
+    ['[[.a.]]', 'POSIX'],
+    ['[[=a=]]', 'POSIX'],
+    ['[z-a]*', 'reversed range'],
+    ['v[9-0]', 'reversed range'],
+    ['*\u200b', 'invisible'],
+  ])('%j: E_RULE_SYNTAX (%s)', (pattern, why) => {
+    for (const keywordFirst of [['DISALLOW', pattern], ['MATCH', pattern, 'WITH', 'PRODUCTS', 'FROM', 'a']]) {
+      let error: unknown;
+      try {
+        parseRule(keywordFirst, W);
+      } catch (e) {
+        error = e;
+      }
+      expect((error as InTotoError | undefined)?.code).toBe('E_RULE_SYNTAX');
+      expect((error as InTotoError).message).toContain(why);
+    }
+  });
+
+  it.each(['*', '*.[ch]', '[!a]*', '[]a]', '[!]a]x', '[a-z0-9]*', '[-a]', '[a-]', 'a^b', '[a^]', 'x]', 'dir/[0-9][0-9]/*.csv', 'a-b/*'])(
+    '%j stays a pattern (both readings agree)',
+    (pattern) => {
+      expect(codeOf(() => parseRule(['ALLOW', pattern], W))).toBeUndefined();
+    },
+  );
+
+  it('property: random bracket text is either a pattern or E_RULE_SYNTAX, never another error or a crash', () => {
+    fc.assert(
+      fc.property(fc.stringMatching(/^[a-z[\]!^:=.\-\\*?]{1,12}$/), (pattern) => {
+        const code = codeOf(() => parseRule(['ALLOW', pattern], W));
+        expect(code === undefined || code === 'E_RULE_SYNTAX').toBe(true);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+});

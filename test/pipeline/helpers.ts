@@ -4,14 +4,18 @@ import { generateSigningKey, writeKeyPair } from '../../src/crypto/keyfiles.js';
 import type { SigningKey } from '../../src/crypto/signatures.js';
 import { ROOT } from '../helpers/bin.js';
 
-/** A project directory for YAML layout tests: keys/<name>{,.pub} and src/hello.txt. */
-export function makeProject(dir: string, names: readonly string[]): Map<string, SigningKey> {
+/**
+ * A project directory for YAML layout tests: keys/<name>{,.pub} and src/hello.txt. Keys are
+ * ed25519, except the names in `ecdsa` (P-256, as `intoto keygen -t ecdsa` makes them: the
+ * example's `platform`, which signs models).
+ */
+export function makeProject(dir: string, names: readonly string[], ecdsa: readonly string[] = ['platform']): Map<string, SigningKey> {
   mkdirSync(join(dir, 'keys'), { recursive: true });
   mkdirSync(join(dir, 'src'), { recursive: true });
   writeFileSync(join(dir, 'src', 'hello.txt'), 'hello\n');
   const keys = new Map<string, SigningKey>();
   for (const name of names) {
-    const key = generateSigningKey({ type: 'ed25519' });
+    const key = generateSigningKey({ type: ecdsa.includes(name) ? 'ecdsa' : 'ed25519' });
     writeKeyPair(key, join(dir, 'keys', name));
     keys.set(name, key);
   }
@@ -65,3 +69,43 @@ export function intotoOnPath(): NodeJS.ProcessEnv {
   }
   return { PATH: `${dir}:${process.env['PATH'] ?? '/usr/bin:/bin'}`, HOME: process.env['HOME'] ?? '/root', LANG: 'C.UTF-8', CI: process.env['CI'] ?? '' };
 }
+
+/**
+ * The base layout with a built-in model-sign step (platform signs app.tar.gz; platform's key
+ * is ECDSA) and a model-verify inspection; cases edit it line by line. Line numbers:
+ * 6 platform's key, 20 the sign step, 21 its functionaries, 22 uses, 23 model, 24 materials,
+ * 25 products, 27 the inspection, 28 uses, 29 model, 30 signer.
+ */
+export const SIGN_YAML = `expires: "2027-01-01T00:00:00Z"
+readme: a test pipeline
+functionaries:
+  alice: keys/alice.pub
+  bob: keys/bob.pub
+  platform: keys/platform.pub
+inputs:
+  src/hello.txt: src/hello.txt
+steps:
+  - name: build
+    functionaries: [alice]
+    run: [tar, -cf, app.tar, src]
+    materials: ["ALLOW src/*", "DISALLOW *"]
+    products: ["CREATE app.tar", "MATCH src/* WITH MATERIALS FROM build", "DISALLOW *"]
+  - name: package
+    functionaries: [bob]
+    run: gzip -n app.tar
+    materials: ["MATCH app.tar WITH PRODUCTS FROM build", "DISALLOW *"]
+    products: ["CREATE app.tar.gz", "DISALLOW *"]
+  - name: sign
+    functionaries: [platform]
+    uses: model-sign
+    model: app.tar.gz
+    materials: ["MATCH app.tar.gz WITH PRODUCTS FROM package", "DISALLOW *"]
+    products: ["CREATE app.tar.gz.sig", "MATCH app.tar.gz WITH PRODUCTS FROM package", "DISALLOW *"]
+inspections:
+  - name: verify-model
+    uses: model-verify
+    model: app.tar.gz
+    signer: platform
+    materials: ["MATCH app.tar.gz WITH PRODUCTS FROM package", "MATCH app.tar.gz.sig WITH PRODUCTS FROM sign", "DISALLOW *"]
+    products: ["MATCH * WITH MATERIALS FROM verify-model", "DISALLOW *"]
+`;

@@ -6,14 +6,14 @@ import { DIAGNOSTIC_IDS, type Diagnostic, type DiagnosticId } from '../../src/pi
 import { checkLayoutSource, loadLayoutSource } from '../../src/pipeline/load.js';
 import { InTotoError } from '../../src/errors.js';
 import { tempDir } from '../helpers/reference.js';
-import { BASE_YAML, edit, makeProject, NOW } from './helpers.js';
+import { BASE_YAML, edit, makeProject, NOW, SIGN_YAML } from './helpers.js';
 
 /**
  * `intoto layout check` over good and bad YAML: every error and warning id, each from a case
  * named after the attack or mistake it stands for, with the place it is reported at.
  */
 const dir = tempDir('intoto-layout-check-');
-const keys = makeProject(dir, ['alice', 'bob', 'carol', 'owner']);
+const keys = makeProject(dir, ['alice', 'bob', 'carol', 'owner', 'platform']);
 const alice = keys.get('alice')!;
 const bob = keys.get('bob')!;
 
@@ -78,12 +78,17 @@ const cases: readonly Case[] = [
   { name: 'a run string with an unclosed quote', text: edit(B, 'run: gzip -n app.tar', 'run: gzip -n "app.tar'), id: 'run-syntax', severity: 'error', line: 16 },
   { name: 'a step without run', text: edit(B, '    run: gzip -n app.tar\n', ''), id: 'step-not-run', severity: 'warning', line: 14 },
   { name: 'expected_command that differs from run', text: edit(B, '    run: gzip -n app.tar\n', '    run: gzip -n app.tar\n    expected_command: [gzip, app.tar]\n'), id: 'expected-command-differs', severity: 'warning', line: 17 },
+  // Built-in model signing (more in model-sign-layout.test.ts).
+  { name: 'a model-sign step by a functionary whose key is not ECDSA', text: edit(SIGN_YAML, 'platform: keys/platform.pub', 'platform: keys/carol.pub'), id: 'model-sign-key', severity: 'error', line: 21, code: 'E_KEY_UNSUPPORTED' },
+  { name: 'threshold 2 on a model-sign step (two signatures never agree)', text: edit(SIGN_YAML, '    functionaries: [platform]\n', '    functionaries: [platform]\n    threshold: 2\n'), id: 'model-sign-threshold', severity: 'error', line: 22, code: 'E_THRESHOLD' },
+  { name: 'a model-sign step whose product rules refuse its signature', text: edit(SIGN_YAML, '"CREATE app.tar.gz.sig", ', ''), id: 'model-sign-products', severity: 'warning', line: 25 },
+  { name: 'intoto model sign run as a sandboxed command (its key would be an input)', text: edit(B, 'run: [tar, -cf, app.tar, src]', 'run: [intoto, model, sign, src, -k, key.pem]'), id: 'model-sign-in-command', severity: 'warning', line: 11 },
   // Rules and the flow they imply.
   { name: 'a rule that does not parse', text: edit(B, '"MATCH app.tar WITH PRODUCTS FROM build"', '"MATCH app.tar FROM build"'), id: 'rule-syntax', severity: 'error', line: 17, code: 'E_RULE_SYNTAX' },
   { name: 'MATCH from a step that does not exist', text: edit(B, 'PRODUCTS FROM build"', 'PRODUCTS FROM biuld"'), id: 'match-unknown-step', severity: 'error', line: 17, code: 'E_RULE_UNKNOWN_STEP' },
   { name: 'MATCH from a step listed later', text: swapSteps(B), id: 'match-later-step', severity: 'warning', line: 12 },
   { name: 'steps that read from each other', text: edit(B, 'materials: ["ALLOW src/*", "DISALLOW *"]', 'materials: ["ALLOW src/*", "MATCH app.tar.gz WITH PRODUCTS FROM package", "DISALLOW *"]'), id: 'pipeline-cycle', severity: 'error', line: 9, code: 'E_PIPELINE_CYCLE' },
-  { name: 'MATCH from an inspection', text: `${edit(B, '"ALLOW src/*", "DISALLOW *"', '"ALLOW src/*", "MATCH x WITH PRODUCTS FROM untar", "DISALLOW *"')}inspections:\n  - name: untar\n    run: [tar, -xzf, app.tar.gz]\n    materials: ["MATCH app.tar.gz WITH PRODUCTS FROM package", "DISALLOW *"]\n    products: ["MATCH src/* WITH MATERIALS FROM build", "ALLOW app.tar.gz", "DISALLOW *"]\n`, id: 'match-from-inspection', severity: 'warning', line: 12 },
+  { name: 'MATCH from an inspection', text: `${edit(B, '"ALLOW src/*", "DISALLOW *"', '"ALLOW src/*", "MATCH x WITH PRODUCTS FROM untar", "DISALLOW *"')}inspections:\n  - name: untar\n    run: [tar, -xzf, app.tar.gz]\n    materials: ["MATCH app.tar.gz WITH PRODUCTS FROM package", "DISALLOW *"]\n    products: ["MATCH src/* WITH MATERIALS FROM build", "ALLOW app.tar.gz", "DISALLOW *"]\n`, id: 'match-from-inspection', severity: 'error', line: 12 },
   { name: 'a rule list without a final DISALLOW *', text: edit(B, 'products: ["CREATE app.tar.gz", "DISALLOW *"]', 'products: ["CREATE app.tar.gz"]'), id: 'no-final-disallow', severity: 'warning', line: 18 },
   { name: 'rules after DISALLOW * never see an artifact', text: edit(B, 'products: ["CREATE app.tar.gz", "DISALLOW *"]', 'products: ["DISALLOW *", "CREATE app.tar.gz"]'), id: 'rule-after-disallow-all', severity: 'warning', line: 18 },
   // Expiry.

@@ -106,6 +106,7 @@ describe('orderSteps', () => {
     functionaries: ['f'],
     threshold: 1,
     run: ['true'],
+    uses: undefined,
     expectedCommand: ['true'],
     materials: rules(...materials),
     products: [],

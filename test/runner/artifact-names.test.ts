@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   assertRecordableName,
+  assertRecordableNames,
   checkLstripPrefixes,
   childName,
   lstripCovers,
@@ -68,11 +69,24 @@ describe('names the runner may record', () => {
     ['/abs/a.txt', 'absolute'],
     ['a\nb', 'control character'],
     ['e\u0301.txt', 'not NFC'],
-    ['sub\\evil', 'backslash'],
     ['x/../y', 'dot-dot'],
     ['a\ud800', 'lone surrogate'],
   ])('refuses %j (%s) with E_ARTIFACT_NAME', (name) => {
     expect(codeOf(() => assertRecordableName(name, name))).toBe('E_ARTIFACT_NAME');
+  });
+
+  it.each([
+    ['sub\\evil', 'backslash'],
+    ['model.pkl\u200b', 'zero-width space'],
+    ['evil\u202elkp.exe', 'right-to-left override'],
+  ])('refuses %j (%s) with E_ARTIFACT_ALIAS', (name) => {
+    expect(codeOf(() => assertRecordableName(name, name))).toBe('E_ARTIFACT_ALIAS');
+  });
+
+  it('refuses, before hashing, two names of one recording equal under case folding (E_ARTIFACT_ALIAS)', () => {
+    expect(codeOf(() => assertRecordableNames(['data/a.csv', 'Model.pkl', 'model.pkl']))).toBe('E_ARTIFACT_ALIAS');
+    expect(codeOf(() => assertRecordableNames(['straße', 'STRASSE']))).toBe('E_ARTIFACT_ALIAS');
+    expect(codeOf(() => assertRecordableNames(['README', 'src/README', 'Makefile', 'é', 'É/x']))).toBeUndefined();
   });
 
   it('accepts ordinary, dotted, spaced and Unicode names', () => {

@@ -51,6 +51,41 @@ describe('environment allow-list', () => {
   });
 });
 
+describe('commands are never resolved through an empty, . or relative PATH entry', () => {
+  const dir = tempDir();
+  const trap = join(dir, 'trap-marker');
+  // A program planted in the working directory (the step's workspace) under a common name.
+  for (const name of ['ls', 'only-here']) {
+    writeFileSync(join(dir, name), `#!/bin/sh\ntouch ${trap}\necho planted\n`, { mode: 0o755 });
+  }
+
+  it.each([['.:/usr/bin:/bin'], [':/usr/bin:/bin'], ['/usr/bin::/bin'], ['sub/..:/usr/bin:/bin']])(
+    'attack: PATH=%j with a planted ls in the working directory runs /usr/bin/ls, never ./ls',
+    async (path) => {
+      const result = await executeCommand(base(dir, { argv: ['ls', '-d', '.'], sourceEnv: { PATH: path } }));
+      expect(result.stdout).toBe('.\n');
+      expect(existsSync(trap)).toBe(false);
+    },
+  );
+
+  it('attack: a command found only through PATH=. is not found (E_COMMAND_NOT_FOUND), and the message names the entry', async () => {
+    const failure = await executeCommand(base(dir, { argv: ['only-here'], sourceEnv: { PATH: '.:/usr/bin' } })).catch((e: unknown) => e);
+    expect(failure).toMatchObject({ code: 'E_COMMAND_NOT_FOUND' });
+    expect((failure as Error).message).toContain('"."');
+    expect(existsSync(trap)).toBe(false);
+    expect(() => resolveExecutable('only-here', dir, '')).toThrow(expect.objectContaining({ code: 'E_COMMAND_NOT_FOUND' }));
+  });
+
+  it('the step\'s own PATH keeps only absolute entries (its children cannot be hijacked either); ./prog still runs', async () => {
+    const result = await executeCommand(base(dir, { argv: ['sh', '-c', 'echo "$PATH"; ls -d .'], sourceEnv: { PATH: '.:/usr/bin::bin:/bin' } }));
+    expect(result.stdout).toBe('/usr/bin:/bin\n.\n');
+    expect(existsSync(trap)).toBe(false);
+    expect({ ...allowedEnvironment({ PATH: '.::x' }, []) }).toEqual({});
+    const explicit = await executeCommand(base(dir, { argv: ['./only-here'], sourceEnv: { PATH: '/usr/bin' } }));
+    expect(explicit.stdout).toBe('planted\n');
+  });
+});
+
 describe('bwrap arguments', () => {
   it('hide the key directory, or only the key file when the directory holds the workspace', () => {
     const separate = bwrapArgs({ writable: ['/work/ws'], cwd: '/work/ws', hidden: ['/keys/alice'], env: {}, shareNet: false });
@@ -130,6 +165,12 @@ describe.skipIf(!haveBwrap)('executeCommand under bwrap', () => {
     const result = await sandboxed(['sh', '-c', `cat ${join(keys, 'alice')}; ls ${keys}`]);
     expect(result.sandboxed).toBe(true);
     expect(result.stdout).not.toContain('PRIVATE');
+  });
+  it('attack: PATH=. with a planted ls in the workspace runs the real ls inside the sandbox too', async () => {
+    writeFileSync(join(ws, 'ls'), '#!/bin/sh\necho planted\n', { mode: 0o755 });
+    const result = await sandboxed(['ls', '-d', '.'], { sourceEnv: { PATH: '.:/usr/bin:/bin' } });
+    expect(result.sandboxed).toBe(true);
+    expect(result.stdout).toBe('.\n');
   });
   it('attack: a write outside the workspace fails; inside succeeds', async () => {
     const result = await sandboxed(['sh', '-c', `echo x > ${join(dir, 'outside')}; echo y > inside; echo done`]);

@@ -251,16 +251,18 @@ describe('attacks on recording', () => {
     }
   });
 
-  it('non-NFC and control-character names are refused', async () => {
-    for (const [name, content] of [
-      ['e\u0301.txt', 'nfd'],
-      ['new\nline', 'nl'],
-      ['tab\there', 'tab'],
-      ['back\\slash', 'bs'],
+  it('non-NFC and control-character names are refused; backslashes, invisible characters and case-fold twins as aliases', async () => {
+    for (const [files, content, code] of [
+      [{ 'e\u0301.txt': 'x' }, 'nfd', 'E_ARTIFACT_NAME'],
+      [{ 'new\nline': 'x' }, 'nl', 'E_ARTIFACT_NAME'],
+      [{ 'tab\there': 'x' }, 'tab', 'E_ARTIFACT_NAME'],
+      [{ 'back\\slash': 'x' }, 'bs', 'E_ARTIFACT_ALIAS'],
+      [{ 'model.pkl\u200b': 'x' }, 'zw', 'E_ARTIFACT_ALIAS'],
+      [{ 'Model.pkl': 'x', 'model.pkl': 'y' }, 'case', 'E_ARTIFACT_ALIAS'],
     ] as const) {
       const dir = join(base, `case-${content}`);
-      buildTree(dir, { [name]: content });
-      expect(await codeOfAsync(recordArtifacts(['.'], { basePath: dir })), JSON.stringify(name)).toBe('E_ARTIFACT_NAME');
+      buildTree(dir, files);
+      expect(await codeOfAsync(recordArtifacts(['.'], { basePath: dir })), JSON.stringify(files)).toBe(code);
     }
   });
 

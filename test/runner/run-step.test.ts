@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { generateSigningKey, writeKeyPair } from '../../src/crypto/keyfiles.js';
 import { parseEnvelope, unverifiedPayload, isSignedBy } from '../../src/model/envelope.js';
 import { linkFromJson } from '../../src/model/link.js';
+import { PipelineError } from '../../src/errors.js';
 import { runStep, type RunStepOptions } from '../../src/runner/run-step.js';
 import { byproductsOf, referenceStreamText } from '../../src/runner/step-files.js';
 import { tempDir } from '../helpers/reference.js';
@@ -124,5 +125,51 @@ describe('byproducts as in-toto-run 1.3.1 records them', () => {
     expect(byproductsOf(result, true)).toEqual({ 'return-value': -9, stderr: 'e', stdout: 'o' });
     expect(byproductsOf(result, false)).toEqual({ 'return-value': -9, stderr: '', stdout: '' });
     expect(byproductsOf(undefined, true)).toEqual({});
+  });
+});
+
+describe('runStep with a built-in action (a YAML step\'s uses:, no command)', () => {
+  const action = (ws: string, seen: { keyid?: string; materials?: string[]; wrote?: boolean }): NonNullable<RunStepOptions['action']> => ({
+    command: ['intoto', 'model', 'sign', 'data.csv', '-o', 'data.csv.sig'],
+    async perform(signingKey, materials) {
+      seen.keyid = signingKey.keyid;
+      seen.materials = [...materials.keys()];
+      writeFileSync(join(ws, 'data.csv.sig'), 'signature');
+      seen.wrote = true;
+      return 'signed data.csv\n';
+    },
+  });
+
+  it('performs it after the materials and before the products, with the key that then signs the link', async () => {
+    const ws = workspace('builtin');
+    const seen: { keyid?: string; materials?: string[]; wrote?: boolean } = {};
+    const result = await runStep(options(ws, { materials: ['.'], products: ['.'], recordStreams: true, action: action(ws, seen) }));
+    expect(seen).toEqual({ keyid: key.keyid, materials: ['data.csv'], wrote: true });
+    const envelope = parseEnvelope(readFileSync(result.linkPath), result.linkPath);
+    expect(isSignedBy(envelope, key.public)).toBe(true);
+    const link = linkFromJson(unverifiedPayload(envelope), result.linkPath);
+    expect(link.command).toEqual(['intoto', 'model', 'sign', 'data.csv', '-o', 'data.csv.sig']);
+    expect([...link.materials.keys()]).toEqual(['data.csv']);
+    expect([...link.products.keys()]).toEqual(['data.csv', 'data.csv.sig']);
+    expect(link.byproducts).toEqual({ 'return-value': 0, stderr: '', stdout: 'signed data.csv\n' });
+    expect(result.returnValue).toBe(0);
+    expect(result.sandboxed).toBe(false);
+  });
+
+  it('an action that fails: its error, and no link', async () => {
+    const ws = workspace('builtin-fails');
+    const failing: NonNullable<RunStepOptions['action']> = {
+      command: ['intoto', 'model', 'sign', 'x'],
+      perform: () => Promise.reject(new PipelineError('E_STEP_FAILED', 'could not sign x')),
+    };
+    await expect(runStep(options(ws, { action: failing }))).rejects.toMatchObject({ code: 'E_STEP_FAILED' });
+    expect(existsSync(join(ws, `train.${key.keyid.slice(0, 8)}.link`))).toBe(false);
+  });
+
+  it('a command and an action together are a usage error, before anything is recorded', async () => {
+    const ws = workspace('builtin-and-command');
+    const seen = {};
+    await expect(runStep(options(ws, { command: ['true'], action: action(ws, seen) }))).rejects.toMatchObject({ code: 'E_USAGE' });
+    expect(seen).toEqual({});
   });
 });
