@@ -64,7 +64,7 @@ describe.runIf(enabled)('intoto pipeline run --engine slurm, on the lab cluster'
   let store: string;
   let n = 0;
   const newId = (): string => `lab${++n}-${process.pid}`;
-  const nodeOf: Record<string, string> = { validator: 'node1', 'trainer-a': 'node2', 'trainer-b': 'node3', evaluator: 'node1', f1: 'node1', f2: 'node2', f3: 'node3' };
+  const nodeOf: Record<string, string> = { validator: 'node1', 'trainer-a': 'node2', 'trainer-b': 'node3', platform: 'node2', evaluator: 'node1', f1: 'node1', f2: 'node2', f3: 'node3' };
 
   beforeAll(() => {
     lab = startLab();
@@ -78,7 +78,8 @@ describe.runIf(enabled)('intoto pipeline run --engine slurm, on the lab cluster'
     writeFileSync(join(lab.shared, 'owner.pub'), readFileSync(join(home, 'owner.pub')));
     // Each functionary's private key on its own node only; its public key where every node reads it.
     for (const [name, node] of Object.entries(nodeOf)) {
-      const key = generateSigningKey({ type: 'ed25519' });
+      // The platform signs the model (OpenSSF Model Signing): an ECDSA key.
+      const key = generateSigningKey({ type: name === 'platform' ? 'ecdsa' : 'ed25519' });
       writeKeyPair(key, join(lab.nodeDir(node), 'keys', name));
       writeFileSync(join(lab.shared, 'keys', `${name}.pub`), readFileSync(join(lab.nodeDir(node), 'keys', `${name}.pub`)));
     }
@@ -120,11 +121,11 @@ describe.runIf(enabled)('intoto pipeline run --engine slurm, on the lab cluster'
     ]);
   }
 
-  it('the example ML pipeline: four step runs on three nodes (training twice, threshold 2), verified there, again here, and by in-toto-verify', async () => {
+  it('the example ML pipeline: five step runs on three nodes (training twice, threshold 2; the model signed by the platform\'s key on its node), verified there, again here, and by in-toto-verify', async () => {
     const runId = newId();
     const release = join(lab.nodeDir('node3'), `release-${runId}`);
     const started = performance.now();
-    const result = runBin('intoto', [...slurmArgs(join(ROOT, 'layouts', 'ml-pipeline.yaml'), runId, ['validator', 'trainer-a', 'trainer-b', 'evaluator']), '--verify-node', 'node3', '--out', release, '--json'], { env, timeout: 300_000 });
+    const result = runBin('intoto', [...slurmArgs(join(ROOT, 'layouts', 'ml-pipeline.yaml'), runId, ['validator', 'trainer-a', 'trainer-b', 'platform', 'evaluator']), '--verify-node', 'node3', '--out', release, '--json'], { env, timeout: 300_000 });
     const seconds = (performance.now() - started) / 1000;
     expect(result.stderr).not.toMatch(/error:/);
     expect(result.status).toBe(0);
@@ -134,12 +135,13 @@ describe.runIf(enabled)('intoto pipeline run --engine slurm, on the lab cluster'
       ['validate', 'node1', 'COMPLETED'],
       ['train.trainer-a', 'node2', 'COMPLETED'],
       ['train.trainer-b', 'node3', 'COMPLETED'],
+      ['sign', 'node2', 'COMPLETED'],
       ['evaluate', 'node1', 'COMPLETED'],
       ['verify', 'node3', 'COMPLETED'],
     ]);
     console.log(`lab (${lab.mode}): the ML pipeline through Slurm in ${seconds.toFixed(1)} s`);
     // The verification job wrote the final products on its node, only after a pass.
-    expect(readdirSync(release).sort()).toEqual(['metrics.json', 'model.pkl']);
+    expect(readdirSync(release).sort()).toEqual(['metrics.json', 'model.pkl', 'model.pkl.sig']);
 
     // Verified again here, as anyone holding the owner's public key would.
     const out = join(home, `out-${runId}`);
@@ -147,7 +149,7 @@ describe.runIf(enabled)('intoto pipeline run --engine slurm, on the lab cluster'
     const again = runBin('intoto', ['pipeline', 'verify', join(ROOT, 'layouts', 'ml-pipeline.yaml'), '--store', store, '--run-id', runId, '-k', join(lab.shared, 'owner.pub'), '--pubkey-dir', join(lab.shared, 'keys'), ...(lab.mode === 'namespaces' ? ['--insecure'] : []), '-o', out, '--metadata', meta], { env: { ...env, ...intotoOnPath() } });
     expect(again.stderr).not.toMatch(/FAIL|error:/);
     expect(again.status).toBe(0);
-    expect(again.stdout).toMatch(/^PASS: run .* \(3 step\(s\), 1 inspection\(s\) verified, 4 link\(s\)\); final products in .*: model\.pkl, metrics\.json\n$/);
+    expect(again.stdout).toMatch(/^PASS: run .* \(4 step\(s\), 2 inspection\(s\) verified, 5 link\(s\)\); final products in .*: model\.pkl, model\.pkl\.sig, metrics\.json\n$/);
     expect(readFileSync(join(out, 'model.pkl'))).toEqual(readFileSync(join(release, 'model.pkl')));
     expect(readdirSync(meta).filter((f) => f.startsWith('train.'))).toHaveLength(2);
     if (withReference) {
