@@ -130,7 +130,7 @@ describe('the jobs of a real run: intoto pipeline step and verify', () => {
       functionary: 'platform',
       node: 'node4',
       after: ['train.trainer-a', 'train.trainer-b'],
-      argv: ['intoto', 'pipeline', 'step', '/srv/pipeline/ml-pipeline.yaml', 'sign', '--as', 'platform', '-k', '/etc/intoto/keys/platform', '--store', 'oci://10.0.0.1:5000/ml/flowers', '--run-id', 'r1', '--param', 'SEED=7'],
+      argv: ['intoto', 'pipeline', 'step', '/srv/pipeline/ml-pipeline.yaml', 'sign', '--as', 'platform', '-k', '/etc/intoto/keys/platform', '--layout-key', '/etc/intoto/owner.pub', '--store', 'oci://10.0.0.1:5000/ml/flowers', '--run-id', 'r1', '--param', 'SEED=7'],
     });
   });
 

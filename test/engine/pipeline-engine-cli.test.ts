@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { generateSigningKey, writeKeyPair } from '../../src/crypto/keyfiles.js';
 import { describe, expect, it } from 'vitest';
 import { runBin, ROOT } from '../helpers/bin.js';
 import { tempDir } from '../helpers/reference.js';
@@ -12,6 +13,7 @@ import { makeProject } from '../pipeline/helpers.js';
 describe('pipeline engine command lines', () => {
   const dir = tempDir('intoto-engine-cli-');
   makeProject(dir, ['owner', 'validator', 'trainer-a', 'trainer-b', 'evaluator']);
+  writeKeyPair(generateSigningKey({ type: 'ecdsa' }), join(dir, 'keys', 'platform')); // the model signer's key is ECDSA
   const yaml = join(ROOT, 'layouts', 'ml-pipeline.yaml');
   const keys = join(dir, 'keys');
   const slurm = ['pipeline', 'run', yaml, '--engine', 'slurm', '--pubkey-dir', keys];
@@ -25,7 +27,7 @@ describe('pipeline engine command lines', () => {
     ['slurm without the owner key', [...slurm, ...store], /--engine slurm needs --owner-key/],
     ['a node for a functionary the layout lacks', [...slurm, ...store, '--owner-key', join(keys, 'owner'), '--node', 'mallory=node1'], /--node mallory=\.\.\.: the layout has no functionary 'mallory'/],
     ['a malformed --node', [...slurm, ...store, '--owner-key', join(keys, 'owner'), '--node', 'validator'], /--node must be FUNCTIONARY=NODE/],
-    ['two runs of a threshold step on one node', [...slurm, ...store, '--owner-key', join(keys, 'owner'), '--node', 'validator=n1', '--node', 'trainer-a=n2', '--node', 'trainer-b=n2', '--node', 'evaluator=n1'], /'trainer-a' and 'trainer-b' would both run on n2/],
+    ['two runs of a threshold step on one node', [...slurm, ...store, '--owner-key', join(keys, 'owner'), '--node', 'validator=n1', '--node', 'trainer-a=n2', '--node', 'trainer-b=n2', '--node', 'platform=n3', '--node', 'evaluator=n1'], /'trainer-a' and 'trainer-b' would both run on n2/],
     ['a layout key that is not the owner key', [...slurm, ...store, '--owner-key', join(keys, 'owner'), '--layout-key', join(keys, 'validator.pub')], /does not hold the public key of --owner-key/],
     ['a bad run id', [...slurm, ...store, '--owner-key', join(keys, 'owner'), '--run-id', '../x'], /--run-id '\.\.\/x' must be/],
     ['a store that is not oci://', ['pipeline', 'verify', yaml, '--store', 'https://r/x', '--run-id', 'r', '-k', join(keys, 'owner.pub')], /--store must be oci:\/\/HOST\[:PORT\]\/REPOSITORY/],
