@@ -20,8 +20,9 @@
 # on a bridge where ports are isolated from each other, so it reaches the controller and the
 # registry at the bridge address and never another node; its file system is the host's with
 # /tmp, /var/tmp, /dev/shm and the lab directory replaced by empty ones, into which only its own
-# directory ($LAB/nodes/NODE: keys/, jobs/, spool), the Slurm configuration (read-only) and
-# munge's socket are mounted back; its /proc shows only its own processes, and when the node
+# directory ($LAB/nodes/NODE: keys/, jobs/, spool), the lab's shared directory ($LAB/shared,
+# read-only: what every node reads, as a cluster's shared file system holds software, layouts
+# and public keys), the Slurm configuration (read-only) and munge's socket are mounted back; its /proc shows only its own processes, and when the node
 # stops, the kernel kills everything left in it. A node is reached with `nsenter` (the `exec`
 # subcommand), never `ip netns exec`, which remounts /sys and hides the cgroup file system.
 # The jobs run as root here (this machine has one account): the namespaces separate what a node
@@ -37,6 +38,7 @@
 set -euo pipefail
 
 SELF=$(readlink -f "$0")
+SCRIPTS=$(dirname "$SELF")
 LAB=${SLURM_LAB_DIR:-${TMPDIR:-/tmp}/intoto-slurm-lab}
 LAB=$(readlink -m "$LAB")
 NODE_COUNT=${SLURM_LAB_NODES:-3}
@@ -137,24 +139,26 @@ node_init() {
   hostname "$name"
   ip link set lo up
   # Keep handles on what the node may see, then hide everything else under empty file systems.
-  exec 3<"$own" 4<"$LAB/etc" 5<"$LAB/munge"
+  exec 3<"$own" 4<"$LAB/etc" 5<"$LAB/munge" 6<"$LAB/shared"
   local d
   for d in /tmp /var/tmp /dev/shm; do
     [[ -d $d ]] && mount -t tmpfs -o mode=1777,size=256m "node-$d" "$d"
   done
   mkdir -p "$LAB"
   mount -t tmpfs -o mode=0755,size=1m node-lab "$LAB"
-  mkdir -p "$own" "$LAB/etc" "$LAB/munge"
+  mkdir -p "$own" "$LAB/etc" "$LAB/munge" "$LAB/shared"
   mount --no-canonicalize --bind /proc/self/fd/3 "$own"
   mount --no-canonicalize --bind /proc/self/fd/4 "$LAB/etc"
   mount -o remount,bind,ro "$LAB/etc"
   mount --no-canonicalize --bind /proc/self/fd/5 "$LAB/munge"
+  mount --no-canonicalize --bind /proc/self/fd/6 "$LAB/shared"
+  mount -o remount,bind,ro "$LAB/shared"
   # The node's own freezer cgroup, where slurmd puts each job (proctrack/cgroup), so labs and
   # nodes never share Slurm's cgroup names.
   if [[ -n ${LAB_CGROUP:-} ]]; then
     mount --bind "$LAB_CGROUP/$name" /sys/fs/cgroup/freezer
   fi
-  exec 3<&- 4<&- 5<&-
+  exec 3<&- 4<&- 5<&- 6<&-
   cd "$own"
   # The host gives us eth0 and its address; wait for it (at most 10 s).
   local i
@@ -213,35 +217,20 @@ start_munge() {
 }
 
 # ---------------------------------------------------------------------------------------------
-# REGISTRY: Debian's docker-registry (CNCF distribution 2.8.2), on the address every node reaches.
-# Kept apart on purpose: the `oci` branch writes a start/stop helper for the registry, and the
-# lead will make this section call it. All the rest of the lab needs is $REGISTRY (host:port).
+# The registry: Debian's docker-registry, started and stopped by scripts/registry.sh (the one
+# implementation the tests, benchmarks and demo use too), on the address every node reaches.
+# Its PID is recorded with the lab's daemons.
 # ---------------------------------------------------------------------------------------------
 
 start_registry() {
-  local addr=$1 port=$2
-  mkdir -p "$LAB/registry/data"
-  cat >"$LAB/registry/config.yml" <<EOF
-version: 0.1
-log:
-  level: warn
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: $LAB/registry/data
-  delete:
-    enabled: true
-http:
-  addr: $addr:$port
-  secret: $(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
-health:
-  storagedriver:
-    enabled: false
-EOF
-  detach registry "$LAB/log/registry.log" docker-registry serve "$LAB/registry/config.yml"
-  wait_for 15 registry curl -fsS -o /dev/null "http://$addr:$port/v2/" ||
-    die "the registry did not answer on $addr:$port (see $LAB/log/registry.log)"
+  local addr=$1
+  REGISTRY=$(REGISTRY_HOST=$addr "$SCRIPTS/registry.sh" up "$LAB/registry") || die "the registry did not start on $addr (see $LAB/registry/registry.log)"
+  cp "$LAB/registry/registry.pid" "$LAB/pids/registry.pid"
+}
+
+stop_registry() {
+  if [[ -f $LAB/registry/registry.pid ]]; then "$SCRIPTS/registry.sh" down "$LAB/registry" || true; fi
+  stop_pid "$(pid_of registry)" registry
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -360,7 +349,7 @@ cmd_up() {
     *) die "SLURM_LAB_ISOLATION must be auto, namespaces or loopback, not '$ISOLATION'" ;;
   esac
   rm -rf "$LAB"
-  mkdir -p "$LAB"/{etc,log,pids,ctld/state}
+  mkdir -p "$LAB"/{etc,log,pids,ctld/state,shared}
   local i
   for ((i = 1; i <= NODE_COUNT; i++)); do mkdir -p "$LAB/nodes/node$i"/{keys,jobs,spool}; done
   trap 'up_failed' EXIT
@@ -380,13 +369,12 @@ cmd_up() {
   else
     say "WARNING: no namespaces here: the nodes are plain processes on 127.0.0.1 sharing this machine's files and network; nothing keeps one node from reading another node's key"
   fi
-  local ctl_port node_port registry_port
+  local ctl_port node_port
   ctl_port=$(free_port)
   node_port=$(free_port)
-  registry_port=$(free_port)
 
   start_munge
-  start_registry "$ctl_addr" "$registry_port"
+  start_registry "$ctl_addr"
   write_slurm_conf "$mode" "$ctl_addr" "$ctl_port" "$node_port" "$net"
   detach slurmctld "$LAB/log/slurmctld.out" slurmctld -D -f "$SLURM_CONF"
   for ((i = 1; i <= NODE_COUNT; i++)); do
@@ -417,12 +405,13 @@ SLURM_CONF=$SLURM_CONF
 SLURM_LAB_PARTITION=$PARTITION
 SLURM_LAB_NODES=$nodes
 SLURM_LAB_NODE_ROOT=$LAB/nodes
-SLURM_LAB_REGISTRY=$ctl_addr:$registry_port
+SLURM_LAB_REGISTRY=$REGISTRY
+SLURM_LAB_SHARED=$LAB/shared
 SLURM_LAB_MUNGE_SOCKET=$LAB/munge/munge.socket
 SLURM_LAB_PROCTRACK=$(sed -n 's/^ProctrackType=//p' "$SLURM_CONF")
 EOF
-  say "up ($mode): controller $ctl_addr:$ctl_port, nodes $nodes, registry $ctl_addr:$registry_port"
-  say "each node's own directory: $LAB/nodes/NODE (keys/, jobs/); export SLURM_CONF=$SLURM_CONF"
+  say "up ($mode): controller $ctl_addr:$ctl_port, nodes $nodes, registry $REGISTRY"
+  say "each node's own directory: $LAB/nodes/NODE (keys/, jobs/); read-only on every node: $LAB/shared; export SLURM_CONF=$SLURM_CONF"
   cat "$LAB/lab.env"
 }
 
@@ -461,7 +450,9 @@ cmd_down() {
   done
   local pid
   for pid in $(lab_leftovers); do stop_pid "$pid" "leftover slurmstepd"; done
-  for name in slurmctld registry munged; do stop_pid "$(pid_of "$name")" "$name"; done
+  stop_pid "$(pid_of slurmctld)" slurmctld
+  stop_registry
+  stop_pid "$(pid_of munged)" munged
   if [[ -f $LAB/pids/cgroup ]]; then
     local cg
     cg=$(cat "$LAB/pids/cgroup")

@@ -95,7 +95,9 @@ export type PickleCode = 'E_PICKLE_UNSAFE' | 'E_PICKLE_MALFORMED';
 /** Running a pipeline through a workload manager (Slurm). */
 export type EngineCode =
   | 'E_SCHEDULER' // sbatch, squeue or scancel failed, refused a job, or lost track of one
-  | 'E_JOB_FAILED'; // a job ended other than completed; the message names its step, node and reason
+  | 'E_JOB_FAILED' // a job ended other than completed; the message names its step, node and reason
+  | 'E_STORE' // a run's objects in the store are missing, malformed, or disagree with the signed metadata (a manifest listing other digests than its link)
+  | 'E_RUN_MISMATCH'; // signed metadata of another run: a run record or link whose run id is not the one asked for
 
 /**
  * Model files: scanning them (intoto scan-model; a cap that stopped a scan is E_LIMIT) and

@@ -40,3 +40,8 @@ export { listReferrers, attachReferrer, fallbackTag } from './oci/referrers.js';
 export { pushModel, type PushOptions, type PushResult } from './oci/push.js';
 export { listVersions, type VersionInfo } from './oci/versions.js';
 export { pullModel, type PullOptions, type PullResult, type GateCheck } from './gate/pull.js';
+export { publishRun, type PublishOptions, type PublishResult } from './engine/run-publish.js';
+export { runStoredStep, type StoredStepOptions, type StoredStepResult } from './engine/store-step.js';
+export { verifyStoredRun, type StoredVerifyOptions, type StoredVerifyResult } from './engine/store-verify.js';
+export { runPipelineOnSlurm, type SlurmPipelineOptions, type SlurmPipelineResult } from './engine/slurm-run.js';
+export { parseStoreUrl, type StoreRef } from './engine/step-command.js';

@@ -11,7 +11,9 @@ import { describe, expect, it } from 'vitest';
  * Nothing imports cli/ but bin/; verify/ reaches the runner only to run inspections.
  * oci/ (the registry client and ModelPack packing) sits on model/, below everything that runs
  * or verifies, so pipelines can keep artifacts in a registry; gate/ (the pull that only
- * materialises what verifies) sits on verify/, ml/ and oci/.
+ * materialises what verifies) sits on verify/, ml/ and oci/. engine/ (pipelines on other
+ * machines: Slurm, the exports, and `pipeline step`/`publish`/`verify` over a store) uses oci/
+ * for the store and gate/'s checked downloads and all-or-nothing output directories.
  */
 const SRC = new URL('../src/', import.meta.url).pathname;
 
@@ -31,7 +33,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   attest: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify'],
   gate: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify', 'ml', 'oci', 'oms'],
   pipeline: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify', 'attest', 'ml', 'oms', 'oci'],
-  engine: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify', 'attest', 'pipeline', 'ml', 'oms', 'oci'],
+  engine: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify', 'attest', 'pipeline', 'ml', 'oms', 'oci', 'gate'],
   bench: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify', 'attest', 'pipeline', 'engine', 'ml', 'oms', 'data', 'trace', 'oci', 'gate'],
   cli: ['errors', 'canonical', 'io', 'crypto', 'model', 'runner', 'verify', 'attest', 'pipeline', 'engine', 'ml', 'oms', 'data', 'trace', 'oci', 'gate'],
   bin: ['errors', 'cli'],

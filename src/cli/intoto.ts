@@ -39,6 +39,9 @@ const GROUPS: ReadonlyMap<string, ReadonlyMap<string, () => Promise<Main>>> = ne
     new Map([
       ['run', async () => (await import('./pipeline.js')).pipelineRunMain],
       ['export', async () => (await import('./pipeline-export.js')).pipelineExportMain],
+      ['publish', async () => (await import('./pipeline-store.js')).pipelinePublishMain],
+      ['step', async () => (await import('./pipeline-store.js')).pipelineStepMain],
+      ['verify', async () => (await import('./pipeline-store.js')).pipelineVerifyMain],
     ]),
   ],
   [
@@ -61,6 +64,9 @@ Pipelines (YAML layouts):
   layout sign FILE -k OWNER_KEY   compile it into a signed in-toto layout (root.layout)
   pipeline run FILE --keys DIR    run every step sandboxed and signed, then verify the chain
   pipeline export FILE --to E     write it as a GitHub Actions or Argo workflow
+  pipeline publish FILE --store S the owner opens a run in an OCI store (signed layout, inputs)
+  pipeline step FILE STEP --as F  run one step of a published run on this machine, with its key
+  pipeline verify FILE --store S  verify a run from the store; write its final products on a pass
 
 Models and data:
   scan-model PATH...              check model files for anything that runs code when loaded
@@ -98,13 +104,19 @@ Run 'intoto layout <command> --help' for a command's options.
   ],
   [
     'pipeline',
-    `usage: intoto pipeline run FILE --keys DIR [options]
+    `usage: intoto pipeline <run|export|publish|step|verify> FILE [options]
 
 Commands:
   run FILE --keys DIR             run every step sandboxed and signed by its functionary's key
-                                  (DIR/<name>), then sign the layout and verify the whole chain
+                                  (DIR/<name>), then sign the layout and verify the whole chain;
+                                  with --engine slurm, each step on its functionary's node
+  export FILE --to ENGINE         write it as a GitHub Actions or Argo workflow
+  publish FILE --store oci://...  the layout owner opens a run: signed layout, run record, inputs
+  step FILE STEP --as F -k KEY    one step of a published run on this machine (what every
+                                  engine runs): materials fetched and checked, products pushed
+  verify FILE --store ... -k PUB  verify a run from the store; final products only on a pass
 
-Run 'intoto pipeline run --help' for its options.
+Run 'intoto pipeline <command> --help' for a command's options.
 `,
   ],
 ]);

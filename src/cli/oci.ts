@@ -16,7 +16,7 @@ import type { Command } from 'commander';
  * printing only; the work is in src/oci (client, packing, push, versions) and src/gate (pull).
  */
 
-interface ConnectionOptions {
+export interface ConnectionOptions {
   insecure?: boolean;
   username?: string;
   passwordStdin?: boolean;
@@ -24,17 +24,21 @@ interface ConnectionOptions {
   timeout?: string;
 }
 
-function connectionOptions(program: Command): Command {
+/**
+ * The registry connection options. `timeoutFlag` names the answer timeout (`--timeout`, or
+ * `--store-timeout` for commands whose `--timeout` is a step's time limit).
+ */
+export function connectionOptions(program: Command, timeoutFlag = '--timeout'): Command {
   return program
     .option('--insecure', 'allow plain HTTP to a registry that is not on this machine (loopback registries always use HTTP)')
     .option('--username <name>', 'registry user name (the password comes from --password-stdin)')
     .option('--password-stdin', 'read the registry password or token from standard input')
     .option('--ca-file <pem>', 'also trust these CA certificates for HTTPS (besides the system bundle)')
-    .option('--timeout <seconds>', 'longest wait for an answer, or inside one (default 300)');
+    .option(`${timeoutFlag} <seconds>`, 'longest wait for a registry answer, or inside one (default 300)');
 }
 
 /** The client for a reference's registry, with credentials from the flags or ~/.docker/config.json. */
-function clientFor(reference: Reference, opts: ConnectionOptions, out: Output): RegistryClient {
+export function clientFor(reference: Pick<Reference, 'registry'>, opts: ConnectionOptions, out: Output): RegistryClient {
   let credentials: Credentials | undefined;
   if (opts.passwordStdin && opts.username === undefined) usage('--password-stdin needs --username');
   if (opts.username !== undefined) {

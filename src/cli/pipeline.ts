@@ -15,25 +15,18 @@ import { VERSION_TEXT } from '../attest/version.js';
 import { parseTimeoutSeconds, TIMEOUT_RULE } from '../runner/step-files.js';
 import { acceptJson, createOutput, newProgram, paramsOf, repeatable, sandboxModeOf, usage, verbosityOf, writeJson, type Output } from './common.js';
 import { printWarnings } from './layout.js';
+import { connectionOptions } from './oci.js';
+import { LOCAL_ONLY, pipelineSlurmRun, SLURM_ONLY, type SlurmRunFlags } from './pipeline-slurm.js';
 import { readPassword } from './password.js';
 import { createProgress, seconds } from './progress.js';
 
-interface RunFlags {
-  keys: string;
+interface RunFlags extends SlurmRunFlags {
+  engine: string;
+  keys?: string;
   workspace?: string;
   out: string;
-  ownerKey?: string;
-  layout?: string;
-  layoutKey?: string[];
-  pubkeyDir?: string;
-  sandbox: string;
-  timeout?: string;
-  useDsse?: boolean;
   keepWorkspace?: boolean;
   force?: boolean;
-  json?: boolean;
-  param: string[];
-  prompt?: boolean;
   attest?: boolean;
   provenanceKey?: string;
   builderId?: string;
@@ -55,9 +48,10 @@ export async function pipelineRunMain(argv: string[]): Promise<number> {
   acceptJson();
   const program = newProgram('intoto pipeline run', 'Run, sign and verify every step of a YAML pipeline layout.')
     .argument('<layout>', 'the YAML layout source')
-    .requiredOption('--keys <dir>', "directory of private keys, one per functionary, named after it (DIR/alice), and the owner's (DIR/owner)")
+    .option('--engine <name>', 'local (every step here) or slurm (each step run as a Slurm job on its functionary\'s node)', 'local')
+    .option('--keys <dir>', "directory of private keys, one per functionary, named after it (DIR/alice), and the owner's (DIR/owner); required with the local engine")
     .option('--workspace <dir>', 'where each run gets its workspace (default: a temporary directory, removed unless a step or the verification fails)')
-    .option('--out <dir>', 'receives the final products, root.layout and the links: left untouched until all are there (default: pipeline-out)', 'pipeline-out')
+    .option('--out <dir>', 'receives the final products, root.layout and the links: left untouched until all are there (default: pipeline-out); with --engine slurm, where the verification job writes the final products on its node (nowhere unless given)', 'pipeline-out')
     .option('--force', 'replace an earlier output in --out (a directory holding root.layout; never one holding the keys, the YAML or the current directory)')
     .option('--owner-key <path>', "the layout owner's private key (default: DIR/owner)")
     .option('--layout <path>', 'use this layout, already signed by the owner, instead of signing one')
@@ -73,10 +67,35 @@ export async function pipelineRunMain(argv: string[]): Promise<number> {
     .option('--attest', 'also write each link as an in-toto attestation (Statement v1, link predicate v0.3, DSSE): <step>.<keyid8>.intoto.json')
     .option('--provenance-key <path>', 'sign the SLSA Provenance v1 of the final products (provenance.intoto.json) with this key (default: the owner key)')
     .option('--attestations <dir>', 'where the attestations go, new or empty (default: <out>.attestations, beside --out, so that in-toto-verify in --out sees only the product)')
-    .option('--builder-id <uri>', `the builder id in the provenance (default ${DEFAULT_BUILDER_ID})`);
+    .option('--builder-id <uri>', `the builder id in the provenance (default ${DEFAULT_BUILDER_ID})`)
+    .option('--store <url>', 'slurm: the registry the nodes exchange artifacts and links through, oci://HOST[:PORT]/REPOSITORY')
+    .option('--run-id <id>', 'slurm: the run id, new in the store (default: the time and 8 random hex digits)')
+    .option('--node <FUNCTIONARY=NODE>', "slurm: the node of a functionary (repeatable); each step run is pinned to its functionary's node", repeatable, [])
+    .option('--verify-node <node>', 'slurm: where the verification job runs (default: any node)')
+    .option('--partition <name>', 'slurm: the partition the jobs are submitted to')
+    .option('--key-path <template>', "slurm: the functionary's private key on its node, with {functionary} and {node}", '/etc/intoto/keys/{functionary}')
+    .option('--intoto <program>', 'slurm: how the nodes invoke intoto (an absolute path is also put first on the jobs\' PATH)', 'intoto')
+    .option('--job-output <dir>', "slurm: each job's output file goes in this directory on its node, with {node} (default /tmp)");
+  connectionOptions(program, '--store-timeout');
   program.parse(argv, { from: 'user' });
   const opts = program.opts<RunFlags>();
   const [file] = program.args as [string];
+  if (opts.engine !== 'local' && opts.engine !== 'slurm') usage(`--engine must be local or slurm, not '${opts.engine}'`);
+  const given = (name: string): boolean => program.getOptionValueSource(name) === 'cli';
+  const foreign = (opts.engine === 'slurm' ? LOCAL_ONLY : SLURM_ONLY).filter(given);
+  if (foreign.length > 0) {
+    const flag = (name: string): string => `--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+    usage(`${foreign.map(flag).join(', ')}: only with ${opts.engine === 'slurm' ? 'the local engine' : '--engine slurm'}`);
+  }
+  if (opts.engine === 'slurm') return pipelineSlurmRun(file, { ...opts, ...(given('out') ? {} : { out: undefined }) } as SlurmRunFlags, argv);
+  if (opts.keys === undefined) usage("--keys DIR is required: the functionaries' private keys (with --engine slurm, each stays on its node)");
+  return runLocally(file, opts as LocalFlags, argv);
+}
+
+/** The local engine's flags: --keys is there. */
+type LocalFlags = RunFlags & { keys: string };
+
+async function runLocally(file: string, opts: LocalFlags, argv: string[]): Promise<number> {
   const verbosity = verbosityOf(argv);
   const out = createOutput('intoto pipeline run', verbosity);
   const sandbox = sandboxModeOf(opts.sandbox);
@@ -170,7 +189,7 @@ interface Workspace {
  * --keep-workspace.
  * @throws IoError E_IO when the temporary directory cannot be made
  */
-function openWorkspace(opts: RunFlags): Workspace {
+function openWorkspace(opts: LocalFlags): Workspace {
   if (opts.workspace !== undefined) {
     const given = opts.workspace;
     const removeNote = onInterrupt(() => `workspace kept: ${given}`);
@@ -216,7 +235,7 @@ const OWNER = 'layout owner';
 /** Likewise for the provenance key. */
 const PROVENANCE = 'provenance key';
 
-function ownerKeyPath(opts: RunFlags): string | undefined {
+function ownerKeyPath(opts: LocalFlags): string | undefined {
   return opts.layout === undefined ? (opts.ownerKey ?? join(opts.keys, 'owner')) : undefined;
 }
 
@@ -225,7 +244,7 @@ function ownerKeyPath(opts: RunFlags): string | undefined {
  * the owner's when it signs the layout), asked before anything runs, by functionary name.
  * @throws CryptoError E_KEY_PASSWORD for an encrypted key without --prompt, or an empty answer
  */
-async function keyPasswords(source: PipelineSource, opts: RunFlags): Promise<ReadonlyMap<string, string>> {
+async function keyPasswords(source: PipelineSource, opts: LocalFlags): Promise<ReadonlyMap<string, string>> {
   const wanted = [...new Set([...chooseRunners(source.steps, opts.keys).values()].flat())].map((name) => ({ name, path: join(opts.keys, name), what: `functionary '${name}'` }));
   const owner = ownerKeyPath(opts);
   if (owner !== undefined && existsSync(owner)) wanted.push({ name: OWNER, path: owner, what: 'the layout owner' });
@@ -243,7 +262,7 @@ async function keyPasswords(source: PipelineSource, opts: RunFlags): Promise<Rea
   return passwords;
 }
 
-function layoutOption(opts: RunFlags, ownerPassword: string | undefined): PipelineRunOptions['layout'] {
+function layoutOption(opts: LocalFlags, ownerPassword: string | undefined): PipelineRunOptions['layout'] {
   const path = ownerKeyPath(opts);
   if (path === undefined) {
     const keys = (opts.layoutKey ?? []).map((file) => loadPublicKeyFile(file));
@@ -261,7 +280,7 @@ function layoutOption(opts: RunFlags, ownerPassword: string | undefined): Pipeli
  * With a layout signed elsewhere and no --provenance-key there is no key: none is written.
  * @throws UsageError E_USAGE for a --builder-id that is not a URI; CryptoError, IoError (the key)
  */
-function provenanceOption(opts: RunFlags, layout: PipelineRunOptions['layout'], password: string | undefined, out: Output): PipelineProvenance | undefined {
+function provenanceOption(opts: LocalFlags, layout: PipelineRunOptions['layout'], password: string | undefined, out: Output): PipelineProvenance | undefined {
   const builderId = opts.builderId ?? DEFAULT_BUILDER_ID;
   if (!/^[A-Za-z][A-Za-z0-9+.-]*:[^\s]+$/.test(builderId)) usage(`--builder-id must be a URI, not ${JSON.stringify(builderId)}`);
   let key: SigningKey | undefined;
@@ -274,7 +293,7 @@ function provenanceOption(opts: RunFlags, layout: PipelineRunOptions['layout'], 
   return { key, builderId, builderVersion: VERSION_TEXT };
 }
 
-function printSummary(file: string, opts: RunFlags, result: PipelineRunResult, workspace: string | undefined): void {
+function printSummary(file: string, opts: LocalFlags, result: PipelineRunResult, workspace: string | undefined): void {
   const lines: string[] = [];
   const verdict = result.passed ? 'PASSED' : result.verification === undefined ? 'STOPPED' : 'FAILED VERIFICATION';
   lines.push(`pipeline ${file}: ${verdict} in ${seconds(result.totalMs)}`);

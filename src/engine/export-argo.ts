@@ -37,7 +37,7 @@ export function argoWorkflow(options: ExportOptions): string {
   // Template and task names: the DAG's own name first, so no step can take it.
   const ids = uniqueIds(['pipeline', ...plan.jobs.map((job) => job.key)], (key) => kubeName(key, 60));
   const id = (key: string): string => ids.get(key) as string;
-  const common = { intoto, layout: options.layoutPath, store: options.store, runId: '{{workflow.parameters.run-id}}', params: options.params };
+  const common = { intoto, layout: options.layoutPath, store: options.store, runId: '{{workflow.parameters.run-id}}', params: options.params, ownerKeys: options.layoutKeys };
   const image = '{{workflow.parameters.image}}';
 
   const templates: unknown[] = [
@@ -63,7 +63,7 @@ export function argoWorkflow(options: ExportOptions): string {
     } else {
       templates.push({
         name: id(job.key),
-        container: { name: 'main', image, command: verifyCommand({ ...common, ownerKeys: options.layoutKeys }) },
+        container: { name: 'main', image, command: verifyCommand(common) },
       });
     }
   }

@@ -44,7 +44,7 @@ export function githubWorkflow(options: ExportOptions): string {
   const roles = distinctNames(functionaries, githubRole, 'runner label and environment');
   const ids = uniqueIds(plan.jobs.map((job) => job.key), githubJobId);
   const id = (key: string): string => ids.get(key) as string;
-  const common = { intoto, layout: options.layoutPath, store: options.store, runId: RUN_ID, params: options.params };
+  const common = { intoto, layout: options.layoutPath, store: options.store, runId: RUN_ID, params: options.params, ownerKeys: options.layoutKeys };
   const checkout = { uses: 'actions/checkout@v4', with: { 'persist-credentials': false } };
   const runIdEnv = { INTOTO_RUN_ID: '${{ inputs.run-id }}' };
 
@@ -70,7 +70,7 @@ export function githubWorkflow(options: ExportOptions): string {
         steps: [checkout, { name: noExpression(`intoto pipeline step ${job.step} as ${job.functionary}`), env: { INTOTO_KEY: `\${{ secrets.${secrets.get(job.functionary)} }}`, ...runIdEnv }, run: `${script}\n` }],
       };
     } else {
-      const argv = verifyCommand({ ...common, ownerKeys: options.layoutKeys, outDir: OUT });
+      const argv = verifyCommand({ ...common, outDir: OUT });
       jobs[id(job.key)] = {
         name: 'verify the whole chain',
         'runs-on': ['self-hosted', 'intoto-verifier'],

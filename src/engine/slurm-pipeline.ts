@@ -21,10 +21,12 @@ export interface IntotoCommandOptions extends StepCommandOptions {
    * replaced, e.g. `/etc/intoto/keys/{functionary}`. Only this path goes into the job.
    */
   readonly keyPath: string;
-  /** The layout owner's public key(s), as paths on the verification's node. */
-  readonly ownerKeys: readonly string[];
   /** Where the verification job materialises the final products on a pass (a path on its node). */
   readonly outDir?: string;
+  /** `--sandbox` of the step and verification jobs. */
+  readonly sandbox?: string;
+  /** `--timeout` of the step jobs (for steps that set none). */
+  readonly timeout?: string;
 }
 
 /**
@@ -35,7 +37,7 @@ export function intotoCommands(options: IntotoCommandOptions): JobCommands {
   expandTemplate(options.keyPath, { functionary: 'f', node: 'n' }, '--key-path');
   return {
     step: (job) => stepCommand({ ...options, step: job.step, functionary: job.functionary, keyPath: expandTemplate(options.keyPath, { functionary: job.functionary, node: job.node ?? '' }, '--key-path') }),
-    verify: () => verifyCommand({ ...options, ...(options.outDir === undefined ? {} : { outDir: options.outDir }) }),
+    verify: () => verifyCommand(options),
   };
 }
 

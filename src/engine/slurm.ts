@@ -40,6 +40,8 @@ export interface SlurmRunOptions {
   readonly partition?: string;
   /** Working directory of the jobs on their nodes (default /tmp). */
   readonly chdir?: string;
+  /** Directories the jobs find first on their PATH (before the fixed system PATH). */
+  readonly path?: readonly string[];
   /** Interval between two squeue calls (default 250 ms). */
   readonly pollMs?: number;
   /** How long cancelled jobs may take to end (default 60 s; Slurm's KillWait is 30 s by default). */
@@ -140,7 +142,7 @@ async function submitAll(options: SlurmRunOptions, tracked: Map<string, Tracked>
     const about = [`intoto run ${options.runId}: ${describe(spec)}`];
     let jobId: string;
     try {
-      jobId = await sbatch(options.client, args, batchScript({ argv: spec.argv, about }));
+      jobId = await sbatch(options.client, args, batchScript({ argv: spec.argv, about, ...(options.path === undefined ? {} : { path: options.path }) }));
     } catch (error) {
       throw withJob(error as InTotoError, spec);
     }
@@ -268,8 +270,11 @@ function outputTail(path: string | undefined): string | undefined {
     const buffer = Buffer.alloc(length);
     readSync(fd, buffer, 0, length, size - length);
     const line = buffer.toString('utf8').split('\n').map((l) => l.trim()).filter((l) => l !== '').pop();
-    // Output is the node's text: keep it to one line of printable characters.
-    return line === undefined ? undefined : line.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?').slice(0, 300);
+    // Output is the node's text: keep it to one line of printable characters, at most 300; a
+    // longer line keeps its end too, where an intoto error line says its code.
+    if (line === undefined) return undefined;
+    const printable = line.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
+    return printable.length <= 300 ? printable : `${printable.slice(0, 200)} ... ${printable.slice(-95)}`;
   } catch {
     return undefined;
   } finally {

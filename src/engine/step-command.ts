@@ -60,16 +60,35 @@ export interface StepCommandOptions {
   readonly layout: string;
   readonly store: StoreRef;
   readonly runId: string;
+  /** The layout owner's public key(s), as paths on the machine: every step checks the run and the layout against them. */
+  readonly ownerKeys: readonly string[];
   /** `--param` values, in order. */
   readonly params?: ReadonlyMap<string, string>;
+  /** `--pubkey-dir DIR`: the functionaries' public keys as DIR/NAME.pub on the machine. */
+  readonly pubkeyDir?: string;
+  /** `--insecure`: plain HTTP to a registry that is not on the machine (a lab's bridge address). */
+  readonly insecure?: boolean;
+  /** `--ca-file PEM` on the machine. */
+  readonly caFile?: string;
+}
+
+/** What only a step's command line takes. */
+export interface StepRunArgs {
+  readonly step: string;
+  readonly functionary: string;
+  /** Where the functionary's private key is on that machine; the key itself never travels. */
+  readonly keyPath: string;
+  /** `--sandbox auto|bwrap|none`. */
+  readonly sandbox?: string;
+  /** `--timeout S` for a step that sets none. */
+  readonly timeout?: string;
 }
 
 /**
- * `intoto pipeline step LAYOUT STEP --as FUNCTIONARY -k KEY --store oci://HOST[:PORT]/REPO
- * --run-id ID [--param K=V...]`: `keyPath` is where the functionary's private key is on that
- * machine; the key itself never travels. Never throws.
+ * `intoto pipeline step LAYOUT STEP --as FUNCTIONARY -k KEY --layout-key OWNER.pub...
+ * --store oci://HOST[:PORT]/REPO --run-id ID [--param K=V...]`. Never throws.
  */
-export function stepCommand(options: StepCommandOptions & { readonly step: string; readonly functionary: string; readonly keyPath: string }): string[] {
+export function stepCommand(options: StepCommandOptions & StepRunArgs): string[] {
   return [
     ...options.intoto,
     'pipeline',
@@ -80,7 +99,10 @@ export function stepCommand(options: StepCommandOptions & { readonly step: strin
     options.functionary,
     '-k',
     options.keyPath,
+    ...options.ownerKeys.flatMap((key) => ['--layout-key', key]),
     ...storeArgs(options),
+    ...(options.sandbox === undefined ? [] : ['--sandbox', options.sandbox]),
+    ...(options.timeout === undefined ? [] : ['--timeout', options.timeout]),
   ];
 }
 
@@ -89,7 +111,7 @@ export function stepCommand(options: StepCommandOptions & { readonly step: strin
  * [--param K=V...]`: fetch the run's links and products, verify, and materialise the final
  * products in DIR only on a pass. Never throws.
  */
-export function verifyCommand(options: StepCommandOptions & { readonly ownerKeys: readonly string[]; readonly outDir?: string }): string[] {
+export function verifyCommand(options: StepCommandOptions & { readonly outDir?: string; readonly sandbox?: string }): string[] {
   return [
     ...options.intoto,
     'pipeline',
@@ -98,10 +120,20 @@ export function verifyCommand(options: StepCommandOptions & { readonly ownerKeys
     ...storeArgs(options),
     ...options.ownerKeys.flatMap((key) => ['-k', key]),
     ...(options.outDir === undefined ? [] : ['-o', options.outDir]),
+    ...(options.sandbox === undefined ? [] : ['--sandbox', options.sandbox]),
   ];
 }
 
 function storeArgs(options: StepCommandOptions): string[] {
   const params = [...(options.params ?? new Map<string, string>())].flatMap(([key, value]) => ['--param', `${key}=${value}`]);
-  return ['--store', options.store.url, '--run-id', options.runId, ...params];
+  return [
+    '--store',
+    options.store.url,
+    '--run-id',
+    options.runId,
+    ...params,
+    ...(options.pubkeyDir === undefined ? [] : ['--pubkey-dir', options.pubkeyDir]),
+    ...(options.insecure === true ? ['--insecure'] : []),
+    ...(options.caFile === undefined ? [] : ['--ca-file', options.caFile]),
+  ];
 }

@@ -50,16 +50,27 @@ export function finalProducts(
   outcomes: ReadonlyMap<string, StepOutcome>,
   outputs: readonly string[] | undefined,
 ): Map<string, string> {
-  const ran = order.filter((s) => outcomes.has(s.name));
+  const links = new Map([...outcomes].map(([name, outcome]) => [name, outcome.link]));
+  const chosen = new Map<string, string>();
+  for (const [name, step] of finalProductSources(order, links, outputs)) chosen.set(name, `${(outcomes.get(step) as StepOutcome).workspace}/${name}`);
+  return chosen;
+}
+
+/**
+ * As {@link finalProducts}, from the links alone: artifact name -> the step whose product it
+ * is (for a run whose products live in a store). Steps without a link did not run. Never throws.
+ */
+export function finalProductSources(order: readonly PipelineStep[], links: ReadonlyMap<string, Link>, outputs: readonly string[] | undefined): Map<string, string> {
+  const ran = order.filter((s) => links.has(s.name));
   const names = new Set(ran.map((s) => s.name));
   const readFrom = new Set(ran.flatMap((s) => dependenciesOf(s, names)));
   const patterns = outputs?.map(compilePattern);
   const chosen = new Map<string, string>();
   for (const step of ran) {
     if (patterns === undefined && readFrom.has(step.name)) continue;
-    const outcome = outcomes.get(step.name) as StepOutcome;
-    for (const name of outcome.link.products.keys()) {
-      if (patterns === undefined || patterns.some((p) => p.matches(name))) chosen.set(name, `${outcome.workspace}/${name}`);
+    const link = links.get(step.name) as Link;
+    for (const name of link.products.keys()) {
+      if (patterns === undefined || patterns.some((p) => p.matches(name))) chosen.set(name, step.name);
     }
   }
   return chosen;

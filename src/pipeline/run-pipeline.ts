@@ -1,25 +1,23 @@
 import { constants, copyFileSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { canonicalString } from '../canonical/encode.js';
-import { isJsonObject, type JsonObject } from '../canonical/json.js';
 import type { PublicKey } from '../crypto/keys.js';
 import type { SigningKey } from '../crypto/signatures.js';
-import { asInTotoError, InTotoError, ioError, PipelineError, UsageError, VerificationError } from '../errors.js';
+import { asInTotoError, ioError, UsageError, VerificationError } from '../errors.js';
 import { makeDirectorySync, writeFileAtomicSync } from '../io/files.js';
 import { onInterrupt } from '../io/interrupt.js';
 import { dsseText, metablockText, verifiedPayload } from '../model/envelope.js';
 import { readEnvelopeFile } from '../model/metadata.js';
-import { runStep, type RunStepResult } from '../runner/run-step.js';
 import { checkGrants, type SandboxMode } from '../runner/sandbox.js';
 import { failureOf, type Failure } from '../verify/report.js';
 import { verifySupplyChain, type VerifyReport } from '../verify/verify.js';
 import { writePipelineProvenance, type PipelineProvenance } from './attestations.js';
 import { listInputFiles } from './inputs.js';
-import { finalProducts, linkDifferences, outputTail } from './outcomes.js';
+import { finalProducts, linkDifferences } from './outcomes.js';
+import { runOnce, runSucceeded, stepFailure, type StepRunSettings } from './run-once.js';
 import { checkFunctionaryKeys, chooseRunners, passwordFor } from './functionaries.js';
 import { withParams } from './params.js';
 import { planSteps } from './plan.js';
-import { modelSignAction } from './model-sign-step.js';
+import { checkLayoutIsSource } from './signed-layout.js';
 import { performedByPipeline, type PipelineSource, type PipelineStep } from './source.js';
 import { stageOutput, type StagedOutput } from './output.js';
 import { planMaterials, populateWorkspace, type StepOutcome } from './stage.js';
@@ -175,6 +173,15 @@ async function runAndVerify(options: PipelineRunOptions, prepared: Prepared): Pr
   const { outputs } = withParams(options.source, params);
   const linkDir = join(workspace, 'links');
   mkdirSync(linkDir);
+  const settings: StepRunSettings = {
+    source: options.source,
+    sandbox: options.sandbox ?? 'auto',
+    timeoutSeconds: options.timeoutSeconds,
+    useDsse: options.useDsse ?? false,
+    echo: options.echo ?? false,
+    attest: options.attest ?? false,
+    warn: options.warn,
+  };
   emit({ kind: 'plan', steps: order.map((s) => ({ name: s.name, runs: runners.get(s.name) ?? [] })) });
 
   const outcomes = new Map<string, StepOutcome>();
@@ -203,20 +210,27 @@ async function runAndVerify(options: PipelineRunOptions, prepared: Prepared): Pr
       const staged = populateWorkspace(dir, plan, workspace);
       emit({ kind: 'run-start', step: step.name, functionary, staged });
       const t0 = performance.now();
-      const ran = await runOnce(options, step, functionary, { dir, linkDir, attestationDir, hide });
+      const ran = await runOnce(settings, step, functionary, {
+        dir,
+        linkDir,
+        attestationDir,
+        keyPath: resolve(options.keyDir, functionary), // the step runs elsewhere: never relative
+        ...passwordFor(options.passwords, functionary),
+        hide,
+      });
       if ('failure' in ran) {
         emit({ kind: 'run-end', step: step.name, functionary, ms: Math.round(performance.now() - t0), ok: false });
         return stopped(failureOf(ran.failure));
       }
       const { result } = ran;
       const ms = Math.round(performance.now() - t0);
-      const ok = result.returnValue === 0 && !result.timedOut;
+      const ok = runSucceeded(result);
       const summary = { step: step.name, functionary, ms, returnValue: result.returnValue, linkPath: result.linkPath, workspace: dir, sandboxed: result.sandboxed, builtin: step.uses?.kind };
       runs.push(summary);
       mine.push(summary);
       links.push(result.link);
       emit({ kind: 'run-end', step: step.name, functionary, ms, ok });
-      if (!ok) return stopped(stepFailure(step, functionary, result, dir));
+      if (!ok) return stopped(failureOf(stepFailure(step, functionary, result, dir)));
     }
     const first = links[0];
     for (let i = 1; i < links.length && first !== undefined; i++) {
@@ -274,66 +288,9 @@ async function runAndVerify(options: PipelineRunOptions, prepared: Prepared): Pr
   };
 }
 
-/**
- * One run of a step in its staged workspace, through the step runner: a command under the
- * sandbox, or a built-in step the runner performs itself. Returns the run's result, or the
- * failure of a built-in step that could not do its work (no model among its materials, an
- * empty or irregular model): that step failed, no link was written, its workspace is the
- * evidence.
- * @throws what runStep throws (key, sandbox, I/O problems)
- */
-async function runOnce(
-  options: PipelineRunOptions,
-  step: PipelineStep,
-  functionary: string,
-  places: { readonly dir: string; readonly linkDir: string; readonly attestationDir: string | undefined; readonly hide: readonly string[] },
-): Promise<{ readonly result: RunStepResult } | { readonly failure: InTotoError }> {
-  const { dir, attestationDir } = places;
-  const timeout = step.timeoutSeconds ?? options.timeoutSeconds;
-  const action = step.uses === undefined ? undefined : modelSignAction({ step: step.name, functionary, use: step.uses, workspace: dir });
-  try {
-    const result = await runStep({
-      name: step.name,
-      keyPath: resolve(options.keyDir, functionary), // the step runs elsewhere: never relative
-      ...passwordFor(options.passwords, functionary),
-      materials: ['.'],
-      products: ['.'],
-      command: step.run ?? [],
-      ...(action === undefined ? {} : { action }),
-      basePath: dir,
-      cwd: dir,
-      metadataDirectory: places.linkDir,
-      recordStreams: true,
-      echo: options.echo ?? false,
-      sandbox: options.sandbox ?? 'auto',
-      passEnv: step.grants.env,
-      shareNet: step.grants.network,
-      devices: step.grants.devices,
-      useDsse: options.useDsse ?? false,
-      ...(timeout === undefined ? {} : { timeoutSeconds: timeout }),
-      warn: options.warn,
-      // Named and signed under the keyid the layout gives this functionary's key.
-      ...layoutKeyOf(options.source, functionary),
-      attest: options.attest ?? false,
-      ...(attestationDir === undefined ? {} : { attestationDirectory: attestationDir }),
-      hide: places.hide,
-    });
-    return { result };
-  } catch (error) {
-    if (action === undefined || !(error instanceof InTotoError) || error.code !== 'E_STEP_FAILED') throw error;
-    return { failure: error };
-  }
-}
-
 /** Where the attestations go: `--attestations`, or `<out>.attestations` beside `--out`. */
 function attestationDirOf(options: PipelineRunOptions): string {
   return resolve(options.attestationDir ?? `${resolve(options.outDir)}.attestations`);
-}
-
-/** The layout's key for a functionary, so the link carries the keyid the layout lists. */
-function layoutKeyOf(source: PipelineSource, functionary: string): { layoutKey?: PublicKey } {
-  const key = source.functionaries.get(functionary)?.key;
-  return key === undefined ? {} : { layoutKey: key };
 }
 
 /**
@@ -350,16 +307,8 @@ function prepareLayout(options: PipelineRunOptions, runners: ReadonlyMap<string,
   const signer = keys[0];
   const payload = signer === undefined ? undefined : verifiedPayload(envelope, signer);
   if (payload === undefined) throw new VerificationError('E_LAYOUT_SIG', `${path}: not signed by the layout key given`, { context: { file: path } });
-  if (!isJsonObject(payload) || canonicalString(withoutExpiry(payload)) !== canonicalString(withoutExpiry(source.layoutJson))) {
-    throw new PipelineError('E_LAYOUT_SOURCE', `${path} is not the layout ${source.file} compiles to (steps, keys, rules or inspections differ)`, { context: { file: path } });
-  }
+  checkLayoutIsSource(payload, source, path);
   return keys;
-}
-
-function withoutExpiry(layout: JsonObject): JsonObject {
-  const copy: Record<string, JsonObject[string]> = { ...layout };
-  delete copy['expires'];
-  return copy;
 }
 
 function writeLayout(options: PipelineRunOptions, target: string): void {
@@ -370,20 +319,6 @@ function writeLayout(options: PipelineRunOptions, target: string): void {
   const { layoutJson } = options.source;
   const keys = options.layout.keys;
   writeFileAtomicSync(target, options.useDsse ? dsseText(layoutJson, keys) : metablockText(layoutJson, keys));
-}
-
-function stepFailure(step: PipelineStep, functionary: string, result: Awaited<ReturnType<typeof runStep>>, dir: string): Failure {
-  const how = result.timedOut ? 'timed out' : `exited with ${String(result.returnValue)}`;
-  const tail = outputTail(result.link);
-  const error = new PipelineError(
-    'E_STEP_FAILED',
-    `step '${step.name}' (functionary ${functionary}) ${how}: '${step.run?.join(' ') ?? ''}'${tail.length > 0 ? `: ${tail[tail.length - 1] ?? ''}` : ''}`,
-    {
-      details: [...tail.map((l) => `output: ${l}`), `link (signed, the evidence of the failure): ${result.linkPath}`, `workspace (kept): ${dir}`],
-      context: { step: step.name },
-    },
-  );
-  return failureOf(error);
 }
 
 /** Makes `dir` if absent; refuses one with entries (stale links or products would mislead). */

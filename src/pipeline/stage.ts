@@ -47,47 +47,86 @@ function dir(prefix: string): string {
   return prefix === '' || prefix.endsWith('/') ? prefix : `${prefix}/`;
 }
 
-/** Decides a step's materials from its rules, the pipeline inputs and the earlier outcomes. Never throws. */
-export function planMaterials(
+/** Where one material of a new workspace comes from: a pipeline input, or an earlier step's recorded artifact. */
+export type MaterialSource =
+  | { readonly from: 'input'; readonly name: string }
+  | { readonly from: 'step'; readonly step: string; readonly type: 'materials' | 'products'; readonly artifact: string };
+
+export interface MaterialSelection {
+  /** Artifact name in the new workspace -> where its content comes from. */
+  readonly sources: ReadonlyMap<string, MaterialSource>;
+  /** Rules that could stage nothing, and why (shown with -v). */
+  readonly notes: readonly string[];
+}
+
+/**
+ * Decides a step's materials from its rules, the names of the pipeline inputs and the links
+ * of the earlier steps, whatever holds their content: files in local workspaces
+ * ({@link planMaterials}) or blobs in a store (the engines' `pipeline step`). `available`
+ * says whether an earlier step's recorded material can be staged at all (default: always).
+ * Never throws.
+ */
+export function selectMaterials(
   rules: readonly ArtifactRule[],
-  inputs: ReadonlyMap<string, string>,
-  outcomes: ReadonlyMap<string, StepOutcome>,
-): StagePlan {
-  const files = new Map<string, StagedFile>();
+  inputs: Iterable<string>,
+  links: ReadonlyMap<string, Link>,
+  available: (step: string, artifact: string) => boolean = () => true,
+): MaterialSelection {
+  const sources = new Map<string, MaterialSource>();
   const settled = new Set<string>(); // inputs taken or refused by an earlier rule
   const notes: string[] = [];
+  const inputNames = [...inputs];
   for (const rule of rules) {
     if (rule.kind === 'MATCH') {
-      const outcome = outcomes.get(rule.destStep);
-      if (outcome === undefined) {
+      const link = links.get(rule.destStep);
+      if (link === undefined) {
         notes.push(`'${rule.text}': step '${rule.destStep}' did not run in this pipeline, so nothing is staged from it`);
         continue;
       }
-      const artifacts = rule.destType === 'products' ? outcome.link.products : outcome.link.materials;
+      const artifacts = rule.destType === 'products' ? link.products : link.materials;
       const [from, to] = [dir(rule.sourcePrefix), dir(rule.destPrefix)];
       const pattern = compilePattern(rule.pattern);
       for (const destName of artifacts.keys()) {
         if (!destName.startsWith(to)) continue;
         const rel = destName.slice(to.length);
         const name = from + rel;
-        if (!pattern.matches(rel) || files.has(name)) continue;
-        const staged: StagedFile | undefined =
-          rule.destType === 'products' ? { file: join(outcome.workspace, destName), from: 'step' } : outcome.materialFiles.get(destName);
-        if (staged === undefined) continue;
-        files.set(name, staged);
+        if (!pattern.matches(rel) || sources.has(name)) continue;
+        if (rule.destType === 'materials' && !available(rule.destStep, destName)) continue;
+        sources.set(name, { from: 'step', step: rule.destStep, type: rule.destType, artifact: destName });
         settled.add(name);
       }
       continue;
     }
     if (rule.kind === 'REQUIRE' || rule.kind === 'CREATE') continue;
     const pattern = compilePattern(rule.pattern);
-    for (const [name, file] of inputs) {
+    for (const name of inputNames) {
       if (settled.has(name) || !pattern.matches(name)) continue;
       settled.add(name);
-      if (rule.kind !== 'DISALLOW') files.set(name, { file, from: 'input' });
+      if (rule.kind !== 'DISALLOW') sources.set(name, { from: 'input', name });
     }
   }
-  return { files, notes };
+  return { sources, notes };
+}
+
+/** Decides a step's materials from its rules, the pipeline inputs and the earlier outcomes (local files). Never throws. */
+export function planMaterials(
+  rules: readonly ArtifactRule[],
+  inputs: ReadonlyMap<string, string>,
+  outcomes: ReadonlyMap<string, StepOutcome>,
+): StagePlan {
+  const links = new Map([...outcomes].map(([name, outcome]) => [name, outcome.link]));
+  const selection = selectMaterials(rules, inputs.keys(), links, (step, artifact) => outcomes.get(step)?.materialFiles.has(artifact) === true);
+  const files = new Map<string, StagedFile>();
+  for (const [name, source] of selection.sources) {
+    if (source.from === 'input') {
+      files.set(name, { file: inputs.get(source.name) as string, from: 'input' });
+      continue;
+    }
+    const outcome = outcomes.get(source.step) as StepOutcome;
+    const staged = source.type === 'products' ? { file: join(outcome.workspace, source.artifact), from: 'step' as const } : outcome.materialFiles.get(source.artifact);
+    if (staged !== undefined) files.set(name, staged);
+  }
+  return { files, notes: selection.notes };
 }
 
 /** The input names some rule of `rules` would stage (for the `input-unused` warning). Never throws. */

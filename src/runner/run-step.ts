@@ -1,4 +1,5 @@
 import { resolve } from 'node:path';
+import type { JsonObject } from '../canonical/json.js';
 import { UsageError, asInTotoError } from '../errors.js';
 import { loadSigningKeyFile } from '../crypto/keyfiles.js';
 import type { KeyType } from '../crypto/keys.js';
@@ -98,6 +99,8 @@ export interface RunStepOptions extends SignAs {
   readonly hide?: readonly string[];
   /** Show the command's output on our stdout/stderr (default true). */
   readonly echo?: boolean;
+  /** Recorded in the link's `environment` beside the grants (a pipeline engine's run id); never read by the command. */
+  readonly environment?: JsonObject;
   readonly warn: (message: string) => void;
   readonly info?: (message: string) => void;
 }
@@ -203,7 +206,7 @@ export async function runStep(options: RunStepOptions): Promise<RunStepResult> {
       actionOutput === undefined
         ? byproductsOf(result, options.recordStreams ?? false)
         : { 'return-value': 0, stderr: '', stdout: options.recordStreams === true ? actionOutput : '' },
-    environment: grantsEnvironment(grants),
+    environment: { ...options.environment, ...grantsEnvironment(grants) },
   });
   key ??= loadKeyAfterCommand(keyPath, options, result?.returnValue);
   const linkPath = writeLinkFile(places.metadataDirectory, linkFileName(options.name, key.keyid), link, [key], options.useDsse ?? false);

@@ -139,7 +139,8 @@ describe('7 and 8: messages and help speak our language, one way', () => {
 
   const HELPS: readonly string[][] = [
     ['keygen'], ['sign'], ['run'], ['record', 'start'], ['record', 'stop'], ['mock'], ['match-products'], ['verify'],
-    ['layout', 'check'], ['layout', 'sign'], ['pipeline', 'run'], ['pipeline', 'export'], ['scan-model'], ['scan-pickle'],
+    ['layout', 'check'], ['layout', 'sign'], ['pipeline', 'run'], ['pipeline', 'export'], ['pipeline', 'publish'], ['pipeline', 'step'], ['pipeline', 'verify'],
+    ['scan-model'], ['scan-pickle'],
     ['model', 'sign'], ['model', 'verify'], ['data', 'check'], ['trace'],
   ];
   it.each(HELPS)('intoto %s --help: usage first, -h first among the options, each default said once', (...command) => {
@@ -160,7 +161,7 @@ describe('7 and 8: messages and help speak our language, one way', () => {
 
   it('intoto layout --help and intoto pipeline --help describe their group', () => {
     expect(runBin('intoto', ['layout', '--help'], { env }).stdout).toMatch(/^usage: intoto layout <check\|sign>/);
-    expect(runBin('intoto', ['pipeline', '--help'], { env }).stdout).toMatch(/^usage: intoto pipeline run/);
+    expect(runBin('intoto', ['pipeline', '--help'], { env }).stdout).toMatch(/^usage: intoto pipeline <run\|export\|publish\|step\|verify>/);
   });
 
   it('messages start with the command as typed', () => {

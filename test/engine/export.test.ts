@@ -101,7 +101,7 @@ describe('export to GitHub Actions', () => {
       const secrets = text.split(`\n  ${id}:\n`)[1]!.split(/\n {2}\S/)[0]!.match(/secrets\.[A-Z_]+/g);
       expect(secrets).toEqual([`secrets.INTOTO_KEY_${secret}`]);
       const run = job.steps.find((s) => s.run !== undefined)!.run!;
-      expect(run).toContain(`intoto pipeline step layouts/ml-pipeline.yaml ${stepOf[functionary!]} --as ${functionary} -k "$key" --store oci://registry.internal:5000/ml/flowers --run-id "$INTOTO_RUN_ID"`);
+      expect(run).toContain(`intoto pipeline step layouts/ml-pipeline.yaml ${stepOf[functionary!]} --as ${functionary} -k "$key" --layout-key keys/owner.pub --store oci://registry.internal:5000/ml/flowers --run-id "$INTOTO_RUN_ID"`);
       // The key is written with umask 077, hidden from the command's environment, and removed.
       expect(run).toMatch(/umask 077/);
       expect(run).toMatch(/unset INTOTO_KEY/);

@@ -110,11 +110,11 @@ describe('the jobs of a real run: intoto pipeline step and verify', () => {
     outDir: '/srv/release',
   });
 
-  it('each step job runs exactly `intoto pipeline step LAYOUT STEP --as F -k KEY --store ... --run-id ID`', () => {
+  it('each step job runs exactly `intoto pipeline step LAYOUT STEP --as F -k KEY --layout-key OWNER.pub --store ... --run-id ID`', () => {
     const specs = slurmJobSpecs(plan, commands);
     expect(specs.find((s) => s.key === 'train.trainer-b')?.argv).toEqual([
       'intoto', 'pipeline', 'step', '/srv/pipeline/ml-pipeline.yaml', 'train', '--as', 'trainer-b', '-k', '/etc/intoto/keys/trainer-b',
-      '--store', 'oci://10.0.0.1:5000/ml/flowers', '--run-id', 'r1', '--param', 'SEED=7',
+      '--layout-key', '/etc/intoto/owner.pub', '--store', 'oci://10.0.0.1:5000/ml/flowers', '--run-id', 'r1', '--param', 'SEED=7',
     ]);
     expect(specs.at(-1)?.argv).toEqual([
       'intoto', 'pipeline', 'verify', '/srv/pipeline/ml-pipeline.yaml', '--store', 'oci://10.0.0.1:5000/ml/flowers', '--run-id', 'r1', '--param', 'SEED=7',
@@ -130,7 +130,7 @@ describe('the jobs of a real run: intoto pipeline step and verify', () => {
       functionary: 'platform',
       node: 'node4',
       after: ['train.trainer-a', 'train.trainer-b'],
-      argv: ['intoto', 'pipeline', 'step', '/srv/pipeline/ml-pipeline.yaml', 'sign', '--as', 'platform', '-k', '/etc/intoto/keys/platform', '--store', 'oci://10.0.0.1:5000/ml/flowers', '--run-id', 'r1', '--param', 'SEED=7'],
+      argv: ['intoto', 'pipeline', 'step', '/srv/pipeline/ml-pipeline.yaml', 'sign', '--as', 'platform', '-k', '/etc/intoto/keys/platform', '--layout-key', '/etc/intoto/owner.pub', '--store', 'oci://10.0.0.1:5000/ml/flowers', '--run-id', 'r1', '--param', 'SEED=7'],
     });
   });
 

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { slurmAvailable, startLab, type Lab } from '../helpers/slurm-lab.js';
@@ -68,8 +68,9 @@ describe.runIf(enabled)('slurm-lab.sh, namespaces mode', () => {
     if (lab.mode !== 'namespaces') return;
     for (const node of lab.nodes) {
       expect(lab.exec(node, ['hostname']).stdout.trim()).toBe(node);
-      // Its own directory and nothing else of the lab: not the others', not the controller's state, not the registry's storage.
-      expect(lab.exec(node, ['ls', lab.dir]).stdout.split('\n').filter(Boolean).sort()).toEqual(['etc', 'munge', 'nodes']);
+      // Its own directory and nothing else of the lab: not the others', not the controller's state, not the registry's storage;
+      // and the shared directory every node reads.
+      expect(lab.exec(node, ['ls', lab.dir]).stdout.split('\n').filter(Boolean).sort()).toEqual(['etc', 'munge', 'nodes', 'shared']);
       expect(lab.exec(node, ['ls', join(lab.dir, 'nodes')]).stdout.trim()).toBe(node);
       // Its PID namespace: the node's init, slurmd, and the ps itself.
       const ps = lab.exec(node, ['ps', '-e', '-o', 'comm=']).stdout.split('\n').filter(Boolean);
@@ -77,8 +78,11 @@ describe.runIf(enabled)('slurm-lab.sh, namespaces mode', () => {
       expect(ps).not.toContain('slurmctld');
       expect(ps.length).toBeLessThan(8);
     }
-    // The configuration is read-only on the nodes.
+    // The configuration and the shared directory are read-only on the nodes; the host writes the shared one.
     expect(lab.exec('node1', ['sh', '-c', `echo x >> ${join(lab.dir, 'etc', 'slurm.conf')}`]).status).not.toBe(0);
+    writeFileSync(join(lab.shared, 'layout.yaml'), 'from the host\n');
+    expect(lab.exec('node2', ['cat', join(lab.shared, 'layout.yaml')]).stdout).toBe('from the host\n');
+    expect(lab.exec('node2', ['sh', '-c', `echo x >> ${join(lab.shared, 'layout.yaml')}`]).status).not.toBe(0);
   });
 
   it('a node reaches the registry and the controller through the bridge, never another node', () => {

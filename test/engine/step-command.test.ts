@@ -104,7 +104,7 @@ describe('job states', () => {
 
 describe('stepCommand', () => {
   it('puts every parameter after the store and run id, in order', () => {
-    const argv = stepCommand({ intoto: ['node', '/opt/intoto.js'], layout: 'l.yaml', step: 's', functionary: 'f', keyPath: '/k/f', store: parseStoreUrl('oci://h/r'), runId: 'r', params: new Map([['A', '1'], ['B', 'x y']]) });
-    expect(argv).toEqual(['node', '/opt/intoto.js', 'pipeline', 'step', 'l.yaml', 's', '--as', 'f', '-k', '/k/f', '--store', 'oci://h/r', '--run-id', 'r', '--param', 'A=1', '--param', 'B=x y']);
+    const argv = stepCommand({ intoto: ['node', '/opt/intoto.js'], layout: 'l.yaml', step: 's', functionary: 'f', keyPath: '/k/f', ownerKeys: ['/o.pub'], store: parseStoreUrl('oci://h/r'), runId: 'r', params: new Map([['A', '1'], ['B', 'x y']]) });
+    expect(argv).toEqual(['node', '/opt/intoto.js', 'pipeline', 'step', 'l.yaml', 's', '--as', 'f', '-k', '/k/f', '--layout-key', '/o.pub', '--store', 'oci://h/r', '--run-id', 'r', '--param', 'A=1', '--param', 'B=x y']);
   });
 });

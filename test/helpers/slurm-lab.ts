@@ -21,6 +21,10 @@ export interface Lab {
   readonly env: NodeJS.ProcessEnv;
   /** A node's own directory (keys/, jobs/), the same path on the host and on the node. */
   nodeDir(node: string): string;
+  /** The lab's shared directory: read-only on every node, at the same path (layouts, public keys). */
+  readonly shared: string;
+  /** Where the lab's registry keeps a blob (a test corrupts one there). */
+  blobPath(digest: string): string;
   /** Runs a command inside a node's namespaces (nsenter). */
   exec(node: string, argv: readonly string[]): { status: number | null; stdout: string; stderr: string };
   stop(): void;
@@ -74,6 +78,11 @@ export function startLab(options: { nodes?: number; isolation?: 'auto' | 'namesp
     partition: get('SLURM_LAB_PARTITION'),
     env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', SLURM_CONF: get('SLURM_CONF') },
     nodeDir: (node) => join(nodeRoot, node),
+    shared: get('SLURM_LAB_SHARED'),
+    blobPath: (digest) => {
+      const hex = digest.replace(/^sha256:/, '');
+      return join(dir, 'registry', 'storage', 'docker', 'registry', 'v2', 'blobs', 'sha256', hex.slice(0, 2), hex, 'data');
+    },
     exec: (node, argv) => {
       const r = spawnSync(SCRIPT, ['exec', node, '--', ...argv], { env, encoding: 'utf8', timeout: 60_000 });
       return { status: r.status, stdout: r.stdout, stderr: r.stderr };
