@@ -44,13 +44,17 @@ export interface ResolvedModel {
 }
 
 export interface Attachments {
-  /** Sigstore bundles whose predicate is (or may be) OMS. */
-  readonly signatures: { readonly name: string; readonly bytes: Uint8Array }[];
-  /** In-toto files by name, written into the meta directory. */
+  /** Sigstore bundles whose predicate is (or may be) OMS, by name, written into `<meta>/signatures/`. */
+  readonly signatures: { readonly name: string; readonly path: string }[];
+  /** In-toto links by name, written into `<meta>/links/`. */
   readonly links: string[];
+  /** In-toto layouts: name → path in `<meta>/layouts/`. */
   readonly layouts: Map<string, string>;
   readonly ignored: string[];
 }
+
+/** Where each kind of attachment is written in the work directory's meta directory. */
+export const ATTACHMENT_DIRS = ['signatures', 'links', 'layouts'] as const;
 
 const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
 const DOWNLOAD_CONCURRENCY = 3;
@@ -193,15 +197,22 @@ async function writeAll(fd: number, chunks: readonly Buffer[]): Promise<void> {
 /**
  * The model's referrers that the gate uses, each manifest fetched by its digest and required to
  * name this model as its subject (a fallback index is just a tag anyone with push rights can
- * write): OMS signature bundles, and in-toto links and layouts, written into `metaDir` by their
- * titles (single safe file names).
- * @throws RegistryError
+ * write): OMS signature bundles, and in-toto links and layouts, written into `metaDir`'s
+ * `signatures/`, `links/` and `layouts/` by their titles (single safe file names; a second
+ * attachment of one kind under the same title is ignored, and said so).
+ * @throws RegistryError; IoError E_IO when the work directory cannot be written
  */
 export async function fetchAttachments(client: RegistryClient, repository: string, subject: string, metaDir: string, wantInToto: boolean): Promise<Attachments> {
   const { descriptors } = await listReferrers(client, repository, subject);
   const result: Attachments = { signatures: [], links: [], layouts: new Map(), ignored: [] };
-  const linkDir = join(metaDir, 'links');
-  mkdirSync(linkDir, { mode: 0o700 });
+  for (const dir of ATTACHMENT_DIRS) {
+    try {
+      mkdirSync(join(metaDir, dir), { mode: 0o700 });
+    } catch (error) {
+      throw ioError(join(metaDir, dir), error, 'cannot create');
+    }
+  }
+  const seen = { signatures: new Set<string>(), links: new Set<string>(), layouts: new Set<string>() };
   for (const entry of descriptors) {
     const isBundle = entry.artifactType === SIGSTORE_BUNDLE && (entry.annotations?.[BUNDLE_PREDICATE_TYPE] ?? OMS_PREDICATE) === OMS_PREDICATE;
     const isInToto = entry.artifactType === INTOTO_LINK || entry.artifactType === INTOTO_LAYOUT;
@@ -219,19 +230,17 @@ export async function fetchAttachments(client: RegistryClient, repository: strin
       result.ignored.push(`${entry.digest}: title ${JSON.stringify(title)} is not a plain file name`);
       continue;
     }
-    const bytes = await client.fetchBlobBytes(repository, layer, isBundle ? MAX_BUNDLE_BYTES : LIMITS.metadataBytes);
-    if (isBundle) {
-      result.signatures.push({ name: title, bytes });
-      continue;
-    }
-    const isLink = entry.artifactType === INTOTO_LINK;
-    const path = join(isLink ? linkDir : metaDir, title);
-    if (isLink ? result.links.includes(title) : result.layouts.has(title)) {
+    const kind = isBundle ? 'signatures' : entry.artifactType === INTOTO_LINK ? 'links' : 'layouts';
+    if (seen[kind].has(title)) {
       result.ignored.push(`${entry.digest}: a second attachment named ${title}`);
       continue;
     }
+    seen[kind].add(title);
+    const bytes = await client.fetchBlobBytes(repository, layer, isBundle ? MAX_BUNDLE_BYTES : LIMITS.metadataBytes);
+    const path = join(metaDir, kind, title);
     writeNew(path, bytes);
-    if (isLink) result.links.push(title);
+    if (kind === 'signatures') result.signatures.push({ name: title, path });
+    else if (kind === 'links') result.links.push(title);
     else result.layouts.set(title, path);
   }
   return result;
