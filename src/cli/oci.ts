@@ -163,7 +163,7 @@ export async function pullMain(argv: string[]): Promise<number> {
     .option('--layout <name>', 'also verify this in-toto layout (an attached layout by file name, else a local file) against the attached links')
     .option('--layout-key <pem...>', "the layout owner's public key(s) (with --layout)")
     .option('--scan', 'also scan every model file (scan-model): refuse anything that could run code when loaded')
-    .option('--policy <policy>', 'with --scan: default|strict|FILE, as scan-model takes it (default: default)')
+    .option('--policy <policy>', 'with --scan: strict (plain containers and numbers only) or FILE (more names to allow), as scan-model takes it')
     .option('--allow <name>', 'with --scan: also allow this global (MODULE.NAME); repeatable', repeatable, [] as string[])
     .option('--expect-digest <digest>', 'refuse unless the reference resolves to this sha256 digest')
     .option('--sandbox <mode>', "isolation of the layout's inspections: auto, bwrap or none", 'auto')
