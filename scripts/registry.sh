@@ -16,7 +16,10 @@
 # gone, so a test run killed before its clean-up leaves nothing running), REGISTRY_TLS_CERT and
 # REGISTRY_TLS_KEY (optional, both: serve HTTPS with this certificate and key, PEM; the
 # readiness check trusts the certificate itself), REGISTRY_HTPASSWD (optional: an htpasswd file
-# of bcrypt entries, `htpasswd -nbB USER PASS`; the registry then wants basic authentication).
+# of bcrypt entries, `htpasswd -nbB USER PASS`; the registry then wants basic authentication),
+# REGISTRY_TOKEN_REALM, REGISTRY_TOKEN_SERVICE, REGISTRY_TOKEN_ISSUER, REGISTRY_TOKEN_ROOTCERTS
+# (optional, all four: the registry wants bearer tokens from that realm, JWTs it verifies against
+# the certificates in REGISTRY_TOKEN_ROOTCERTS, PEM).
 # The storage is plain files: blobs under storage/docker/registry/v2/blobs/sha256/<2>/<hex>/data,
 # which is where a test corrupts one. Loopback only.
 set -euo pipefail
@@ -49,6 +52,11 @@ up() {
     check=(--cacert "$REGISTRY_TLS_CERT")
   fi
   [[ -z ${REGISTRY_HTPASSWD:-} || -f $REGISTRY_HTPASSWD ]] || die "REGISTRY_HTPASSWD=$REGISTRY_HTPASSWD is not a file"
+  if [[ -n ${REGISTRY_TOKEN_REALM:-} ]]; then
+    [[ -n ${REGISTRY_TOKEN_SERVICE:-} && -n ${REGISTRY_TOKEN_ISSUER:-} && -f ${REGISTRY_TOKEN_ROOTCERTS:-} ]] ||
+      die "REGISTRY_TOKEN_REALM needs REGISTRY_TOKEN_SERVICE, REGISTRY_TOKEN_ISSUER and REGISTRY_TOKEN_ROOTCERTS (a file)"
+    [[ -z ${REGISTRY_HTPASSWD:-} ]] || die "REGISTRY_HTPASSWD and REGISTRY_TOKEN_REALM exclude each other"
+  fi
   for attempt in 1 2 3 4 5; do
     port=$(free_port)
     cat >"$dir/config.yml" <<EOF
@@ -74,6 +82,10 @@ EOF
     fi
     if [[ -n ${REGISTRY_HTPASSWD:-} ]]; then
       printf 'auth:\n  htpasswd:\n    realm: intoto-test\n    path: %s\n' "$REGISTRY_HTPASSWD" >>"$dir/config.yml"
+    fi
+    if [[ -n ${REGISTRY_TOKEN_REALM:-} ]]; then
+      printf 'auth:\n  token:\n    realm: %s\n    service: %s\n    issuer: %s\n    rootcertbundle: %s\n' \
+        "$REGISTRY_TOKEN_REALM" "$REGISTRY_TOKEN_SERVICE" "$REGISTRY_TOKEN_ISSUER" "$REGISTRY_TOKEN_ROOTCERTS" >>"$dir/config.yml"
     fi
     # setsid: its own session, so a terminal's signals do not reach it; stopped by PID only.
     setsid "$BIN" serve "$dir/config.yml" >"$dir/registry.log" 2>&1 </dev/null &
