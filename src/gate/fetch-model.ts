@@ -59,6 +59,8 @@ export const ATTACHMENT_DIRS = ['signatures', 'links', 'layouts'] as const;
 const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
 const DOWNLOAD_CONCURRENCY = 3;
 const WORKER_THRESHOLD_BYTES = 32 * 1024 * 1024;
+/** Blobs from this size on try the direct download (a socket of its own, the hashing thread). */
+const DIRECT_MIN_BYTES = 16 * 1024 * 1024;
 
 /**
  * Reads and checks a model manifest: ModelPack, raw layers only, every file path safe and
@@ -118,17 +120,28 @@ export async function checkModelConfig(client: RegistryClient, repository: strin
  * Downloads every layer into `dir` (a few at a time), each file created new (O_EXCL, never
  * through a symlink) and checked against its digest and size while it streams. Returns the
  * files' digests by path.
+ *
+ * A blob of 16 MiB or more from a plain-HTTP registry goes straight from the socket into its
+ * file (the client's fetchBlobToFile: read into reused memory, hashed in place); anything else,
+ * or when the registry does not answer simply, through the client's regular download, large
+ * ones hashed and written on a worker thread.
  * @throws RegistryError E_DIGEST_MISMATCH, E_BLOB_SIZE, ...; IoError E_IO
  */
 export async function downloadLayers(client: RegistryClient, repository: string, layers: readonly ModelLayer[], dir: string): Promise<Map<string, string>> {
-  const total = layers.reduce((n, l) => n + l.descriptor.size, 0);
-  // A worker thread pays for itself (about 30 ms to start) only on a large download.
-  const writer = total >= WORKER_THRESHOLD_BYTES ? new FileSinkWorker() : undefined;
+  let writer: FileSinkWorker | undefined;
   const queue = [...layers];
   const worker = async (): Promise<void> => {
     for (let layer = queue.shift(); layer !== undefined; layer = queue.shift()) {
-      if (writer === undefined) await downloadOne(client, repository, layer, dir);
-      else await downloadThrough(writer, client, repository, layer, dir);
+      const target = join(dir, ...layer.path.split('/'));
+      try {
+        mkdirSync(dirname(target), { recursive: true, mode: 0o755 });
+      } catch (error) {
+        throw ioError(target, error, 'cannot create');
+      }
+      if (layer.descriptor.size >= DIRECT_MIN_BYTES && (await direct(client, repository, layer, target))) continue;
+      // A worker thread pays for itself (about 30 ms to start) only on a large download.
+      if (layer.descriptor.size >= WORKER_THRESHOLD_BYTES) await downloadThrough((writer ??= new FileSinkWorker()), client, repository, layer, target);
+      else await downloadOne(client, repository, layer, target);
     }
   };
   try {
@@ -139,13 +152,17 @@ export async function downloadLayers(client: RegistryClient, repository: string,
   return new Map(layers.map((l) => [l.path, l.descriptor.digest]));
 }
 
-async function downloadThrough(writer: FileSinkWorker, client: RegistryClient, repository: string, layer: ModelLayer, dir: string): Promise<void> {
-  const target = join(dir, ...layer.path.split('/'));
+/** The direct download; false when the regular one must do it (nothing was created). */
+async function direct(client: RegistryClient, repository: string, layer: ModelLayer, target: string): Promise<boolean> {
   try {
-    mkdirSync(dirname(target), { recursive: true, mode: 0o755 });
+    return await client.fetchBlobToFile(repository, layer.descriptor, target);
   } catch (error) {
-    throw ioError(target, error, 'cannot create');
+    if (error instanceof InTotoError) throw error.withContext(`${layer.path}`, { artifact: layer.path });
+    throw ioError(target, error, 'cannot write');
   }
+}
+
+async function downloadThrough(writer: FileSinkWorker, client: RegistryClient, repository: string, layer: ModelLayer, target: string): Promise<void> {
   try {
     await client.fetchBlobTo(repository, layer.descriptor, writer.sink(target));
   } catch (error) {
@@ -154,11 +171,9 @@ async function downloadThrough(writer: FileSinkWorker, client: RegistryClient, r
   }
 }
 
-async function downloadOne(client: RegistryClient, repository: string, layer: ModelLayer, dir: string): Promise<void> {
-  const target = join(dir, ...layer.path.split('/'));
+async function downloadOne(client: RegistryClient, repository: string, layer: ModelLayer, target: string): Promise<void> {
   let fd: number;
   try {
-    mkdirSync(dirname(target), { recursive: true, mode: 0o755 });
     fd = openSync(target, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
   } catch (error) {
     throw ioError(target, error, 'cannot create');

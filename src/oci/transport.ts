@@ -168,6 +168,18 @@ export class Transport {
   }
 
   /**
+   * What a GET of `path` on this registry would send, for a caller that speaks HTTP itself over
+   * a plain socket (direct-blob.ts): the absolute URL and the headers, credentials included
+   * (this origin only). Undefined for an HTTPS registry.
+   */
+  plainGet(path: string, scope: string, headers: Readonly<Record<string, string>>): { url: URL; headers: Record<string, string>; timeoutMs: number } | undefined {
+    const url = new URL(path, this.origin);
+    if (url.protocol !== 'http:' || url.origin !== this.origin) return undefined;
+    const authorization = this.authorizationFor(scope);
+    return { url, headers: { 'user-agent': 'intoto-ts', ...headers, ...(authorization === undefined ? {} : { authorization }) }, timeoutMs: this.timeoutMs };
+  }
+
+  /**
    * Sends a request under the policies above; returns the response when its status is in
    * `spec.accept` (its body still to be read), throws otherwise.
    * @throws RegistryError E_REGISTRY (no answer, or an error status: the message names the

@@ -508,7 +508,7 @@ describe.skipIf(!available)('the registry commands against docker-registry 2.8.2
     });
   });
 
-  it('a large model (downloaded through the writer thread): pulled byte for byte; corrupted, refused with nothing left', () => {
+  it('a large model (40 MiB: straight from the socket into its file): pulled byte for byte; corrupted, refused with nothing left', () => {
     const big = join(work, 'big-model');
     mkdirSync(big);
     const weights = Buffer.alloc(40 * 1024 * 1024);
