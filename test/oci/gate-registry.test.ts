@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RegistryClient } from '../../src/oci/client.js';
@@ -90,6 +90,51 @@ describe.skipIf(!available)('the registry commands against docker-registry 2.8.2
     expect(result.stderr).toMatch(/this model is sha256:[0-9a-f]{64}/);
     const ok = intoto('push', changed, ref('models/demo', 'v2'), '--signature', join(work, 'changed.sig'));
     expect(ok.status).toBe(0);
+  });
+
+  describe('push refuses files that are not the signed ones, and never writes the tag then', () => {
+    it('a file changed since it was signed: found while it is uploaded (hashed on the way, and by the registry)', () => {
+      const changed = join(work, 'changed-after-signing');
+      cpSync(model, changed, { recursive: true });
+      const bundle = signModel(changed, signer);
+      writeFileSync(join(changed, 'model.safetensors'), Buffer.alloc(300_000, 9));
+      writeFileSync(join(work, 'changed-after-signing.sig'), bundle);
+      const result = intoto('push', changed, ref('models/refused', 'v1'), '--signature', join(work, 'changed-after-signing.sig'));
+      expect(result.status).toBe(1);
+      expect(result.stderr).toMatch(/model\.safetensors: changed since it was signed \(sha256 [0-9a-f]{12}\.\.\., signed [0-9a-f]{12}\.\.\.\) \[E_MODEL_FILES\]/);
+      // The blobs went up, the tag did not: docker-registry reports a repository without tags as unknown.
+      expect(JSON.parse(intoto('versions', `${registry.address}/models/refused`, '--json').stdout)).toMatchObject({ passed: false, failure: { code: 'E_NOT_FOUND' } });
+    });
+
+    it('a changed file whose signed bytes the registry already has: hashed locally, refused all the same', () => {
+      // models/demo holds the signed model.safetensors; this copy differs from it on disk.
+      expect(intoto('push', model, ref('models/refused-2', 'v1'), '--signature', join(work, 'model.sig')).status).toBe(0);
+      const changed = join(work, 'changed-present');
+      cpSync(model, changed, { recursive: true });
+      writeFileSync(join(changed, 'model.safetensors'), Buffer.alloc(300_000, 10));
+      const result = intoto('push', changed, ref('models/refused-2', 'v2'), '--signature', join(work, 'model.sig'));
+      expect(result.status).toBe(1);
+      expect(result.stderr).toContain('model.safetensors: changed since it was signed');
+      expect(result.stderr).toContain('[E_MODEL_FILES]');
+      const tags = JSON.parse(intoto('versions', `${registry.address}/models/refused-2`, '--json').stdout) as { versions: { tag: string }[] };
+      expect(tags.versions.map((v) => v.tag)).toEqual(['v1']);
+    });
+
+    it('a file the signature does not list, or a signed file that is missing: refused before anything is uploaded', () => {
+      const extra = join(work, 'extra-file');
+      cpSync(model, extra, { recursive: true });
+      writeFileSync(join(extra, 'notes.txt'), 'unsigned\n');
+      const result = intoto('push', extra, ref('models/refused-3', 'v1'), '--signature', join(work, 'model.sig'));
+      expect(result.status).toBe(1);
+      expect(result.stderr).toContain('notes.txt: not in the signature');
+      const missing = join(work, 'missing-file');
+      cpSync(model, missing, { recursive: true });
+      rmSync(join(missing, 'README.md'));
+      const second = intoto('push', missing, ref('models/refused-3', 'v1'), '--signature', join(work, 'model.sig'));
+      expect(second.stderr).toContain('README.md: signed but missing');
+      // Nothing reached the registry: the repository does not exist.
+      expect(JSON.parse(intoto('versions', `${registry.address}/models/refused-3`, '--json').stdout)).toMatchObject({ passed: false, failure: { code: 'E_NOT_FOUND' } });
+    });
   });
 
   it('versions lists each tag with its digest, signer key id and attachments (not the fallback tags)', () => {
