@@ -109,6 +109,8 @@ export async function pullModel(client: RegistryClient, options: PullOptions): P
     removeWorkspace(workspace);
     return `${options.destination} left untouched; temporary files removed`;
   });
+  // The hashing thread of large downloads boots while the manifest is fetched.
+  client.prepareBlobDownloads();
   try {
     const model = await check('resolve', async () => {
       const fetched = await client.getManifest(repository, ref, [OCI_MANIFEST]);
@@ -123,8 +125,12 @@ export async function pullModel(client: RegistryClient, options: PullOptions): P
       await checkModelConfig(client, repository, parsed);
       return parsed;
     });
+    // The referrers are fetched while the layers download (their own connections); nothing
+    // reads them before the download has finished and checked every blob.
+    const attaching = fetchAttachments(client, repository, resolved.digest, workspace.meta, options.layout !== undefined);
+    attaching.catch(() => undefined); // awaited below; a failure there must not surface as unhandled meanwhile
     const files = await check('download', () => downloadLayers(client, repository, resolved.layers, workspace.model));
-    const attachments = await check('attachments', () => fetchAttachments(client, repository, resolved.digest, workspace.meta, options.layout !== undefined));
+    const attachments = await check('attachments', () => attaching);
     for (const line of attachments.ignored) say({ kind: 'note', message: `ignored referrer ${line}` });
     const signature = await check('signature', () => checkModelSignature({ trust: options.trust, bundles: attachments.signatures, digests: files, modelDir: workspace.model }));
     for (const warning of signature.warnings) say({ kind: 'note', message: `signature ${signature.bundle}: ${warning}` });

@@ -4,7 +4,7 @@ import type { Credentials } from './auth.js';
 import { MAX_MANIFEST_BYTES, sha256Digest, type Descriptor } from './manifest.js';
 import { OCI_INDEX, OCI_MANIFEST } from './media-types.js';
 import { isDigest, type RegistryHost } from './reference.js';
-import { directBlobToFile } from './direct-blob.js';
+import { directBlobToFile, prepareDirectDownloads } from './direct-blob.js';
 import { describeNetworkError, discard, readBounded, Transport, type Body, type TransportOptions } from './transport.js';
 
 /**
@@ -273,6 +273,11 @@ export class RegistryClient {
     } finally {
       if (!finished) sink.abort();
     }
+  }
+
+  /** Starts what {@link fetchBlobToFile} needs (its hashing thread) ahead of time, when it can be used here. */
+  prepareBlobDownloads(): void {
+    if (this.transport.origin.startsWith('http:')) prepareDirectDownloads();
   }
 
   /**
