@@ -157,7 +157,8 @@ export function prepareDirectDownloads(): void {
 /**
  * Downloads one blob as described in the module comment.
  * @throws RegistryError E_BLOB_SIZE (the body broke off, stalled past the timeout, or ran past
- *   the size); IoError E_IO when the file cannot be created or written
+ *   the size), E_REGISTRY (no answer at all within the timeout); IoError E_IO when the file
+ *   cannot be created or written
  */
 export function directBlobToFile(request: DirectBlobRequest): Promise<DirectBlobResult> {
   const { url, size, what } = request;
@@ -307,12 +308,11 @@ export function directBlobToFile(request: DirectBlobRequest): Promise<DirectBlob
       slot = 0;
       fill = 0;
       rest.copy(ring, 0);
-      if (size === 0) {
-        digestAsked = true;
-        hasher.digest();
-        return false;
-      }
-      return rest.length === 0 ? true : body(rest.length);
+      if (rest.length > 0) return body(rest.length);
+      if (size > 0) return true;
+      digestAsked = true; // an empty blob: nothing to read
+      hasher.digest();
+      return false;
     };
 
     const socket = connect({
@@ -324,7 +324,9 @@ export function directBlobToFile(request: DirectBlobRequest): Promise<DirectBlob
     socket.setTimeout(request.timeoutMs, () => socket.destroy(Object.assign(new Error(`no data for ${request.timeoutMs / 1000} s`), { code: 'ETIMEDOUT' })));
     socket.on('connect', () => socket.write(lines.join('\r\n')));
     socket.on('error', (error) => {
-      if (head !== undefined) finish({ result: { fallback: `no answer (${describeNetworkError(error)})` } });
+      // A registry that does not answer within the timeout is not asked again (by the regular client) for as long.
+      if (head !== undefined && (error as NodeJS.ErrnoException).code === 'ETIMEDOUT') finish({ error: new RegistryError('E_REGISTRY', `GET ${what}: no answer from ${url.host}: ${describeNetworkError(error)}`, { cause: error }) });
+      else if (head !== undefined) finish({ result: { fallback: `no answer (${describeNetworkError(error)})` } });
       else finish({ error: new RegistryError('E_BLOB_SIZE', `${what}: the download broke off after ${received} of ${size} bytes: ${describeNetworkError(error)}`, { cause: error }) });
     });
     socket.on('close', () => {

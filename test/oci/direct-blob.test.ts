@@ -31,6 +31,7 @@ let rawHost: string;
 const handler: { current: Handler } = { current: (_req, res) => res.end() };
 const rawHandler: { current: (socket: Socket, request: string) => void } = { current: (socket) => socket.end() };
 const seen: { url: string; authorization: string | undefined }[] = [];
+const rawSockets: Socket[] = [];
 
 beforeAll(async () => {
   http = createServer((req, res) => {
@@ -41,6 +42,7 @@ beforeAll(async () => {
   httpHost = `127.0.0.1:${(http.address() as AddressInfo).port}`;
   // A server that writes exactly the bytes a test gives, for answers Node's server would not send.
   raw = createNetServer((socket) => {
+    rawSockets.push(socket);
     let request = '';
     socket.on('data', (chunk) => {
       request += chunk.toString('latin1');
@@ -54,6 +56,7 @@ beforeAll(async () => {
 afterAll(async () => {
   http.closeAllConnections();
   await new Promise((r) => http.close(r));
+  for (const socket of rawSockets) socket.destroy();
   await new Promise((r) => raw.close(r));
 });
 
@@ -161,6 +164,20 @@ describe('fetchBlobToFile: typed failures', () => {
     const { result, path } = await direct(rawHost, { digest: BIG_DIGEST, size: BIG.length });
     expect(result).toBe('E_BLOB_SIZE');
     expect(readFileSync(path).length).toBeLessThanOrEqual(BIG.length);
+  });
+
+  it('no answer at all within the timeout: E_REGISTRY at once (not handed back to wait as long again)', async () => {
+    rawHandler.current = () => undefined; // reads the request, never answers
+    const started = Date.now();
+    const { result, path } = await direct(rawHost, { digest: BIG_DIGEST, size: BIG.length }, { timeoutMs: 300 });
+    expect(result).toBe('E_REGISTRY');
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(existsSync(path)).toBe(false);
+  });
+
+  it('an empty blob announced, with bytes after the head: E_BLOB_SIZE', async () => {
+    rawHandler.current = (socket) => socket.end('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nextra');
+    expect((await direct(rawHost, { digest: sha(Buffer.alloc(0)), size: 0 })).result).toBe('E_BLOB_SIZE');
   });
 
   it('a body that stalls: E_BLOB_SIZE after the timeout, not a hang', async () => {
