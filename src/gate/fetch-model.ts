@@ -57,7 +57,12 @@ export interface Attachments {
 export const ATTACHMENT_DIRS = ['signatures', 'links', 'layouts'] as const;
 
 const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
-const DOWNLOAD_CONCURRENCY = 3;
+/**
+ * Layers downloaded at once. Four, not docker's three: a 1 GiB model of four shards otherwise
+ * ends with one shard downloading alone (0.4 to 0.6 s at one connection's speed), while the
+ * hashing thread, the pace-setter, has room for more.
+ */
+const DOWNLOAD_CONCURRENCY = 4;
 const WORKER_THRESHOLD_BYTES = 32 * 1024 * 1024;
 /** Blobs from this size on try the direct download (a socket of its own, the hashing thread). */
 const DIRECT_MIN_BYTES = 16 * 1024 * 1024;
@@ -117,7 +122,7 @@ export async function checkModelConfig(client: RegistryClient, repository: strin
 }
 
 /**
- * Downloads every layer into `dir` (a few at a time), each file created new (O_EXCL, never
+ * Downloads every layer into `dir` (four at a time), each file created new (O_EXCL, never
  * through a symlink) and checked against its digest and size while it streams. Returns the
  * files' digests by path.
  *
