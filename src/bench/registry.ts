@@ -16,8 +16,9 @@ import { compareAlternating, timeCommand, type CommandSpec, type Comparison } fr
  *   pull: curl -o F1 URL1 -o F2 URL2 ...               (the blobs only, digests unchecked)
  *   push: per blob, curl -X POST (upload location) then curl -X PUT -T FILE ...?digest=D
  * The registry is Debian's docker-registry on loopback, started by scripts/registry.sh. Every
- * push round goes to a new repository, so that every blob is really sent. Ours moves up to
- * three blobs at a time (docker's own client pushes five at a time); curl one after another.
+ * push round goes to a new repository, so that every blob is really sent. Ours moves several
+ * blobs at a time (pull four, push three; docker's own client pulls three and pushes five at a
+ * time); curl one after another.
  */
 
 export const PULL_TARGET = 1.3;
