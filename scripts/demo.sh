@@ -9,8 +9,13 @@
 #      train twice (threshold 2), the model signed by the runner itself with platform's key
 #      (no command sees it), then the whole chain is verified;
 #   4. verification of the delivered result: PASS;
-#   5. four attacks, each of which verification must catch, with its code.
-# Exit status 0 only if the honest run passes and every attack is caught.
+#   5. four attacks, each of which verification must catch, with its code;
+#   6. the release through an OCI registry (registry_section, at the end of this file): the
+#      pipeline's products signed as one model (OpenSSF Model Signing, platform's key), pushed
+#      with the pipeline's layout and links to a registry the demo starts, pulled through the
+#      gate (signature, layout, scan), then a blob corrupted in the registry's storage and the
+#      pull refused with nothing written.
+# Exit status 0 only if the honest run passes, every attack is caught and the gate holds.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -131,11 +136,62 @@ printf '   that holds only platform.pub catches it the same way, without in-toto
 printf '     $ intoto model verify model.pkl -k %s/platform.pub\n' "$K"
 (cd "$OUT/attack-d" && intoto model verify model.pkl -k "$KEYS/platform.pub" 2>&1 | sed 's/^/     /') || true
 
+# ------------------------------------------------------------------------------------------------
+# 6. The release through an OCI registry (issue 15), kept in one function so that it merges
+# apart from the pipeline and the attacks above. It starts its own registry (scripts/registry.sh,
+# stopped by PID when the function ends, and by the watcher if the demo dies), and sets
+# registry_gate to PASS or to what went wrong.
+registry_section() {
+  local reg=$OUT/registry addr model_hex blob json code
+  registry_gate=FAIL
+  section "6. Release: push the model to an OCI registry; deploy only through the gate"
+  # The released model: the pipeline's final products, exactly what the layout's inspections expect
+  # (model.pkl, its signature from the sign step, metrics.json), signed as one model with
+  # OpenSSF Model Signing by platform (an ECDSA key: OMS allows no ed25519).
+  mkdir -p "$OUT/release"
+  cp "$OUT/honest/model.pkl" "$OUT/honest/model.pkl.sig" "$OUT/honest/metrics.json" "$OUT/release/"
+  run intoto model sign demo-out/release -k "$K/platform" -o demo-out/model.sig -q
+  addr=$(REGISTRY_OWNER_PID=$$ scripts/registry.sh up "$reg")
+  trap 'scripts/registry.sh down "$OUT/registry" >/dev/null 2>&1 || true' EXIT
+  printf '   registry: Debian docker-registry on %s (storage in demo-out/registry)\n' "$addr"
+  local attach=(--attach demo-out/honest/root.layout)
+  local link
+  for link in "$OUT"/honest/*.link; do attach+=(--attach "demo-out/honest/${link##*/}"); done
+  run intoto push demo-out/release "$addr/demo/flowers:v1" --signature demo-out/model.sig "${attach[@]}"
+  run intoto versions "$addr/demo/flowers"
+  if ! run intoto pull "$addr/demo/flowers:v1" -o demo-out/deployed -k "$K/platform.pub" \
+    --layout root.layout --layout-key "$K/owner.pub" --scan --sandbox "$SANDBOX"; then
+    registry_gate="FAIL (the honest pull was refused)"
+  else
+    printf '   deployed: %s\n' "$(cd "$OUT/deployed" && ls | tr '\n' ' ')"
+    section "6a. Attack: a byte of model.pkl's blob changed in the registry's storage"
+    model_hex=$(sha256sum "$OUT/release/model.pkl" | cut -d' ' -f1)
+    blob=$reg/storage/docker/registry/v2/blobs/sha256/${model_hex:0:2}/$model_hex/data
+    printf '\x00' | dd of="$blob" bs=1 seek=200 conv=notrunc status=none
+    printf '$ intoto pull %s -o demo-out/deployed-2 ... (same flags)\n' "$addr/demo/flowers:v1"
+    json=$(intoto pull "$addr/demo/flowers:v1" -o demo-out/deployed-2 -k "$K/platform.pub" \
+      --layout root.layout --layout-key "$K/owner.pub" --scan --sandbox "$SANDBOX" --json 2>"$OUT/pull-refused.err") || true
+    sed 's/^/   /' "$OUT/pull-refused.err"
+    code=$(node -e 'const r = JSON.parse(require("fs").readFileSync(0, "utf8")); process.stdout.write(r.passed ? "PASS" : r.failure.code)' <<<"$json")
+    if [[ $code == E_DIGEST_MISMATCH && ! -e $OUT/deployed-2 && -z $(find "$OUT" -maxdepth 1 -name '.intoto-pull-*') ]]; then
+      printf '   REFUSED (%s): demo-out/deployed-2 was never created, no temporary files left\n' "$code"
+      registry_gate=PASS
+    else
+      registry_gate="FAIL (corrupted pull: $code)"
+      printf '   NOT REFUSED as expected: got %s\n' "$code"
+    fi
+  fi
+  scripts/registry.sh down "$reg"
+  trap - EXIT
+}
+
+registry_section
+
 elapsed_ms=$((($(date +%s%N) - start_ns) / 1000000))
 section "Result"
-printf '   honest run: %s; attacks caught: %d of 4; %d.%03d s\n' "$honest" "$caught" $((elapsed_ms / 1000)) $((elapsed_ms % 1000))
+printf '   honest run: %s; attacks caught: %d of 4; registry gate: %s; %d.%03d s\n' "$honest" "$caught" "$registry_gate" $((elapsed_ms / 1000)) $((elapsed_ms % 1000))
 printf '   everything is in demo-out/ (keys are throw-away; demo-out/ is not committed)\n'
-if [[ $honest == PASS && $caught -eq 4 ]]; then
+if [[ $honest == PASS && $caught -eq 4 && $registry_gate == PASS ]]; then
   echo "   DEMO PASSED"
   exit 0
 fi

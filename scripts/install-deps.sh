@@ -21,6 +21,7 @@ PACKAGES=(
   python3-torch    # the model-scanner corpus (PyTorch formats)
   python3-onnx     # the model-scanner corpus (ONNX)
   curl             # the registry benchmark's peer
+  apache2-utils    # htpasswd: the bcrypt entries of the registry's basic-auth test
   git              # the in-toto demo's clone step, replayed by test/interop/demo.test.ts
 )
 

@@ -13,9 +13,15 @@
 # Environment: REGISTRY_BIN (default /usr/bin/docker-registry), REGISTRY_HOST (default
 # 127.0.0.1; another address only for a lab whose nodes reach it over a private network),
 # REGISTRY_OWNER_PID (optional: a watcher stops the registry, by its PID, once that process is
-# gone, so a test run killed before its clean-up leaves nothing running).
+# gone, so a test run killed before its clean-up leaves nothing running), REGISTRY_TLS_CERT and
+# REGISTRY_TLS_KEY (optional, both: serve HTTPS with this certificate and key, PEM; the
+# readiness check trusts the certificate itself), REGISTRY_HTPASSWD (optional: an htpasswd file
+# of bcrypt entries, `htpasswd -nbB USER PASS`; the registry then wants basic authentication),
+# REGISTRY_TOKEN_REALM, REGISTRY_TOKEN_SERVICE, REGISTRY_TOKEN_ISSUER, REGISTRY_TOKEN_ROOTCERTS
+# (optional, all four: the registry wants bearer tokens from that realm, JWTs it verifies against
+# the certificates in REGISTRY_TOKEN_ROOTCERTS, PEM).
 # The storage is plain files: blobs under storage/docker/registry/v2/blobs/sha256/<2>/<hex>/data,
-# which is where a test corrupts one. No authentication, no TLS: loopback only.
+# which is where a test corrupts one. Loopback only.
 set -euo pipefail
 
 BIN=${REGISTRY_BIN:-/usr/bin/docker-registry}
@@ -39,7 +45,18 @@ up() {
   if [[ -f $dir/registry.pid ]] && kill -0 "$(cat "$dir/registry.pid")" 2>/dev/null; then
     die "a registry is already running from $dir (pid $(cat "$dir/registry.pid")); run: $0 down $dir"
   fi
-  local attempt port pid
+  local attempt port pid scheme=http check=()
+  if [[ -n ${REGISTRY_TLS_CERT:-} || -n ${REGISTRY_TLS_KEY:-} ]]; then
+    [[ -f ${REGISTRY_TLS_CERT:-} && -f ${REGISTRY_TLS_KEY:-} ]] || die "REGISTRY_TLS_CERT and REGISTRY_TLS_KEY must both name files"
+    scheme=https
+    check=(--cacert "$REGISTRY_TLS_CERT")
+  fi
+  [[ -z ${REGISTRY_HTPASSWD:-} || -f $REGISTRY_HTPASSWD ]] || die "REGISTRY_HTPASSWD=$REGISTRY_HTPASSWD is not a file"
+  if [[ -n ${REGISTRY_TOKEN_REALM:-} ]]; then
+    [[ -n ${REGISTRY_TOKEN_SERVICE:-} && -n ${REGISTRY_TOKEN_ISSUER:-} && -f ${REGISTRY_TOKEN_ROOTCERTS:-} ]] ||
+      die "REGISTRY_TOKEN_REALM needs REGISTRY_TOKEN_SERVICE, REGISTRY_TOKEN_ISSUER and REGISTRY_TOKEN_ROOTCERTS (a file)"
+    [[ -z ${REGISTRY_HTPASSWD:-} ]] || die "REGISTRY_HTPASSWD and REGISTRY_TOKEN_REALM exclude each other"
+  fi
   for attempt in 1 2 3 4 5; do
     port=$(free_port)
     cat >"$dir/config.yml" <<EOF
@@ -60,14 +77,26 @@ http:
   addr: $HOST:$port
   secret: $(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
 EOF
+    if [[ $scheme == https ]]; then
+      printf '  tls:\n    certificate: %s\n    key: %s\n' "$REGISTRY_TLS_CERT" "$REGISTRY_TLS_KEY" >>"$dir/config.yml"
+    fi
+    if [[ -n ${REGISTRY_HTPASSWD:-} ]]; then
+      printf 'auth:\n  htpasswd:\n    realm: intoto-test\n    path: %s\n' "$REGISTRY_HTPASSWD" >>"$dir/config.yml"
+    fi
+    if [[ -n ${REGISTRY_TOKEN_REALM:-} ]]; then
+      printf 'auth:\n  token:\n    realm: %s\n    service: %s\n    issuer: %s\n    rootcertbundle: %s\n' \
+        "$REGISTRY_TOKEN_REALM" "$REGISTRY_TOKEN_SERVICE" "$REGISTRY_TOKEN_ISSUER" "$REGISTRY_TOKEN_ROOTCERTS" >>"$dir/config.yml"
+    fi
     # setsid: its own session, so a terminal's signals do not reach it; stopped by PID only.
     setsid "$BIN" serve "$dir/config.yml" >"$dir/registry.log" 2>&1 </dev/null &
     pid=$!
     echo "$pid" >"$dir/registry.pid"
-    local i
+    local i code
     for i in $(seq 1 100); do
       if ! kill -0 "$pid" 2>/dev/null; then break; fi
-      if curl -fsS -o /dev/null --max-time 1 "http://$HOST:$port/v2/" 2>/dev/null; then
+      # Up once /v2/ answers: 200, or 401 when it wants credentials.
+      code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 1 "${check[@]}" "$scheme://$HOST:$port/v2/" 2>/dev/null || true)
+      if [[ $code == 200 || $code == 401 ]]; then
         echo "$HOST:$port" >"$dir/address"
         if [[ -n ${REGISTRY_OWNER_PID:-} ]]; then
           setsid bash -c 'while kill -0 "$1" 2>/dev/null && kill -0 "$2" 2>/dev/null; do sleep 1; done; kill -TERM "$2" 2>/dev/null' \

@@ -1,10 +1,10 @@
 import { InTotoError, asInTotoError } from '../errors.js';
 import { prewarmHashWorkers } from '../runner/hash-pool.js';
-import { readTrustedRoot } from '../oms/keyless.js';
-import { loadModelPublicKey, loadModelSigner, modelPublicKeyFromPem, readPemCertificates, withCertificateFiles } from '../oms/keys.js';
+import { loadModelSigner, withCertificateFiles } from '../oms/keys.js';
 import { signModel } from '../oms/sign.js';
-import { describeMismatch, verifyModel, type ModelTrust, type ModelVerification } from '../oms/verify.js';
+import { describeMismatch, verifyModel, type ModelVerification } from '../oms/verify.js';
 import { acceptJson, createOutput, newProgram, usage, verbosityOf, writeJson } from './common.js';
+import { trustOf, trustOptions, type TrustCliOptions } from './model-trust.js';
 import { readPassword } from './password.js';
 
 /**
@@ -62,38 +62,11 @@ export async function modelSignMain(argv: string[]): Promise<number> {
   return 0;
 }
 
-interface VerifyCliOptions {
-  key?: string;
-  publicKeyPem?: string;
-  certificateChain?: string[];
-  identity?: string;
-  issuer?: string;
-  trustedRoot?: string;
+interface VerifyCliOptions extends TrustCliOptions {
   signature?: string;
   ignorePaths?: string[];
   ignoreGitPaths: boolean;
   json?: boolean;
-}
-
-function trustOf(opts: VerifyCliOptions): () => ModelTrust {
-  const methods = [opts.key !== undefined, opts.publicKeyPem !== undefined, opts.certificateChain !== undefined, opts.identity !== undefined || opts.issuer !== undefined].filter(Boolean).length;
-  if (methods !== 1) usage('give exactly one of -k PUBLIC_KEY, --public-key-pem PEM, --certificate-chain CA..., or --identity ID --issuer URL');
-  if (opts.trustedRoot !== undefined && opts.identity === undefined) usage('--trusted-root goes with --identity and --issuer (Sigstore signatures)');
-  if (opts.key !== undefined) {
-    const path = opts.key;
-    return () => ({ method: 'key', key: loadModelPublicKey(path) });
-  }
-  if (opts.publicKeyPem !== undefined) {
-    const pem = opts.publicKeyPem;
-    return () => ({ method: 'key', key: modelPublicKeyFromPem(pem, '--public-key-pem') });
-  }
-  if (opts.certificateChain !== undefined) {
-    const paths = opts.certificateChain;
-    return () => ({ method: 'certificate', anchors: paths.flatMap(readPemCertificates) });
-  }
-  if (opts.identity === undefined || opts.issuer === undefined) usage('--identity and --issuer go together');
-  const { identity, issuer, trustedRoot } = opts;
-  return () => ({ method: 'sigstore', identity, issuer, ...(trustedRoot === undefined ? {} : { trustedRoot: readTrustedRoot(trustedRoot) }) });
 }
 
 /**
@@ -106,13 +79,8 @@ export async function modelVerifyMain(argv: string[]): Promise<number> {
   acceptJson();
   prewarmHashWorkers();
   const program = newProgram('intoto model verify', 'Verify a model against its OpenSSF Model Signing signature.')
-    .argument('<model>', 'the model directory (or a single model file)')
-    .option('-k, --key <path>', 'the public key the model must be signed with (PEM, DER, or an intoto .pub file)')
-    .option('--public-key-pem <pem>', "that public key itself, as PEM text (what a layout's model-verify inspection passes: the key the layout owner signed)")
-    .option('--certificate-chain <paths...>', 'trusted CA certificates (PEM) the signing certificate must chain to')
-    .option('--identity <id>', 'Sigstore: the signer identity (certificate SAN), matched exactly')
-    .option('--issuer <url>', "Sigstore: the identity's OIDC issuer, matched exactly")
-    .option('--trusted-root <path>', 'Sigstore: trusted_root.json to verify against offline (default: the public-good root pinned by @sigstore/tuf 4.0.2)')
+    .argument('<model>', 'the model directory (or a single model file)');
+  trustOptions(program)
     .option('--signature <path>', 'the signature (default MODEL/model.sig, or FILE.sig for one file)')
     .option('--ignore-paths <paths...>', 'model-relative paths the signature need not cover')
     .option('--no-ignore-git-paths', 'do not leave out .git, .gitattributes, .github and .gitignore')

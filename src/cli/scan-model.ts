@@ -34,8 +34,7 @@ export async function scanModelMain(argv: string[], name = 'scan-model'): Promis
   program.parse(argv, { from: 'user' });
   const opts = program.opts<{ policy: string; allow: string[]; json?: boolean }>();
   const verbosity = verbosityOf(argv);
-  let policy = basePolicy(opts.policy);
-  if (opts.allow.length > 0) policy = withAllowed(policy, opts.allow.map((n) => parseAllowedName(n)), `${policy.label} + --allow`);
+  const policy = policyOf(opts.policy, opts.allow);
   const files = scanModelPaths(program.args, { policy });
   if (opts.json) {
     writeJson(jsonReport(files, policy));
@@ -45,6 +44,15 @@ export async function scanModelMain(argv: string[], name = 'scan-model'): Promis
     else if (files.length !== 1 && verbosity !== 'quiet') process.stdout.write(`${summary(files)}\n`);
   }
   return files.length > 0 && files.every((f) => f.code === undefined) ? 0 : 1;
+}
+
+/**
+ * The policy `--policy` and `--allow` describe (shared with `intoto pull --scan`).
+ * @throws UsageError E_USAGE for a bad name or policy file; IoError for one that cannot be read
+ */
+export function policyOf(value: string, allow: readonly string[]): ModelPolicy {
+  const policy = basePolicy(value);
+  return allow.length === 0 ? policy : withAllowed(policy, allow.map((n) => parseAllowedName(n)), `${policy.label} + --allow`);
 }
 
 /** The policy `--policy` names. @throws UsageError for a bad policy file */

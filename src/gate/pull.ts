@@ -2,15 +2,17 @@ import { existsSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import type { PublicKey } from '../crypto/keys.js';
 import { GateError, InTotoError, IoError, ModelError, UsageError } from '../errors.js';
-import { scanModelPaths } from '../ml/model-scan.js';
-import { DEFAULT_POLICY } from '../ml/policy.js';
+import { onInterrupt } from '../io/interrupt.js';
+import { scanModelPaths, type FileScan } from '../ml/model-scan.js';
+import type { ModelPolicy } from '../ml/policy.js';
 import type { RegistryClient } from '../oci/client.js';
 import { OCI_MANIFEST } from '../oci/media-types.js';
 import { formatReference, isDigest, type Reference } from '../oci/reference.js';
 import type { SandboxMode } from '../runner/sandbox.js';
 import { verifySupplyChain } from '../verify/verify.js';
-import { checkModelConfig, downloadLayers, fetchAttachments, readModelManifest, type Attachments, type ResolvedModel } from './fetch-model.js';
-import { checkModelSignature, type SignatureResult, type SignerOption } from './signature.js';
+import type { ModelTrust } from '../oms/verify.js';
+import { ATTACHMENT_DIRS, checkModelConfig, downloadLayers, fetchAttachments, readModelManifest, type Attachments, type ResolvedModel } from './fetch-model.js';
+import { checkModelSignature, type SignatureResult } from './signature.js';
 import { checkDestination, createWorkspace, materialise, removeWorkspace, type Workspace } from './workspace.js';
 
 /**
@@ -25,16 +27,16 @@ import { checkDestination, createWorkspace, materialise, removeWorkspace, type W
  *                 checked against its digest and size while it streams
  *  4. attachments the referrers: OMS signature bundles (and in-toto links and layouts when a
  *                 layout is asked for), each fetched by digest and naming this model as subject
- *  5. signature   the OMS signature by the required signer over exactly the downloaded files
- *                 [slot: src/oms's verifyModel; until it is merged, the key method only]
+ *  5. signature   the OpenSSF Model Signing signature by the required signer (key, certificate
+ *                 chain or Sigstore identity: src/oms's verifier) over exactly the downloaded
+ *                 files, with the digests computed while they streamed (nothing is read twice)
  *  6. layout      optional: the in-toto layout, signed by its owner keys, with the attached
  *                 links, the model's files being the final product (inspections run on them)
- *  7. scan        optional: the model scanner over the files [slot: the rewritten scanner of
- *                 branch `scanner`; until then the pickle scanner over *.pkl and *.pickle]
+ *  7. scan        optional: the model scanner (scan-model) over every file, with a policy
  *  8. materialise one rename of the work directory's model onto the destination
  *
- * Any failure: the work directory is removed, the destination is untouched, the error says which
- * check failed and why.
+ * Any failure, or an interruption (SIGINT, SIGTERM, SIGHUP: through io/interrupt.ts): the work
+ * directory is removed, the destination is untouched, the error says which check failed and why.
  */
 
 export type GateCheck = 'resolve' | 'manifest' | 'download' | 'attachments' | 'signature' | 'layout' | 'scan' | 'materialise';
@@ -42,11 +44,13 @@ export type GateCheck = 'resolve' | 'manifest' | 'download' | 'attachments' | 's
 export interface PullOptions {
   readonly reference: Reference;
   readonly destination: string;
-  readonly signer: SignerOption;
+  /** Who must have signed the model (exactly one kind of trust; there is no unsigned pull). */
+  readonly trust: ModelTrust;
   readonly expectDigest?: string | undefined;
   /** A layout: the name of an attached layout, else a local file; with its owner keys. */
   readonly layout?: { readonly name: string; readonly keys: readonly PublicKey[]; readonly sandbox?: SandboxMode } | undefined;
-  readonly scan?: boolean;
+  /** Scan every file with scan-model's scanner under this policy (absent: no scan). */
+  readonly scan?: { readonly policy: ModelPolicy } | undefined;
   readonly onEvent?: (event: GateEvent) => void;
   /** Told the work directory as soon as it exists (the CLI removes it on SIGINT). */
   readonly onWorkspace?: (workspace: Workspace | undefined) => void;
@@ -64,15 +68,17 @@ export interface PullResult {
   readonly files: readonly { readonly path: string; readonly digest: string; readonly size: number }[];
   readonly signature: SignatureResult;
   readonly layoutVerified: boolean;
-  readonly scanned: number;
+  /** The scan, when asked for: how many files, under which policy. */
+  readonly scanned: { readonly files: number; readonly policy: string } | undefined;
   readonly timings: readonly { readonly check: GateCheck; readonly ms: number }[];
 }
 
 /**
  * Pulls through the gate. See the module comment for the checks.
- * @throws GateError E_EXPECTED_DIGEST, E_MODEL_FILES, E_SIGNATURE_MISSING, E_DESTINATION
+ * @throws GateError E_EXPECTED_DIGEST, E_MODEL_FILES (an unsafe or duplicate path in the manifest), E_SIGNATURE_MISSING, E_DESTINATION
  * @throws RegistryError (every registry failure; E_DIGEST_MISMATCH, E_BLOB_SIZE, E_MANIFEST, ...)
- * @throws CryptoError E_SIGNATURE; the in-toto verifier's codes; ModelError E_MODEL_UNSAFE (and the scanner's other codes)
+ * @throws ModelError E_MODEL_SIGNATURE, E_MODEL_MISMATCH (and the OMS verifier's other codes);
+ *   the in-toto verifier's codes; E_MODEL_UNSAFE, E_MODEL_MALFORMED, E_MODEL_FORMAT, E_LIMIT from the scan
  * @throws UsageError E_USAGE for options that make no sense
  */
 export async function pullModel(client: RegistryClient, options: PullOptions): Promise<PullResult> {
@@ -99,6 +105,12 @@ export async function pullModel(client: RegistryClient, options: PullOptions): P
 
   const workspace = createWorkspace(destination);
   options.onWorkspace?.(workspace);
+  const release = onInterrupt(() => {
+    removeWorkspace(workspace);
+    return `${options.destination} left untouched; temporary files removed`;
+  });
+  // The hashing thread of large downloads boots while the manifest is fetched.
+  client.prepareBlobDownloads();
   try {
     const model = await check('resolve', async () => {
       const fetched = await client.getManifest(repository, ref, [OCI_MANIFEST]);
@@ -113,17 +125,21 @@ export async function pullModel(client: RegistryClient, options: PullOptions): P
       await checkModelConfig(client, repository, parsed);
       return parsed;
     });
+    // The referrers are fetched while the layers download (their own connections); nothing
+    // reads them before the download has finished and checked every blob.
+    const attaching = fetchAttachments(client, repository, resolved.digest, workspace.meta, options.layout !== undefined);
+    attaching.catch(() => undefined); // awaited below; a failure there must not surface as unhandled meanwhile
     const files = await check('download', () => downloadLayers(client, repository, resolved.layers, workspace.model));
-    const attachments = await check('attachments', () => fetchAttachments(client, repository, resolved.digest, workspace.meta, options.layout !== undefined));
+    const attachments = await check('attachments', () => attaching);
     for (const line of attachments.ignored) say({ kind: 'note', message: `ignored referrer ${line}` });
-    const signature = await check('signature', () =>
-      checkModelSignature({ signer: options.signer, bundles: attachments.signatures, files, modelDir: workspace.model }),
-    );
+    const signature = await check('signature', () => checkModelSignature({ trust: options.trust, bundles: attachments.signatures, digests: files, modelDir: workspace.model }));
+    for (const warning of signature.warnings) say({ kind: 'note', message: `signature ${signature.bundle}: ${warning}` });
     if (options.layout !== undefined) {
       const layout = options.layout;
       await check('layout', () => verifyLayout(layout, attachments, workspace));
     }
-    const scanned = options.scan === true ? await check('scan', () => scanModel(resolved, workspace.model)) : 0;
+    const scan = options.scan;
+    const scanned = scan === undefined ? undefined : await check('scan', () => ({ files: scanModel(resolved, workspace.model, scan.policy), policy: scan.policy.label }));
     await check('materialise', () => materialise(workspace));
     return {
       repository,
@@ -137,6 +153,7 @@ export async function pullModel(client: RegistryClient, options: PullOptions): P
     };
   } finally {
     removeWorkspace(workspace);
+    release();
     options.onWorkspace?.(undefined);
   }
 }
@@ -147,7 +164,9 @@ export async function pullModel(client: RegistryClient, options: PullOptions): P
  */
 function shownInModel(error: InTotoError, check: GateCheck, workspace: Workspace): InTotoError {
   if (!error.message.includes(workspace.root)) return error.withContext(check, {});
-  const message = error.message.split(`${workspace.model}/`).join('').split(`${workspace.meta}/links/`).join('attached ').split(`${workspace.meta}/`).join('attached ');
+  let message = error.message.split(`${workspace.model}/`).join('');
+  for (const dir of ATTACHMENT_DIRS) message = message.split(`${workspace.meta}/${dir}/`).join('attached ');
+  message = message.split(`${workspace.meta}/`).join('attached ');
   return new InTotoError(error.code, `${check}: ${message}`, { cause: error, details: error.details, context: error.context });
 }
 
@@ -174,18 +193,26 @@ async function verifyLayout(layout: NonNullable<PullOptions['layout']>, attachme
 }
 
 /**
- * The scan slot: every file of the model through `scan-model`'s default policy, recognised by
- * content (a pickle named `.bin` is judged as a pickle). Returns how many files were scanned.
- * @throws ModelError with the first file's code (E_MODEL_UNSAFE, ...) naming the file and reason
+ * The scan: every file of the model through scan-model's scanner, recognised by content (a
+ * pickle named `.bin` is judged as a pickle), under `policy`; as `intoto scan-model`, a file of
+ * a format it cannot vouch for, or one it could not scan whole, fails too. Returns how many
+ * files were scanned.
+ * @throws ModelError with the first failing file's code (E_MODEL_UNSAFE, E_MODEL_MALFORMED,
+ *   E_MODEL_FORMAT, E_LIMIT), naming the file and the reason, every failing file in the details;
+ *   IoError E_IO for a file of ours that cannot be read
  */
-function scanModel(model: ResolvedModel, dir: string): number {
+function scanModel(model: ResolvedModel, dir: string, policy: ModelPolicy): number {
   const files = model.layers.map((layer) => join(dir, ...layer.path.split('/')));
-  const results = scanModelPaths(files, { policy: DEFAULT_POLICY });
-  const bad = results.find((r) => r.code !== undefined);
-  if (bad !== undefined && bad.code !== undefined) {
-    const finding = bad.findings.find((f) => f.code === bad.code) ?? bad.findings[0];
-    const name = relative(dir, bad.file);
-    throw new ModelError(bad.code === 'E_IO' ? 'E_MODEL_MALFORMED' : bad.code, `${name}: ${finding?.reason ?? 'not safe to load'}`, { context: { file: name } });
-  }
-  return results.length;
+  const results = scanModelPaths(files, { policy });
+  const failed = results.filter((r) => r.code !== undefined);
+  const first = failed[0];
+  if (first === undefined || first.code === undefined) return results.length;
+  const line = (r: FileScan): string => {
+    const finding = r.findings.find((f) => f.code === r.code && f.never === true) ?? r.findings.find((f) => f.code === r.code) ?? r.findings[0];
+    return `${relative(dir, r.file)}: ${finding?.reason ?? 'not safe to load'}`;
+  };
+  const more = failed.length > 1 ? ` (and ${failed.length - 1} more file${failed.length === 2 ? '' : 's'})` : '';
+  const name = relative(dir, first.file);
+  if (first.code === 'E_IO') throw new IoError('E_IO', `${line(first)}${more}`, { details: failed.map(line), context: { file: name } });
+  throw new ModelError(first.code, `${line(first)}${more} (scan policy: ${policy.label})`, { details: failed.map(line), context: { file: name } });
 }

@@ -1,6 +1,7 @@
-import { createReadStream } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { createReadStream, lstatSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
-import { GateError, RegistryError, UsageError } from '../errors.js';
+import { GateError, RegistryError, UsageError, ioError } from '../errors.js';
 import { LIMITS, readRegularFileSync } from '../io/files.js';
 import { MAX_BUNDLE_BYTES, summarizeBundle, type BundleSummary } from './bundle-info.js';
 import type { RegistryClient } from './client.js';
@@ -19,6 +20,7 @@ import {
   OCI_EMPTY_DIGEST,
   OCI_MANIFEST,
   SIGSTORE_BUNDLE,
+  modelLayerType,
 } from './media-types.js';
 import { hashModelFiles, listModelFiles, packModel, type ModelFile } from './modelpack.js';
 import type { Reference } from './reference.js';
@@ -29,11 +31,16 @@ import { attachReferrer } from './referrers.js';
  *
  *  1. read the signature bundle (when given) and the files it lists; pack the model's files
  *     minus the signature itself and the paths the signer ignored;
- *  2. hash the files and build the ModelPack manifest (deterministic: same files, same digest);
- *     fail early when the files differ from the signed ones (the gate would refuse them);
+ *  2. build the ModelPack manifest (deterministic: same files, same digest) from the files'
+ *     digests: with a signature, the digests it lists (a file it does not list, or one it lists
+ *     and the model lacks, fails here); without one, each file hashed first;
  *  3. refuse a tag that names another digest (E_TAG_EXISTS): a version never moves;
- *  4. upload the blobs the registry lacks, then the manifest under the tag;
- *  5. attach the signature, then each `--attach` file, as referrers of the model manifest.
+ *  4. upload the blobs the registry lacks, three at a time; a signed file is hashed while it is
+ *     uploaded (and the registry checks the digest too), one the registry has is hashed
+ *     locally; a file whose bytes are not the signed ones fails the push (E_MODEL_FILES) before
+ *     the manifest is written, so the tag never names anything but the signed files;
+ *  5. push the manifest under the tag; attach the signature, then each `--attach` file, as
+ *     referrers of the model manifest.
  * Pushing the same files and attachments again uploads nothing and changes nothing.
  */
 
@@ -90,8 +97,10 @@ export async function pushModel(client: RegistryClient, options: PushOptions): P
     ignore: signature?.summary.oms?.ignorePaths ?? [],
     excludeAbsolute: options.signature === undefined ? [] : [resolve(options.signature)],
   });
-  const files = await hashModelFiles(listed);
-  if (signature?.summary.oms !== undefined) checkSignedFiles(files, signature.summary.oms.resources, options.signature!);
+  const oms = signature?.summary.oms;
+  // With a signature, its digests name the blobs (each file is checked against its digest while
+  // it is uploaded, or hashed when the registry already has it); without one, hash first.
+  const files = oms === undefined ? await hashModelFiles(listed) : signedFiles(listed, oms.resources, options.signature!);
   const packed = packModel(files);
   say(`packed ${files.length} file(s) as ${repository}@${packed.digest}`);
 
@@ -109,11 +118,18 @@ export async function pushModel(client: RegistryClient, options: PushOptions): P
     }
   };
   count((await client.pushBytes(repository, packed.config)).uploaded, packed.config.length);
-  for (const file of files) {
-    const uploaded = await client.pushBlob(repository, fileSource(file));
-    if (uploaded) say(`uploaded ${file.path} (${file.size} bytes)`);
-    count(uploaded, file.size);
-  }
+  const problems: string[] = [];
+  const queue = [...files];
+  const uploader = async (): Promise<void> => {
+    for (let file = queue.shift(); file !== undefined; file = queue.shift()) {
+      const { uploaded, problem } = await pushFile(client, repository, file, oms !== undefined);
+      if (problem !== undefined) problems.push(problem);
+      if (uploaded) say(`uploaded ${file.path} (${file.size} bytes)`);
+      count(uploaded, file.size);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(UPLOAD_CONCURRENCY, files.length) }, uploader));
+  if (problems.length > 0) throw filesDiffer(problems.sort(), options.signature!);
   if (existing === undefined) await client.putManifest(repository, target.tag, packed.manifest, OCI_MANIFEST);
   const subject: Descriptor = { mediaType: OCI_MANIFEST, digest: packed.digest, size: packed.manifest.length, artifactType: MODEL_ARTIFACT };
 
@@ -137,12 +153,75 @@ export async function pushModel(client: RegistryClient, options: PushOptions): P
   return { repository, digest: packed.digest, files: files.length, uploadedBlobs, uploadedBytes, tagWritten: existing === undefined, referrers };
 }
 
-function fileSource(file: ModelFile): { digest: string; size: number; open: (start: number, end: number) => AsyncIterable<Uint8Array> } {
+/** Blobs uploaded at once: the registry hashes and stores each upload on its own core. */
+const UPLOAD_CONCURRENCY = 3;
+
+/**
+ * Uploads one file unless the registry has it. A signed file's bytes are hashed as they are
+ * read for the upload (the digest it is pushed under is the signed one, which the registry
+ * checks as well) or, when the registry already has the blob, hashed locally: either way the
+ * file must be the signed bytes. Returns whether bytes were sent, and what differs.
+ * @throws RegistryError for any registry failure but the registry's own digest refusal
+ */
+async function pushFile(client: RegistryClient, repository: string, file: ModelFile, signed: boolean): Promise<{ uploaded: boolean; problem: string | undefined }> {
+  const hashing = signed ? hashingReader(file) : undefined;
+  let uploaded: boolean;
+  try {
+    uploaded = await client.pushBlob(repository, { digest: file.digest, size: file.size, open: hashing?.open ?? ((start, end) => readRange(file, start, end)) });
+  } catch (error) {
+    // The registry computed another digest for the bytes sent: the file is not the signed one.
+    if (!(signed && error instanceof RegistryError && error.registryCode === 'DIGEST_INVALID')) throw error;
+    return { uploaded: false, problem: changed(file, await localDigest(file)) };
+  }
+  if (!signed) return { uploaded, problem: undefined };
+  const actual = (uploaded ? hashing?.digest() : undefined) ?? (await localDigest(file));
+  return { uploaded, problem: actual === file.digest ? undefined : changed(file, actual) };
+}
+
+function readRange(file: ModelFile, start: number, end: number): AsyncIterable<Uint8Array> {
+  return createReadStream(file.absolute, { start, end: end - 1, highWaterMark: 1 << 20 });
+}
+
+/**
+ * Reads for an upload and hashes what it reads, in order: a range sent again (after an
+ * authentication challenge) is not hashed twice. `digest()` is undefined until every byte was
+ * read exactly once in order.
+ */
+function hashingReader(file: ModelFile): { open: (start: number, end: number) => AsyncIterable<Uint8Array>; digest: () => string | undefined } {
+  const hash = createHash('sha256');
+  let hashed = 0;
   return {
-    digest: file.digest,
-    size: file.size,
-    open: (start, end) => createReadStream(file.absolute, { start, end: end - 1, highWaterMark: 1 << 20 }),
+    open: (start, end) =>
+      (async function* read(): AsyncIterable<Uint8Array> {
+        let position = start;
+        for await (const chunk of readRange(file, start, end) as AsyncIterable<Buffer>) {
+          const from = Math.max(0, hashed - position);
+          if (position + chunk.length > hashed && position <= hashed) {
+            hash.update(chunk.subarray(from));
+            hashed = position + chunk.length;
+          }
+          position += chunk.length;
+          yield chunk;
+        }
+      })(),
+    digest: () => (hashed === file.size ? `sha256:${hash.digest('hex')}` : undefined),
   };
+}
+
+async function localDigest(file: ModelFile): Promise<string> {
+  return (await hashModelFiles([file]))[0]!.digest;
+}
+
+function changed(file: ModelFile, actual: string): string {
+  return `${file.path}: changed since it was signed (sha256 ${actual.slice(7, 19)}..., signed ${file.digest.slice(7, 19)}...)`;
+}
+
+/** @returns GateError E_MODEL_FILES listing `problems` */
+function filesDiffer(problems: readonly string[], signaturePath: string): GateError {
+  return new GateError('E_MODEL_FILES', `the model's files differ from those ${signaturePath} signs: ${problems.slice(0, 3).join('; ')}${problems.length > 3 ? `; and ${problems.length - 3} more` : ''}`, {
+    details: [...problems],
+    context: { file: signaturePath },
+  });
 }
 
 function readSignature(path: string): { summary: BundleSummary; attachment: Attachment } {
@@ -181,25 +260,31 @@ function readAttachment(path: string): Attachment {
 }
 
 /**
- * The packed files must be exactly the signed ones, digest for digest (checked here only to
- * fail early and clearly; the gate checks it again against a verified signature).
- * @throws GateError E_MODEL_FILES
+ * The files as the signature lists them: each listed file must be signed (a plain SHA-256 of
+ * the file) and each signed file listed; the digest is the signed one (the bytes are checked
+ * against it when they are uploaded or hashed).
+ * @throws GateError E_MODEL_FILES; IoError when a file cannot be read
  */
-function checkSignedFiles(files: readonly ModelFile[], resources: readonly { name: string; algorithm: string; digest: string }[], signaturePath: string): void {
+function signedFiles(listed: readonly { path: string; absolute: string }[], resources: readonly { name: string; algorithm: string; digest: string }[], signaturePath: string): ModelFile[] {
   const signed = new Map(resources.map((r) => [r.name, r]));
   const problems: string[] = [];
-  for (const file of files) {
+  const files: ModelFile[] = [];
+  for (const file of listed) {
     const resource = signed.get(file.path);
-    if (resource === undefined) problems.push(`${file.path}: not in the signature`);
-    else if (resource.algorithm !== 'sha256') problems.push(`${file.path}: signed with ${resource.algorithm}, not a plain sha256 of the file (sign with model_signing's files serialization)`);
-    else if (`sha256:${resource.digest}` !== file.digest) problems.push(`${file.path}: changed since it was signed (sha256 ${file.digest.slice(7, 19)}..., signed ${resource.digest.slice(0, 12)}...)`);
     signed.delete(file.path);
+    if (resource === undefined) problems.push(`${file.path}: not in the signature`);
+    else if (resource.algorithm !== 'sha256' || !/^[0-9a-f]{64}$/.test(resource.digest)) problems.push(`${file.path}: signed with ${resource.algorithm}, not a plain sha256 of the file (sign with model_signing's files serialization)`);
+    else {
+      let size: number;
+      try {
+        size = lstatSync(file.absolute).size;
+      } catch (error) {
+        throw ioError(file.absolute, error);
+      }
+      files.push({ path: file.path, absolute: file.absolute, size, digest: `sha256:${resource.digest}`, mediaType: modelLayerType(file.path) });
+    }
   }
   for (const name of signed.keys()) problems.push(`${name}: signed but missing`);
-  if (problems.length > 0) {
-    throw new GateError('E_MODEL_FILES', `the model's files differ from those ${signaturePath} signs: ${problems.slice(0, 3).join('; ')}${problems.length > 3 ? `; and ${problems.length - 3} more` : ''}`, {
-      details: problems,
-      context: { file: signaturePath },
-    });
-  }
+  if (problems.length > 0) throw filesDiffer(problems, signaturePath);
+  return files;
 }

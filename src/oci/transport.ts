@@ -10,8 +10,9 @@ import { isLoopback, type RegistryHost } from './reference.js';
  * HTTP to one registry, over Node's own http and https modules, with the policies a client
  * that moves models between machines needs, each in one place:
  *
- * - scheme: plain HTTP only to loopback hosts or with `insecure`; HTTPS otherwise, checked
- *   against the system's CA bundle (plus `caFile`), never unverified;
+ * - scheme: plain HTTP only to loopback hosts (unless a `caFile` is given: whoever names a CA
+ *   expects TLS) or with `insecure`; HTTPS otherwise, checked against the system's CA bundle
+ *   (plus `caFile`), never unverified;
  * - credentials: sent only to the registry's own origin, and to the token realm its challenge
  *   names (HTTPS, or loopback); never to a host a redirect points at;
  * - redirects: followed only where safe: a blob download may go to another host (registries on
@@ -39,7 +40,7 @@ export interface TransportOptions {
   /** Allow plain HTTP to a host that is not loopback (docker's "insecure registry"). TLS, when used, is always verified. */
   readonly insecure?: boolean;
   readonly credentials?: Credentials | undefined;
-  /** Extra PEM certificates to trust besides the system bundle. */
+  /** Extra PEM certificates to trust besides the system bundle; also makes a loopback registry HTTPS. */
   readonly caFile?: string;
   /** Longest wait for response headers, and longest pause inside a body (default 300 s). */
   readonly timeoutMs?: number;
@@ -104,7 +105,7 @@ export class Transport {
   constructor(registry: RegistryHost, options: TransportOptions = {}) {
     this.registry = registry;
     this.options = options;
-    const plain = isLoopback(registry.hostname) || options.insecure === true;
+    const plain = options.insecure === true || (isLoopback(registry.hostname) && options.caFile === undefined);
     this.origin = `${plain ? 'http' : 'https'}://${registry.authority}`;
     this.timeoutMs = options.timeoutMs ?? 300_000;
     let ca: string[] | undefined;
@@ -164,6 +165,18 @@ export class Transport {
       else if (body instanceof Uint8Array) request.end(body);
       else void writeBody(request, body).catch((error: unknown) => request.destroy(error as Error));
     });
+  }
+
+  /**
+   * What a GET of `path` on this registry would send, for a caller that speaks HTTP itself over
+   * a plain socket (direct-blob.ts): the absolute URL and the headers, credentials included
+   * (this origin only). Undefined for an HTTPS registry.
+   */
+  plainGet(path: string, scope: string, headers: Readonly<Record<string, string>>): { url: URL; headers: Record<string, string>; timeoutMs: number } | undefined {
+    const url = new URL(path, this.origin);
+    if (url.protocol !== 'http:' || url.origin !== this.origin) return undefined;
+    const authorization = this.authorizationFor(scope);
+    return { url, headers: { 'user-agent': 'intoto-ts', ...headers, ...(authorization === undefined ? {} : { authorization }) }, timeoutMs: this.timeoutMs };
   }
 
   /**

@@ -2,7 +2,7 @@ import { createPublicKey, type KeyObject } from 'node:crypto';
 import { lstatSync, realpathSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { JsonObject } from '../canonical/json.js';
-import { InTotoError, ModelError, asInTotoError } from '../errors.js';
+import { InTotoError, ModelError, UsageError, asInTotoError } from '../errors.js';
 import { readRegularFileSync } from '../io/files.js';
 import { BUNDLE_LIMITS, bundlePae, paeV02, readBundle, type ParsedBundle } from './bundle.js';
 import { verifyCertificateChain } from './chain.js';
@@ -25,7 +25,9 @@ import { readStatement } from './statement.js';
  *   3. decode the payload from the verified bytes and check it is an OMS Statement whose root
  *      digest is the hash of its resource digests in payload order;
  *   4. list the model as the Statement's serialization says (its symlink policy and ignore
- *      paths, plus the defaults and the caller's), hash every file on every core;
+ *      paths, plus the defaults and the caller's), hash every file on every core; or, when the
+ *      caller already hashed the files (`digests`: the gate hashed each while downloading it),
+ *      take exactly those files and digests, reading nothing;
  *   5. compare: every resource present and equal, nothing else there.
  * {@link verifyModel} returns a result object with every mismatch; {@link verifyModelOrThrow}
  * throws its error.
@@ -47,6 +49,14 @@ export interface VerifyModelOptions {
   readonly ignorePaths?: readonly string[];
   /** Leave out `.git`, `.gitattributes`, `.github`, `.gitignore` at the top (default true). */
   readonly ignoreGitPaths?: boolean;
+  /**
+   * The model's files with their SHA-256 already computed from their bytes (the gate hashes
+   * each while it downloads it): model-relative name → digest (hex, or `sha256:<hex>`). Then
+   * the directory is not listed, and exactly these files are compared with the signature: no
+   * ignore path applies (every file given must be signed, every signed file given). Under the
+   * `files` serialization nothing is read; a shard signature hashes the named files under `dir`.
+   */
+  readonly digests?: ReadonlyMap<string, string>;
   /** When certificates must be valid (default: now). */
   readonly now?: Date;
   readonly threads?: number;
@@ -190,6 +200,28 @@ interface Actual {
 }
 
 async function compareFiles(options: VerifyModelOptions, signature: string, manifest: SignedManifest): Promise<{ mismatches: ModelMismatch[]; filesChecked: number }> {
+  const known = options.digests;
+  const { files, irregular } = known === undefined ? listForVerification(options, signature, manifest) : knownFiles(options.dir, known);
+  const { method } = manifest.serialization;
+  const actual: Actual = { digests: new Map(), irregular };
+  if (method === 'files') {
+    const digests = known === undefined ? await hashModelFiles(files, options.threads) : files.map((file) => hexDigest(known.get(file.name), file.name));
+    files.forEach((file, i) => {
+      const digest = digests[i];
+      if (digest === undefined) irregular.set(file.name, 'no longer a regular file');
+      else actual.digests.set(file.name, digest);
+    });
+  } else {
+    const size = manifest.serialization.shardSize ?? 1;
+    for (const file of files) {
+      for (const shard of hashShards(file.path, size, file.name)) actual.digests.set(`${file.name}:${shard.start}:${shard.end}`, shard.digest);
+    }
+  }
+  return { mismatches: diff(manifest, actual, method), filesChecked: files.length };
+}
+
+/** The model as the signature's serialization lists it (symlink policy, ignore paths: the Statement's, the defaults and the caller's). */
+function listForVerification(options: VerifyModelOptions, signature: string, manifest: SignedManifest): { files: ModelFile[]; irregular: Map<string, string> } {
   const { dir } = options;
   const single = isSingleFile(dir);
   const ignore = new Set<string>(modelRelativeIgnores(dir, options.ignorePaths ?? []));
@@ -210,21 +242,19 @@ async function compareFiles(options: VerifyModelOptions, signature: string, mani
     const only = files[0];
     if (only !== undefined && expectedPaths.has('.') && !expectedPaths.has(only.name)) files[0] = { name: '.', path: only.path };
   }
-  const actual: Actual = { digests: new Map(), irregular };
-  if (method === 'files') {
-    const digests = await hashModelFiles(files, options.threads);
-    files.forEach((file, i) => {
-      const digest = digests[i];
-      if (digest === undefined) irregular.set(file.name, 'no longer a regular file');
-      else actual.digests.set(file.name, digest);
-    });
-  } else {
-    const size = manifest.serialization.shardSize ?? 1;
-    for (const file of files) {
-      for (const shard of hashShards(file.path, size, file.name)) actual.digests.set(`${file.name}:${shard.start}:${shard.end}`, shard.digest);
-    }
-  }
-  return { mismatches: diff(manifest, actual, method), filesChecked: files.length };
+  return { files, irregular };
+}
+
+/** The files a caller already hashed, by name (each under `dir`, read only for a shard signature). */
+function knownFiles(dir: string, digests: ReadonlyMap<string, string>): { files: ModelFile[]; irregular: Map<string, string> } {
+  return { files: [...digests.keys()].map((name) => ({ name, path: join(dir, ...name.split('/')) })), irregular: new Map() };
+}
+
+/** A caller's digest as lower-case hex. @throws UsageError for anything but a SHA-256 digest */
+function hexDigest(digest: string | undefined, name: string): string {
+  const hex = digest?.startsWith('sha256:') ? digest.slice(7) : digest;
+  if (hex === undefined || !/^[0-9a-f]{64}$/.test(hex)) throw new UsageError('E_USAGE', `the digest given for ${JSON.stringify(name)} is not a SHA-256 digest: ${JSON.stringify(digest)}`);
+  return hex;
 }
 
 /**

@@ -141,7 +141,7 @@ describe('7 and 8: messages and help speak our language, one way', () => {
     ['keygen'], ['sign'], ['run'], ['record', 'start'], ['record', 'stop'], ['mock'], ['match-products'], ['verify'],
     ['layout', 'check'], ['layout', 'sign'], ['pipeline', 'run'], ['pipeline', 'export'], ['pipeline', 'publish'], ['pipeline', 'step'], ['pipeline', 'verify'],
     ['scan-model'], ['scan-pickle'],
-    ['model', 'sign'], ['model', 'verify'], ['data', 'check'], ['trace'],
+    ['model', 'sign'], ['model', 'verify'], ['data', 'check'], ['trace'], ['push'], ['pull'], ['versions'],
   ];
   it.each(HELPS)('intoto %s --help: usage first, -h first among the options, each default said once', (...command) => {
     const result = runBin('intoto', [...command, '--help'], { env });

@@ -29,11 +29,31 @@ export interface TestRegistry {
   stop(): void;
 }
 
+export interface RegistryOptions {
+  /** Serve HTTPS with this certificate and key (PEM files). */
+  readonly tls?: { readonly cert: string; readonly key: string };
+  /** Require basic authentication against this htpasswd file (bcrypt entries). */
+  readonly htpasswd?: string;
+  /** Require bearer tokens from `realm`, JWTs signed by a key certified in `rootCerts` (PEM). */
+  readonly token?: { readonly realm: string; readonly service: string; readonly issuer: string; readonly rootCerts: string };
+}
+
 /** Starts a registry; call stop() (afterAll) to stop it by PID and remove its storage. */
-export function startRegistry(): TestRegistry {
+export function startRegistry(options: RegistryOptions = {}): TestRegistry {
   const dir = mkdtempSync(join(tmpdir(), 'intoto-registry-'));
+  const env: NodeJS.ProcessEnv = { ...process.env, REGISTRY_OWNER_PID: String(process.pid) };
+  if (options.tls !== undefined) Object.assign(env, { REGISTRY_TLS_CERT: options.tls.cert, REGISTRY_TLS_KEY: options.tls.key });
+  if (options.htpasswd !== undefined) env['REGISTRY_HTPASSWD'] = options.htpasswd;
+  if (options.token !== undefined) {
+    Object.assign(env, {
+      REGISTRY_TOKEN_REALM: options.token.realm,
+      REGISTRY_TOKEN_SERVICE: options.token.service,
+      REGISTRY_TOKEN_ISSUER: options.token.issuer,
+      REGISTRY_TOKEN_ROOTCERTS: options.token.rootCerts,
+    });
+  }
   // The registry also stops when this test process dies without running stop() (a killed run).
-  const up = spawnSync('bash', [SCRIPT, 'up', dir], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, REGISTRY_OWNER_PID: String(process.pid) } });
+  const up = spawnSync('bash', [SCRIPT, 'up', dir], { encoding: 'utf8', timeout: 60_000, env });
   if (up.status !== 0) {
     rmSync(dir, { recursive: true, force: true });
     throw new Error(`scripts/registry.sh up failed: ${up.stderr}`);

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, generateKeyPairSync } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -345,7 +345,7 @@ describe('registry faults (local test server)', () => {
     const dir = faultDir;
     const out = join(dir, 'model');
     const c = client();
-    const code = await codeOfAsync(pullModel(c, { reference: parseReference(`${host}/m:v1`), destination: out, signer: { kind: 'key', path: '/nonexistent.pub' } }));
+    const code = await codeOfAsync(pullModel(c, { reference: parseReference(`${host}/m:v1`), destination: out, trust: { method: 'key', key: generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey } }));
     await c.close();
     expect(code).toBe('E_DIGEST_MISMATCH');
     expect(existsSync(out)).toBe(false);

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RegistryClient } from '../../src/oci/client.js';
@@ -10,6 +10,7 @@ import { runBin } from '../helpers/bin.js';
 import { makeSigningKey, signModel, type TestKey } from '../helpers/oms-sign.js';
 import { tempDir } from '../helpers/reference.js';
 import { sharedPath } from '../helpers/shared.js';
+import { makeCa } from '../oms/helpers.js';
 import { registryAvailable, startRegistry, type TestRegistry } from '../helpers/registry.js';
 
 /**
@@ -91,6 +92,51 @@ describe.skipIf(!available)('the registry commands against docker-registry 2.8.2
     expect(ok.status).toBe(0);
   });
 
+  describe('push refuses files that are not the signed ones, and never writes the tag then', () => {
+    it('a file changed since it was signed: found while it is uploaded (hashed on the way, and by the registry)', () => {
+      const changed = join(work, 'changed-after-signing');
+      cpSync(model, changed, { recursive: true });
+      const bundle = signModel(changed, signer);
+      writeFileSync(join(changed, 'model.safetensors'), Buffer.alloc(300_000, 9));
+      writeFileSync(join(work, 'changed-after-signing.sig'), bundle);
+      const result = intoto('push', changed, ref('models/refused', 'v1'), '--signature', join(work, 'changed-after-signing.sig'));
+      expect(result.status).toBe(1);
+      expect(result.stderr).toMatch(/model\.safetensors: changed since it was signed \(sha256 [0-9a-f]{12}\.\.\., signed [0-9a-f]{12}\.\.\.\) \[E_MODEL_FILES\]/);
+      // The blobs went up, the tag did not: docker-registry reports a repository without tags as unknown.
+      expect(JSON.parse(intoto('versions', `${registry.address}/models/refused`, '--json').stdout)).toMatchObject({ passed: false, failure: { code: 'E_NOT_FOUND' } });
+    });
+
+    it('a changed file whose signed bytes the registry already has: hashed locally, refused all the same', () => {
+      // models/demo holds the signed model.safetensors; this copy differs from it on disk.
+      expect(intoto('push', model, ref('models/refused-2', 'v1'), '--signature', join(work, 'model.sig')).status).toBe(0);
+      const changed = join(work, 'changed-present');
+      cpSync(model, changed, { recursive: true });
+      writeFileSync(join(changed, 'model.safetensors'), Buffer.alloc(300_000, 10));
+      const result = intoto('push', changed, ref('models/refused-2', 'v2'), '--signature', join(work, 'model.sig'));
+      expect(result.status).toBe(1);
+      expect(result.stderr).toContain('model.safetensors: changed since it was signed');
+      expect(result.stderr).toContain('[E_MODEL_FILES]');
+      const tags = JSON.parse(intoto('versions', `${registry.address}/models/refused-2`, '--json').stdout) as { versions: { tag: string }[] };
+      expect(tags.versions.map((v) => v.tag)).toEqual(['v1']);
+    });
+
+    it('a file the signature does not list, or a signed file that is missing: refused before anything is uploaded', () => {
+      const extra = join(work, 'extra-file');
+      cpSync(model, extra, { recursive: true });
+      writeFileSync(join(extra, 'notes.txt'), 'unsigned\n');
+      const result = intoto('push', extra, ref('models/refused-3', 'v1'), '--signature', join(work, 'model.sig'));
+      expect(result.status).toBe(1);
+      expect(result.stderr).toContain('notes.txt: not in the signature');
+      const missing = join(work, 'missing-file');
+      cpSync(model, missing, { recursive: true });
+      rmSync(join(missing, 'README.md'));
+      const second = intoto('push', missing, ref('models/refused-3', 'v1'), '--signature', join(work, 'model.sig'));
+      expect(second.stderr).toContain('README.md: signed but missing');
+      // Nothing reached the registry: the repository does not exist.
+      expect(JSON.parse(intoto('versions', `${registry.address}/models/refused-3`, '--json').stdout)).toMatchObject({ passed: false, failure: { code: 'E_NOT_FOUND' } });
+    });
+  });
+
   it('versions lists each tag with its digest, signer key id and attachments (not the fallback tags)', () => {
     const pushed = intoto('push', model, ref('models/listed', 'v1'), '--signature', join(work, 'model.sig'));
     const json = intoto('versions', `${registry.address}/models/listed`, '--json');
@@ -142,7 +188,9 @@ describe.skipIf(!available)('the registry commands against docker-registry 2.8.2
 
   it('attack: a signature by another key is refused', () => {
     const out = join(work, 'pulled-other-key');
-    expectRefused(intoto('pull', ref('models/demo', 'v1'), '-o', out, '-k', join(keys, 'other.pub')), 'E_SIGNATURE', out);
+    const result = intoto('pull', ref('models/demo', 'v1'), '-o', out, '-k', join(keys, 'other.pub'));
+    expectRefused(result, 'E_MODEL_SIGNATURE', out);
+    expect(result.stderr).toMatch(/signature: attached sha256-[0-9a-f]{64}\.sigstore\.json: signed with another key/);
   });
 
   it('attack: a signature changed after signing is refused', () => {
@@ -153,7 +201,7 @@ describe.skipIf(!available)('the registry commands against docker-registry 2.8.2
     writeFileSync(join(work, 'tampered.sig'), JSON.stringify(bundle));
     intoto('push', model, ref('models/tampered', 'v1'), '--signature', join(work, 'tampered.sig'));
     const out = join(work, 'pulled-tampered');
-    expectRefused(intoto('pull', ref('models/tampered', 'v1'), '-o', out, '-k', join(keys, 'signer.pub')), 'E_SIGNATURE', out);
+    expectRefused(intoto('pull', ref('models/tampered', 'v1'), '-o', out, '-k', join(keys, 'signer.pub')), 'E_MODEL_SIGNATURE', out);
   });
 
   it('attack: a blob corrupted in the registry storage is refused while it streams', () => {
@@ -227,7 +275,9 @@ describe.skipIf(!available)('the registry commands against docker-registry 2.8.2
   it('attack: a manifest with a file the signature does not list is refused', async () => {
     await pushEdited('models/extra', 'v1', () => undefined);
     const out = join(work, 'pulled-extra');
-    expectRefused(intoto('pull', ref('models/extra', 'v1'), '-o', out, '-k', join(keys, 'signer.pub')), 'E_MODEL_FILES', out);
+    const result = intoto('pull', ref('models/extra', 'v1'), '-o', out, '-k', join(keys, 'signer.pub'));
+    expectRefused(result, 'E_MODEL_MISMATCH', out);
+    expect(result.stderr).toContain('extra.bin: not in the signature');
   });
 
   it('attack: a manifest missing a signed file is refused', async () => {
@@ -236,7 +286,9 @@ describe.skipIf(!available)('the registry commands against docker-registry 2.8.2
       layers.pop();
     });
     const out = join(work, 'pulled-missing');
-    expectRefused(intoto('pull', ref('models/missing', 'v1'), '-o', out, '-k', join(keys, 'signer.pub')), 'E_MODEL_FILES', out);
+    const result = intoto('pull', ref('models/missing', 'v1'), '-o', out, '-k', join(keys, 'signer.pub'));
+    expectRefused(result, 'E_MODEL_MISMATCH', out);
+    expect(result.stderr).toContain('README.md: missing (signed sha256');
   });
 
   it('attack: a manifest whose file path climbs out of the output directory is refused before any download', async () => {
@@ -352,7 +404,156 @@ describe.skipIf(!available)('the registry commands against docker-registry 2.8.2
     expect(versions.versions[0]!.signers[0]!.keyId).toBe('e8450dec4eb99dae995da9af1bc2cc9f76ed669ee2e744f57abba763df3e3f8e');
   });
 
-  it('a large model (downloaded through the writer thread): pulled byte for byte; corrupted, refused with nothing left', () => {
+  describe('each kind of trust the verifier has (OpenSSF Model Signing vectors from model_signing 1.1.0)', () => {
+    const vectors = sharedPath('vectors/oms');
+    const tests = (...parts: string[]) => join(vectors ?? '', 'model-transparency', 'scripts', 'tests', ...parts);
+    const certs = (name: string) => tests('keys', 'certificate', name);
+
+    it('certificate method: passes with --certificate-chain to the CA; refused with the wrong kind of trust or another CA', () => {
+      if (vectors === undefined) return;
+      const vector = tests('v1.1.0-certificate');
+      expect(intoto('push', vector, ref('models/oms-cert', 'v1'), '--signature', join(vector, 'model.sig')).status).toBe(0);
+      const out = join(work, 'pulled-cert');
+      const pulled = intoto('pull', ref('models/oms-cert', 'v1'), '-o', out, '--certificate-chain', certs('ca-cert.pem'));
+      expect(pulled.stderr).toContain('verified 2 file(s): digests, signature (');
+      expect(pulled.status).toBe(0);
+      expect(readdirSync(out).sort()).toEqual(['signme-1', 'signme-2']);
+      const asKey = join(work, 'pulled-cert-as-key');
+      const refused = intoto('pull', ref('models/oms-cert', 'v1'), '-o', asKey, '-k', certs('signing-key-pub.pem'));
+      expectRefused(refused, 'E_MODEL_SIGNATURE', asKey);
+      expect(refused.stderr).toContain('signed for a certificate chain (--certificate-chain), but a public key (-k) was given');
+      const otherCa = join(work, 'pulled-cert-other-ca');
+      const ca = makeCa(mkdtempSync(join(work, 'ca-')));
+      expectRefused(intoto('pull', ref('models/oms-cert', 'v1'), '-o', otherCa, '--certificate-chain', ca.caPem), 'E_MODEL_SIGNATURE', otherCa);
+    });
+
+    it('Sigstore method: passes with the identity and issuer against the trusted root, offline; another identity is refused', () => {
+      if (vectors === undefined) return;
+      const vector = tests('v1.1.0-sigstore');
+      const root = join(vectors, 'public-good-trusted_root.json');
+      expect(intoto('push', vector, ref('models/oms-sigstore', 'v1'), '--signature', join(vector, 'model.sig')).status).toBe(0);
+      const out = join(work, 'pulled-sigstore');
+      const pulled = intoto('pull', ref('models/oms-sigstore', 'v1'), '-o', out, '--identity', 'stefanb@us.ibm.com', '--issuer', 'https://sigstore.verify.ibm.com/oauth2', '--trusted-root', root);
+      expect(pulled.stderr).toContain('signature (stefanb@us.ibm.com (issuer https://sigstore.verify.ibm.com/oauth2))');
+      expect(pulled.status).toBe(0);
+      expect(readdirSync(out).sort()).toEqual(['signme-1', 'signme-2']);
+      const other = join(work, 'pulled-sigstore-other');
+      const refused = intoto('pull', ref('models/oms-sigstore', 'v1'), '-o', other, '--identity', 'mallory@example.com', '--issuer', 'https://sigstore.verify.ibm.com/oauth2', '--trusted-root', root);
+      expectRefused(refused, 'E_MODEL_SIGNATURE', other);
+      expect(refused.stderr).toContain('not by the identity "mallory@example.com"');
+    });
+
+    it('our own signer end to end: intoto keygen -t ecdsa, intoto model sign, push, pull -k with the intoto .pub file', () => {
+      const model2 = join(work, 'own-model');
+      cpSync(model, model2, { recursive: true });
+      expect(intoto('keygen', '-q', '-t', 'ecdsa', join(keys, 'platform')).status).toBe(0);
+      expect(intoto('model', 'sign', model2, '-k', join(keys, 'platform'), '-o', join(work, 'own.sig'), '-q').status).toBe(0);
+      expect(intoto('push', model2, ref('models/own', 'v1'), '--signature', join(work, 'own.sig')).status).toBe(0);
+      const out = join(work, 'pulled-own');
+      expect(intoto('pull', ref('models/own', 'v1'), '-o', out, '-k', join(keys, 'platform.pub')).status).toBe(0);
+      expect(readFileSync(join(out, 'config.json'))).toEqual(readFileSync(join(model2, 'config.json')));
+    });
+
+    it('exactly one kind of trust: two kinds, or --trusted-root without an identity, are usage errors before anything is fetched', () => {
+      const out = join(work, 'pulled-two-trusts');
+      const both = intoto('pull', ref('models/demo', 'v1'), '-o', out, '-k', join(keys, 'signer.pub'), '--identity', 'a@b', '--issuer', 'https://x');
+      expect(both.status).toBe(2);
+      expect(both.stderr).toContain('[E_USAGE]');
+      const root = intoto('pull', ref('models/demo', 'v1'), '-o', out, '-k', join(keys, 'signer.pub'), '--trusted-root', join(work, 'model.sig'));
+      expect(root.status).toBe(2);
+      expect(root.stderr).toContain('--trusted-root goes with --identity');
+      expect(existsSync(out)).toBe(false);
+    });
+  });
+
+  describe('--scan policies', () => {
+    let pushed = false;
+    /** A pickle of an instance of __main__.Thing: harmless, but no allow-list knows it. */
+    const pushThing = (): void => {
+      if (pushed) return;
+      const dir = join(work, 'thing-model');
+      mkdirSync(dir);
+      // protocol 2: GLOBAL __main__ Thing, EMPTY_TUPLE, NEWOBJ, STOP
+      writeFileSync(join(dir, 'model.pkl'), Buffer.from('\x80\x02c__main__\nThing\nq\x00)\x81q\x01.', 'latin1'));
+      writeFileSync(join(work, 'thing.sig'), signModel(dir, signer));
+      expect(intoto('push', dir, ref('models/thing', 'v1'), '--signature', join(work, 'thing.sig')).status).toBe(0);
+      pushed = true;
+    };
+
+    it('a global outside the default policy is refused; --allow admits exactly it; the policy is named', () => {
+      pushThing();
+      const out = join(work, 'pulled-thing');
+      const refused = intoto('pull', ref('models/thing', 'v1'), '-o', out, '-k', join(keys, 'signer.pub'), '--scan');
+      expectRefused(refused, 'E_MODEL_UNSAFE', out);
+      expect(refused.stderr).toContain('model.pkl: ');
+      expect(refused.stderr).toContain('(scan policy: default)');
+      const allowed = intoto('pull', ref('models/thing', 'v1'), '-o', out, '-k', join(keys, 'signer.pub'), '--scan', '--allow', '__main__.Thing');
+      expect(allowed.stderr).toContain('scan (1 file(s), policy default + --allow)');
+      expect(allowed.status).toBe(0);
+      const json = intoto('pull', ref('models/thing', 'v1'), '-o', join(work, 'pulled-thing-json'), '-k', join(keys, 'signer.pub'), '--scan', '--allow', '__main__.Thing', '--json');
+      expect(JSON.parse(json.stdout)).toMatchObject({ passed: true, scan: { files: 1, policy: 'default + --allow' } });
+    });
+
+    it('a never-allowed name stays refused whatever --allow says; --policy strict refuses what default admits', () => {
+      const out = join(work, 'pulled-evil-allowed');
+      const evil = intoto('pull', ref('models/evil', 'v1'), '-o', out, '-k', join(keys, 'signer.pub'), '--scan', '--allow', 'os.system');
+      expect(evil.status).toBe(2);
+      expect(evil.stderr).toContain('--allow os.system: this name runs commands and touches files and can never be allowed [E_USAGE]');
+      expect(existsSync(out)).toBe(false);
+      const plain = join(work, 'pulled-strict');
+      const strictDir = join(work, 'strict-model');
+      mkdirSync(strictDir);
+      // pickle.dumps(numpy.dtype('float64'), protocol=2): numpy.dtype is in the default policy, not in strict
+      writeFileSync(join(strictDir, 'model.pkl'), Buffer.from('gAJjbnVtcHkKZHR5cGUKcQBYAgAAAGY4cQGJiIdxAlJxAyhLA1gBAAAAPHEETk5OSv////9K/////0sAdHEFYi4=', 'base64'));
+      writeFileSync(join(work, 'strict.sig'), signModel(strictDir, signer));
+      expect(intoto('push', strictDir, ref('models/strict', 'v1'), '--signature', join(work, 'strict.sig')).status).toBe(0);
+      expect(intoto('pull', ref('models/strict', 'v1'), '-o', plain, '-k', join(keys, 'signer.pub'), '--scan').status).toBe(0);
+      const strict = join(work, 'pulled-strict-2');
+      expectRefused(intoto('pull', ref('models/strict', 'v1'), '-o', strict, '-k', join(keys, 'signer.pub'), '--scan', '--policy', 'strict'), 'E_MODEL_UNSAFE', strict);
+    });
+
+    it('--policy or --allow without --scan is a usage error', () => {
+      const result = intoto('pull', ref('models/demo', 'v1'), '-o', join(work, 'never'), '-k', join(keys, 'signer.pub'), '--allow', 'x.y');
+      expect(result.status).toBe(2);
+      expect(result.stderr).toContain('--policy and --allow go with --scan');
+    });
+  });
+
+  describe('--json: every outcome is one JSON document', () => {
+    it('push, pull and versions succeed with a document saying passed: true', () => {
+      const pushed = intoto('push', model, ref('models/json', 'v1'), '--signature', join(work, 'model.sig'), '--json');
+      expect(pushed.status).toBe(0);
+      const push = JSON.parse(pushed.stdout) as Record<string, unknown>;
+      expect(push).toMatchObject({ passed: true, tag: 'v1', files: 4, tagWritten: true, attachments: [{ artifactType: 'application/vnd.dev.sigstore.bundle.v0.3+json' }] });
+      const digest = push['digest'] as string;
+      expect(push['reference']).toBe(`${registry.address}/models/json@${digest}`);
+      const out = join(work, 'pulled-json');
+      const pulled = intoto('pull', ref('models/json', 'v1'), '-o', out, '-k', join(keys, 'signer.pub'), '--json');
+      expect(pulled.status).toBe(0);
+      const pull = JSON.parse(pulled.stdout) as Record<string, unknown>;
+      expect(pull).toMatchObject({ passed: true, digest, destination: out, signature: { method: 'key', signer: `key ${signer.hint.slice(0, 16)}` }, layout: null, scan: null });
+      expect((pull['files'] as { path: string }[]).map((f) => f.path).sort()).toEqual(['README.md', 'config.json', 'model.safetensors', 'tokenizer/vocab.txt']);
+      expect((pull['timings'] as { check: string }[]).map((t) => t.check)).toEqual(['resolve', 'manifest', 'download', 'attachments', 'signature', 'materialise']);
+      const listed = JSON.parse(intoto('versions', `${registry.address}/models/json`, '--json').stdout) as Record<string, unknown>;
+      expect(listed).toMatchObject({ passed: true, versions: [{ tag: 'v1', digest }] });
+    });
+
+    it('a refused pull, a registry failure and a usage error are each one document with the code', () => {
+      const out = join(work, 'pulled-json-refused');
+      const refused = intoto('pull', ref('models/json', 'v1'), '-o', out, '-k', join(keys, 'other.pub'), '--json');
+      expect(refused.status).toBe(1);
+      expect(JSON.parse(refused.stdout)).toMatchObject({ passed: false, failure: { code: 'E_MODEL_SIGNATURE' } });
+      expect(existsSync(out)).toBe(false);
+      const missing = intoto('versions', `${registry.address}/models/nothing-here`, '--json');
+      expect(missing.status).toBe(1);
+      expect(JSON.parse(missing.stdout)).toMatchObject({ passed: false, failure: { code: 'E_NOT_FOUND' } });
+      const bad = intoto('push', model, `${registry.address}/models/json`, '--json');
+      expect(bad.status).toBe(2);
+      expect(JSON.parse(bad.stdout)).toMatchObject({ passed: false, failure: { code: 'E_USAGE' } });
+    });
+  });
+
+  it('a large model (40 MiB: straight from the socket into its file): pulled byte for byte; corrupted, refused with nothing left', () => {
     const big = join(work, 'big-model');
     mkdirSync(big);
     const weights = Buffer.alloc(40 * 1024 * 1024);
