@@ -8,9 +8,9 @@ SOURCES := $(shell find src -name '*.ts' 2>/dev/null) tsconfig.json scripts/buil
 .PHONY: help sysdeps deps build test lint demo bench clean
 
 help:
-	@echo "make demo   run the example ML pipeline: sign, run, verify, and catch three attacks"
+	@echo "make demo   run the example ML pipeline: sign, run, verify, catch four attacks, release through an OCI registry gate"
 	@echo "make test   run every test (unit, property, interop with the reference, end-to-end)"
-	@echo "make bench  time intoto-run and intoto-verify against the Python reference, model sign/verify against sha256sum"
+	@echo "make bench  time run/verify against the Python reference, model sign/verify against sha256sum, push/pull against curl, scan, Slurm"
 	@echo "make lint   type-check sources and tests, check the architecture's import direction"
 	@echo "make build  compile TypeScript to dist/ and bundle each command into one file"
 
