@@ -1,7 +1,6 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { PublicKey } from '../crypto/keys.js';
 import { InTotoError, ioError, PipelineError } from '../errors.js';
 import { checkDestination, createWorkspace, materialise, type Workspace } from '../gate/workspace.js';
 import { onInterrupt } from '../io/interrupt.js';
@@ -10,11 +9,9 @@ import type { RegistryClient } from '../oci/client.js';
 import { finalProductSources } from '../pipeline/outcomes.js';
 import { withParams } from '../pipeline/params.js';
 import { planSteps } from '../pipeline/plan.js';
-import type { PipelineSource } from '../pipeline/source.js';
 import type { SandboxMode } from '../runner/sandbox.js';
 import { verifySupplyChain, type VerifyEvent, type VerifyReport } from '../verify/verify.js';
-import { loadStepLinks, openRun, type StoredLink } from './run-open.js';
-import type { StoreRef } from './step-command.js';
+import { loadStepLinks, openRun, type OpenRunOptions, type StoredLink } from './run-open.js';
 import { downloadArtifacts } from './store-blobs.js';
 
 /**
@@ -33,12 +30,8 @@ import { downloadArtifacts } from './store-blobs.js';
  *     the metadata directory, when one is asked for). On any failure nothing is left.
  */
 
-export interface StoredVerifyOptions {
-  readonly store: StoreRef;
-  readonly runId: string;
-  readonly source: PipelineSource;
-  readonly ownerKeys: readonly PublicKey[];
-  readonly params: ReadonlyMap<string, string> | undefined;
+/** What openRun takes (the run, its source, the owner's keys, the parameters), and where the result goes. */
+export interface StoredVerifyOptions extends Omit<OpenRunOptions, 'now'> {
   /** Receives the final products on a pass; must not exist, or be empty. */
   readonly outDir?: string;
   /** Receives root.layout and the links on a pass (for other verifiers); must not exist, or be empty. */

@@ -13,6 +13,7 @@ import { readEnvelopeFile } from '../../src/model/metadata.js';
 import { loadLinkFile } from '../../src/verify/link-load.js';
 import { REFERENCE_PYTHON, referenceAvailable, run, tempDir } from '../helpers/reference.js';
 import { sharedPath } from '../helpers/shared.js';
+import { outcomeOf } from '../helpers/errors.js';
 
 /**
  * Keys as in-toto 2.x and 3.x write them (securesystemslib >= 0.28): PEM key files, whose
@@ -28,15 +29,6 @@ const PEER = sharedPath('peer');
 const haveReference = referenceAvailable();
 const root = tempDir('intoto-keyid-forms-');
 
-function code(action: () => unknown): string {
-  try {
-    action();
-    return 'ok';
-  } catch (error) {
-    expect(error).toBeInstanceOf(InTotoError);
-    return (error as InTotoError).code;
-  }
-}
 
 describe.skipIf(PEER === undefined)('both keyid forms of PEM keys', () => {
   const pems = join(PEER ?? '', 'fixtures', 'in-toto@9a1efed', 'tests', 'pems');
@@ -112,7 +104,7 @@ describe('ECDSA curves', () => {
     }
     expect(message).toMatch(/unsupported elliptic curve secp256k1/);
     const object = { keytype: 'ecdsa', scheme: 'ecdsa-sha2-nistp256', keyval: { public: publicKey.export({ type: 'spki', format: 'pem' }).toString() } };
-    expect(code(() => publicKeyFromObject(object, { where: 'k' }))).toBe('E_KEY_UNSUPPORTED');
+    expect(outcomeOf(() => publicKeyFromObject(object, { where: 'k' }))).toBe('E_KEY_UNSUPPORTED');
     try {
       publicKeyFromObject(object, { where: 'k' });
     } catch (error) {
@@ -134,21 +126,21 @@ describe.skipIf(PEER === undefined)('GPG, refused by name', () => {
     const payload = parseJson(Buffer.from(JSON.stringify(JSON.parse(readFileSync(join(gpg, 'demo.layout.template'), 'utf8')).signed)), { source: 'x' });
     expect(envelope.kind).toBe('metablock');
     expect(() => layoutFromJson(payload, 'demo.layout.template')).toThrow(/GPG \(OpenPGP\) key: GPG keys are not supported; give the functionaries ed25519, RSA or ECDSA keys/);
-    expect(code(() => layoutFromJson(payload, 'x'))).toBe('E_KEY_UNSUPPORTED');
+    expect(outcomeOf(() => layoutFromJson(payload, 'x'))).toBe('E_KEY_UNSUPPORTED');
   });
 
   it('a link signed with GPG is E_KEY_UNSUPPORTED naming GPG', () => {
     const file = join(root, 'package.7b3abb26.link');
     copyFileSync(join(gpg, 'package.7b3abb26.link'), file);
     expect(() => readEnvelopeFile(file)).toThrow(/signed with GPG/);
-    expect(code(() => readEnvelopeFile(file))).toBe('E_KEY_UNSUPPORTED');
+    expect(outcomeOf(() => readEnvelopeFile(file))).toBe('E_KEY_UNSUPPORTED');
   });
 
   it('a GPG key block given as a key file is refused by name', () => {
     const file = join(root, 'gpg.asc');
     writeFileSync(file, '-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nmQENBF\n-----END PGP PUBLIC KEY BLOCK-----\n');
     expect(() => loadPublicKeyFile(file)).toThrow(/GPG keys are not supported/);
-    expect(code(() => loadSigningKeyFile(file))).toBe('E_KEY_UNSUPPORTED');
+    expect(outcomeOf(() => loadSigningKeyFile(file))).toBe('E_KEY_UNSUPPORTED');
   });
 });
 

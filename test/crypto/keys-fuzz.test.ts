@@ -8,8 +8,8 @@ import { generateSigningKey, isEncryptedKeyFile, loadPublicKeyFile, loadSigningK
 import { publicKeyFromObject } from '../../src/crypto/keys.js';
 import { MAX_KDF_ITERATIONS } from '../../src/crypto/pem.js';
 import { encryptSslibKey } from '../../src/crypto/sslib-encryption.js';
-import { InTotoError } from '../../src/errors.js';
 import { tempDir } from '../helpers/reference.js';
+import { outcomeOf } from '../helpers/errors.js';
 
 /**
  * Fuzzing the key readers with the families issue 19 found (and their neighbours):
@@ -24,15 +24,6 @@ import { tempDir } from '../helpers/reference.js';
 
 const root = tempDir('intoto-keys-fuzz-');
 
-function outcome(action: () => unknown): string {
-  try {
-    action();
-    return 'ok';
-  } catch (error) {
-    expect(error).toBeInstanceOf(InTotoError);
-    return (error as InTotoError).code;
-  }
-}
 
 /** JSON texts of every type, including prototype-polluting and huge ones. */
 const VALUES = ['null', '0', '-1', '1.5', 'true', '""', '"x"', '[]', '[1]', '{}', '{"a": 1}', '{"__proto__": {"x": 1}}', '"ed25519"', '"rsa"', '"ecdsa"', '["sha256"]', '{"public": {}}', '{"public": "ab"}', '{"public": 1, "private": {}}'];
@@ -50,11 +41,11 @@ describe('fuzz: key objects and key files with fields of every type', () => {
 
   it('attack: "keyid": {} (the fuzzing run\'s case) is a typed E_KEY_FORMAT, through the object reader and key files', () => {
     const value = parseJson(Buffer.from(JSON.stringify({ ...base, keyid: {} })), { source: 'k' });
-    expect(outcome(() => publicKeyFromObject(value, { where: 'k' }))).toBe('E_KEY_FORMAT');
+    expect(outcomeOf(() => publicKeyFromObject(value, { where: 'k' }))).toBe('E_KEY_FORMAT');
     const file = join(root, 'keyid-object.pub');
     writeFileSync(file, JSON.stringify({ ...base, keyid: {} }));
-    expect(outcome(() => loadPublicKeyFile(file))).toBe('E_KEY_FORMAT');
-    expect(outcome(() => loadSigningKeyFile(file))).toBe('E_KEY_FORMAT');
+    expect(outcomeOf(() => loadPublicKeyFile(file))).toBe('E_KEY_FORMAT');
+    expect(outcomeOf(() => loadSigningKeyFile(file))).toBe('E_KEY_FORMAT');
   });
 
   it('property: any field replaced, added or removed gives ok or a typed code, never E_INTERNAL', () => {
@@ -78,14 +69,14 @@ describe('fuzz: key objects and key files with fields of every type', () => {
             () => publicKeyFromObject(value, { where: 'k' }),
             () => publicKeyFromObject(value, { where: 'k', allowPrivate: true, declaredKeyid: ed.keyid }),
           ]) {
-            expect(outcome(action)).not.toBe('E_INTERNAL');
+            expect(outcomeOf(action)).not.toBe('E_INTERNAL');
           }
         }
         const file = join(root, `field-${i++}.pub`);
         writeFileSync(file, text);
-        expect(outcome(() => loadPublicKeyFile(file))).not.toBe('E_INTERNAL');
-        expect(outcome(() => loadSigningKeyFile(file))).not.toBe('E_INTERNAL');
-        expect(outcome(() => isEncryptedKeyFile(file))).not.toBe('E_INTERNAL');
+        expect(outcomeOf(() => loadPublicKeyFile(file))).not.toBe('E_INTERNAL');
+        expect(outcomeOf(() => loadSigningKeyFile(file))).not.toBe('E_INTERNAL');
+        expect(outcomeOf(() => isEncryptedKeyFile(file))).not.toBe('E_INTERNAL');
       }),
       { numRuns: 300, seed: 19 },
     );
@@ -139,15 +130,15 @@ describe('fuzz: key derivation parameters are bounded before any derivation', ()
   it('attack: an encrypted PKCS#8 key asking for billions of PBKDF2 rounds is refused unread (with or without a password)', () => {
     const file = join(root, 'kdf-huge.pem');
     writeFileSync(file, encryptedPkcs8({ iterations: 4_000_000_000n }));
-    expect(outcome(() => isEncryptedKeyFile(file))).toBe('E_KEY_FORMAT');
-    expect(outcome(() => loadSigningKeyFile(file, { password: 'x' }))).toBe('E_KEY_FORMAT');
-    expect(outcome(() => loadPublicKeyFile(file))).toBe('E_KEY_PUBLIC_EXPECTED');
+    expect(outcomeOf(() => isEncryptedKeyFile(file))).toBe('E_KEY_FORMAT');
+    expect(outcomeOf(() => loadSigningKeyFile(file, { password: 'x' }))).toBe('E_KEY_FORMAT');
+    expect(outcomeOf(() => loadPublicKeyFile(file))).toBe('E_KEY_PUBLIC_EXPECTED');
   });
 
   it('attack: scrypt asking for gigabytes is refused unread', () => {
     const file = join(root, 'kdf-scrypt.pem');
     writeFileSync(file, encryptedPkcs8({ n: 2n ** 24n, r: 64n, p: 64n }));
-    expect(outcome(() => loadSigningKeyFile(file, { password: 'x' }))).toBe('E_KEY_FORMAT');
+    expect(outcomeOf(() => loadSigningKeyFile(file, { password: 'x' }))).toBe('E_KEY_FORMAT');
   });
 
   it('attack: a securesystemslib encrypted key over the iteration cap is refused when the file is read, before any password', () => {
@@ -159,8 +150,8 @@ describe('fuzz: key derivation parameters are bounded before any derivation', ()
     for (const iterations of [String(MAX_KDF_ITERATIONS + 1), '4000000000', '99999999999999999999', '0', '01']) {
       const file = join(root, `sslib-${iterations}`);
       writeFileSync(file, [salt, iterations, hmac, iv, ciphertext].join('@@@@'));
-      expect(outcome(() => isEncryptedKeyFile(file))).toBe('E_KEY_FORMAT');
-      expect(outcome(() => loadSigningKeyFile(file, { password: 'pw' }))).toBe('E_KEY_FORMAT');
+      expect(outcomeOf(() => isEncryptedKeyFile(file))).toBe('E_KEY_FORMAT');
+      expect(outcomeOf(() => loadSigningKeyFile(file, { password: 'pw' }))).toBe('E_KEY_FORMAT');
     }
     // The honest one (100,000 iterations) still opens with its password.
     expect(isEncryptedKeyFile(base)).toBe(true);
@@ -172,7 +163,7 @@ describe('fuzz: key derivation parameters are bounded before any derivation', ()
       fc.property(fc.bigInt({ min: BigInt(MAX_KDF_ITERATIONS) + 1n, max: 2n ** 64n }), (iterations) => {
         const file = join(root, 'kdf-prop.pem');
         writeFileSync(file, encryptedPkcs8({ iterations }));
-        expect(outcome(() => loadSigningKeyFile(file, { password: 'x' }))).toBe('E_KEY_FORMAT');
+        expect(outcomeOf(() => loadSigningKeyFile(file, { password: 'x' }))).toBe('E_KEY_FORMAT');
       }),
       { numRuns: 50, seed: 19 },
     );
@@ -180,8 +171,8 @@ describe('fuzz: key derivation parameters are bounded before any derivation', ()
     const file = join(root, 'honest-pkcs8.pem');
     writeFileSync(file, privateKey.export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: 'pw' }));
     expect(isEncryptedKeyFile(file)).toBe(true);
-    expect(outcome(() => loadSigningKeyFile(file))).toBe('E_KEY_PASSWORD');
-    expect(outcome(() => loadSigningKeyFile(file, { password: 'wrong' }))).toBe('E_KEY_PASSWORD');
+    expect(outcomeOf(() => loadSigningKeyFile(file))).toBe('E_KEY_PASSWORD');
+    expect(outcomeOf(() => loadSigningKeyFile(file, { password: 'wrong' }))).toBe('E_KEY_PASSWORD');
     expect(loadSigningKeyFile(file, { password: 'pw' }).public.scheme).toBe('ecdsa-sha2-nistp256');
   });
 });

@@ -26,3 +26,17 @@ export async function codeOfAsync(promise: Promise<unknown>): Promise<string | u
 function describe(error: unknown): string {
   return error instanceof InTotoError ? error.code : `not an InTotoError: ${String(error)}`;
 }
+
+/**
+ * 'ok' when `fn` returns, else the code of the InTotoError it throws; anything else that
+ * escapes fails the test (for fuzz tests, where "not E_INTERNAL" must not pass on a TypeError).
+ */
+export function outcomeOf(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (error) {
+    if (error instanceof InTotoError) return error.code;
+    throw new Error(`not an InTotoError: ${String(error)}`, { cause: error });
+  }
+  return 'ok';
+}
