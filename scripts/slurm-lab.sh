@@ -19,7 +19,8 @@
 # namespaces (util-linux `unshare`): its host name is its node name; its only network is a veth
 # on a bridge where ports are isolated from each other, so it reaches the controller and the
 # registry at the bridge address and never another node; its file system is the host's with
-# /tmp, /var/tmp, /dev/shm and the lab directory replaced by empty ones, into which only its own
+# /tmp, /var/tmp, /dev/shm and the lab directory replaced by empty ones (this checkout, the
+# software the jobs run, mounted back read-only when it lived under one of them), into which only its own
 # directory ($LAB/nodes/NODE: keys/, jobs/, spool), the lab's shared directory ($LAB/shared,
 # read-only: what every node reads, as a cluster's shared file system holds software, layouts
 # and public keys), the Slurm configuration (read-only) and munge's socket are mounted back; its /proc shows only its own processes, and when the node
@@ -38,6 +39,9 @@
 set -euo pipefail
 
 SELF=$(readlink -f "$0")
+# The checkout this script belongs to: the software every node runs (the intoto program the
+# jobs start, its bundles and node_modules), as a cluster's shared file system holds software.
+REPO=$(dirname "$(dirname "$SELF")")
 SCRIPTS=$(dirname "$SELF")
 LAB=${SLURM_LAB_DIR:-${TMPDIR:-/tmp}/intoto-slurm-lab}
 LAB=$(readlink -m "$LAB")
@@ -139,11 +143,20 @@ node_init() {
   hostname "$name"
   ip link set lo up
   # Keep handles on what the node may see, then hide everything else under empty file systems.
-  exec 3<"$own" 4<"$LAB/etc" 5<"$LAB/munge" 6<"$LAB/shared"
+  exec 3<"$own" 4<"$LAB/etc" 5<"$LAB/munge" 6<"$LAB/shared" 7<"$REPO"
   local d
   for d in /tmp /var/tmp /dev/shm; do
     [[ -d $d ]] && mount -t tmpfs -o mode=1777,size=256m "node-$d" "$d"
   done
+  # A checkout under one of those (a CI clone in /tmp) would vanish with them: mount it back,
+  # read-only, at the same path, so every node still runs the same software.
+  case $REPO/ in
+    /tmp/* | /var/tmp/* | /dev/shm/*)
+      mkdir -p "$REPO"
+      mount --no-canonicalize --bind /proc/self/fd/7 "$REPO"
+      mount -o remount,bind,ro "$REPO"
+      ;;
+  esac
   mkdir -p "$LAB"
   mount -t tmpfs -o mode=0755,size=1m node-lab "$LAB"
   mkdir -p "$own" "$LAB/etc" "$LAB/munge" "$LAB/shared"
@@ -158,7 +171,7 @@ node_init() {
   if [[ -n ${LAB_CGROUP:-} ]]; then
     mount --bind "$LAB_CGROUP/$name" /sys/fs/cgroup/freezer
   fi
-  exec 3<&- 4<&- 5<&- 6<&-
+  exec 3<&- 4<&- 5<&- 6<&- 7<&-
   cd "$own"
   # The host gives us eth0 and its address; wait for it (at most 10 s).
   local i
