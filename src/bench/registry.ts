@@ -61,6 +61,26 @@ function signBenchModel(dir: string, out: string, env: NodeJS.ProcessEnv): { bun
   return { bundle, publicKey: `${key}.pub` };
 }
 
+/**
+ * Each timed run starts with nothing waiting to be written back: both sides write 1 GiB (the
+ * registry's storage on push, the pulled files on pull), and without this the kernel flushes
+ * the previous round's gigabyte to disk during the next run, on the same two cores, whichever
+ * side that run is. Measured by hand at 2026-12-06 23:05Z (9 alternating rounds): ours 1.11 to
+ * 1.28 s with it, against curl's 0.90 to 1.00 s; the bench's medians then varied less than
+ * before but still from 1.32 to 1.47 (docs/BENCHMARKS.md).
+ */
+function settled(run: () => ReturnType<typeof timeCommand>): () => ReturnType<typeof timeCommand> {
+  return () => {
+    execFileSync('sync');
+    return run();
+  };
+}
+
+/** What `settled` does, for a run that first removes the previous round's files (then flushed too). */
+function syncNow(): void {
+  execFileSync('sync');
+}
+
 function fileSha256(path: string): string {
   return createHash('sha256').update(readFileSync(path)).digest('hex');
 }
@@ -102,7 +122,7 @@ export function runRegistryBench(context: { dataDir: string; rounds: number; wri
       return timeCommand({ argv: ['bash', '-c', script], env });
     };
     context.write(`  push of ${SHARDS} x 256 MiB + config: intoto push vs curl POST+PUT per blob`);
-    const push = compareAlternating(oursPush, curlPush, context.rounds);
+    const push = compareAlternating(settled(oursPush), settled(curlPush), context.rounds);
 
     // Pull: the model pushed once, then pulled into a fresh directory each run.
     execFileSync(process.execPath, [BIN, 'push', '-q', model, `${address}/bench/model:v1`, '--signature', bundle], { env });
@@ -112,10 +132,15 @@ export function runRegistryBench(context: { dataDir: string; rounds: number; wri
       rmSync(join(work, `pull-${pulls - 1}`), { recursive: true, force: true });
       return dir;
     };
-    const oursPull = () => timeCommand(intoto(['pull', '-q', `${address}/bench/model:v1`, '-o', fresh(), '-k', publicKey]));
+    const oursPull = () => {
+      const dir = fresh();
+      syncNow();
+      return timeCommand(intoto(['pull', '-q', `${address}/bench/model:v1`, '-o', dir, '-k', publicKey]));
+    };
     const curlPull = () => {
       const dir = fresh();
       mkdirSync(dir);
+      syncNow();
       const args = blobs.flatMap((b) => ['-o', join(dir, b.name), `http://${address}/v2/bench/model/blobs/${b.digest}`]);
       return timeCommand({ argv: ['curl', '-fsS', ...args], env });
     };
