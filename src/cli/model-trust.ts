@@ -30,15 +30,17 @@ export function trustOptions(program: Command): Command {
     .option('--trusted-root <path>', 'Sigstore: trusted_root.json to verify against offline (default: the public-good root pinned by @sigstore/tuf 4.0.2)');
 }
 
+const EXACTLY_ONE = 'give exactly one of -k PUBLIC_KEY, --public-key-pem PEM, --certificate-chain CA..., or --identity ID --issuer URL';
+
 /**
  * Checks that exactly one kind of trust was given and returns how to load it (a key or
  * certificate that does not load is the caller's to report, when it calls the function).
  * @throws UsageError E_USAGE: none (with `none` as the message), several, or half of a pair
  */
-export function trustOf(opts: TrustCliOptions, none = 'give exactly one of -k PUBLIC_KEY, --public-key-pem PEM, --certificate-chain CA..., or --identity ID --issuer URL'): () => ModelTrust {
+export function trustOf(opts: TrustCliOptions, none = EXACTLY_ONE): () => ModelTrust {
   const methods = [opts.key !== undefined, opts.publicKeyPem !== undefined, opts.certificateChain !== undefined, opts.identity !== undefined || opts.issuer !== undefined].filter(Boolean).length;
   if (methods === 0) usage(none);
-  if (methods !== 1) usage('give exactly one of -k PUBLIC_KEY, --public-key-pem PEM, --certificate-chain CA..., or --identity ID --issuer URL');
+  if (methods !== 1) usage(EXACTLY_ONE);
   if (opts.trustedRoot !== undefined && opts.identity === undefined) usage('--trusted-root goes with --identity and --issuer (Sigstore signatures)');
   if (opts.key !== undefined) {
     const path = opts.key;

@@ -176,7 +176,7 @@ export async function pullMain(argv: string[]): Promise<number> {
   program.parse(argv, { from: 'user' });
   const opts = program.opts<PullCliOptions>();
   const reference = parseReference(program.args[0]!, { requireTagOrDigest: true });
-  const makeTrust = trustOf(opts, 'say who must have signed the model: -k SIGNER.pub, --certificate-chain CA..., or --identity ID --issuer URL (the gate never pulls an unsigned model)');
+  const makeTrust = trustOf(opts, 'say who must have signed the model: -k SIGNER.pub, --public-key-pem PEM, --certificate-chain CA..., or --identity ID --issuer URL (the gate never pulls an unsigned model)');
   if ((opts.layout === undefined) !== (opts.layoutKey === undefined)) usage('--layout and --layout-key go together');
   if (!opts.scan && (opts.policy !== undefined || opts.allow.length > 0)) usage('--policy and --allow go with --scan');
   const sandbox = sandboxModeOf(opts.sandbox);
