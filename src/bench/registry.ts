@@ -69,16 +69,16 @@ function signBenchModel(dir: string, out: string, env: NodeJS.ProcessEnv): { bun
  * 1.28 s with it, against curl's 0.90 to 1.00 s; the bench's medians then varied less than
  * before but still from 1.32 to 1.47 (docs/BENCHMARKS.md).
  */
-function settled(run: () => ReturnType<typeof timeCommand>): () => ReturnType<typeof timeCommand> {
-  return () => {
-    execFileSync('sync');
-    return run();
-  };
-}
-
-/** What `settled` does, for a run that first removes the previous round's files (then flushed too). */
 function syncNow(): void {
   execFileSync('sync');
+}
+
+/** `run`, after syncNow. */
+function settled(run: () => ReturnType<typeof timeCommand>): () => ReturnType<typeof timeCommand> {
+  return () => {
+    syncNow();
+    return run();
+  };
 }
 
 function fileSha256(path: string): string {
