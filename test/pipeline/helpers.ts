@@ -76,26 +76,7 @@ export function intotoOnPath(): NodeJS.ProcessEnv {
  * 6 platform's key, 20 the sign step, 21 its functionaries, 22 uses, 23 model, 24 materials,
  * 25 products, 27 the inspection, 28 uses, 29 model, 30 signer.
  */
-export const SIGN_YAML = `expires: "2027-01-01T00:00:00Z"
-readme: a test pipeline
-functionaries:
-  alice: keys/alice.pub
-  bob: keys/bob.pub
-  platform: keys/platform.pub
-inputs:
-  src/hello.txt: src/hello.txt
-steps:
-  - name: build
-    functionaries: [alice]
-    run: [tar, -cf, app.tar, src]
-    materials: ["ALLOW src/*", "DISALLOW *"]
-    products: ["CREATE app.tar", "MATCH src/* WITH MATERIALS FROM build", "DISALLOW *"]
-  - name: package
-    functionaries: [bob]
-    run: gzip -n app.tar
-    materials: ["MATCH app.tar WITH PRODUCTS FROM build", "DISALLOW *"]
-    products: ["CREATE app.tar.gz", "DISALLOW *"]
-  - name: sign
+export const SIGN_YAML = edit(BASE_YAML, '  bob: keys/bob.pub\n', '  bob: keys/bob.pub\n  platform: keys/platform.pub\n') + `  - name: sign
     functionaries: [platform]
     uses: model-sign
     model: app.tar.gz
