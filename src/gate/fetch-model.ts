@@ -160,7 +160,7 @@ export async function downloadLayers(client: RegistryClient, repository: string,
 /** The direct download; false when the regular one must do it (nothing was created). */
 async function direct(client: RegistryClient, repository: string, layer: ModelLayer, target: string): Promise<boolean> {
   try {
-    return await client.fetchBlobToFile(repository, layer.descriptor, target);
+    return (await client.fetchBlobToFile(repository, layer.descriptor, target)) !== false;
   } catch (error) {
     if (error instanceof InTotoError) throw error.withContext(`${layer.path}`, { artifact: layer.path });
     throw ioError(target, error, 'cannot write');

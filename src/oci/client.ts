@@ -284,11 +284,18 @@ export class RegistryClient {
    * Downloads a blob straight into a new file when the registry is spoken to over plain HTTP
    * and answers simply (direct-blob.ts: a socket read into reused memory, hashed in place,
    * written on the thread pool, at about a third of the CPU of Node's HTTP client). Returns
-   * false, having created nothing, when it cannot (HTTPS, a redirect, a challenge, an error
-   * answer, a chunked body): the caller then uses {@link fetchBlobTo}.
+   * how the file was written ('unbuffered': O_DIRECT, past the page cache, where the file
+   * system allows it; else 'buffered'), or false, having created nothing, when it cannot
+   * (HTTPS, a redirect, a challenge, an error answer, a chunked body): the caller then uses
+   * {@link fetchBlobTo}.
    * @throws RegistryError E_DIGEST_MISMATCH, E_BLOB_SIZE; IoError E_IO
    */
-  async fetchBlobToFile(repository: string, descriptor: Pick<Descriptor, 'digest' | 'size'>, path: string, options: { readonly slots?: number } = {}): Promise<boolean> {
+  async fetchBlobToFile(
+    repository: string,
+    descriptor: Pick<Descriptor, 'digest' | 'size'>,
+    path: string,
+    options: { readonly slots?: number; readonly buffered?: boolean } = {},
+  ): Promise<false | 'unbuffered' | 'buffered'> {
     checkDigest(descriptor.digest);
     const what = `blob ${repository}@${descriptor.digest}`;
     const get = this.transport.plainGet(`/v2/${repository}/blobs/${descriptor.digest}`, pull(repository), { accept: '*/*', 'accept-encoding': 'identity' });
@@ -296,7 +303,7 @@ export class RegistryClient {
     const result = await directBlobToFile({ ...get, size: descriptor.size, path, what, ...options });
     if ('fallback' in result) return false;
     if (result.digest !== descriptor.digest) throw new RegistryError('E_DIGEST_MISMATCH', `${what}: the registry served bytes whose digest is ${result.digest}`);
-    return true;
+    return result.unbuffered ? 'unbuffered' : 'buffered';
   }
 
   /**
