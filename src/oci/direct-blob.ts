@@ -1,6 +1,7 @@
-import { closeSync, constants, ftruncateSync, openSync, unlinkSync, write, writeSync } from 'node:fs';
+import { closeSync, constants, ftruncateSync, openSync, statfsSync, unlinkSync, write, writeSync } from 'node:fs';
 import { connect } from 'node:net';
 import { availableParallelism } from 'node:os';
+import { dirname } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { RegistryError, ioError } from '../errors.js';
 import { giveBackAligned, takeAligned } from './aligned-memory.js';
@@ -20,7 +21,7 @@ import { describeNetworkError } from './transport.js';
  * for 0.8 s per GiB, and the registry with them: measured, 2.6 to 3.5 s instead of 1.3 s.
  *
  * The file is written unbuffered (O_DIRECT: from the slot to the disk, no copy into the page
- * cache) where the file system allows it, from page-aligned memory (aligned-memory.ts); else
+ * cache) on a local disk file system that allows it (ext4, XFS, btrfs), from page-aligned memory (aligned-memory.ts); else
  * through the page cache. On a virtual machine whose fresh page-cache pages each cost the host a
  * fault, writing 1 GiB into the page cache took 0.3 to 4 s of system time from one run to the
  * next (dd, 2026-12-06), and pulls took 1.9 to 2.8 s; unbuffered, 1.2 to 1.5 s (docs/BENCHMARKS.md).
@@ -163,15 +164,32 @@ class Hasher {
 const DIRECT_ALIGN = 4096;
 
 /**
- * Creates the file (O_EXCL, O_NOFOLLOW, 0644): unbuffered when `ring` is page-aligned and the
- * file system takes O_DIRECT, else buffered. Returns the descriptor and whether it is
- * unbuffered. The unbuffered one is tried with one block of zeros at position 0 (later
- * overwritten by the blob's first bytes): where even that is refused, the file is created again,
- * buffered.
+ * The file systems written unbuffered: local disk file systems, where O_DIRECT is a plain
+ * transfer to the device. Elsewhere it is refused (tmpfs before Linux 6.6), pointless (tmpfs,
+ * overlayfs) or slow (NFS and other network file systems send each direct write on its own).
+ * statfs(2) magic numbers: ext2/3/4, XFS, btrfs.
+ */
+const UNBUFFERED_FILE_SYSTEMS = new Set([0xef53, 0x58465342, 0x9123683e]);
+
+/** Whether `dir` is on a file system from UNBUFFERED_FILE_SYSTEMS. */
+function localDisk(dir: string): boolean {
+  try {
+    return UNBUFFERED_FILE_SYSTEMS.has(statfsSync(dir).type);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Creates the file (O_EXCL, O_NOFOLLOW, 0644): unbuffered when `ring` is page-aligned, the
+ * directory is on a local disk file system and it takes O_DIRECT, else buffered. Returns the
+ * descriptor and whether it is unbuffered. The unbuffered one is tried with one block of zeros
+ * at position 0 (later overwritten by the blob's first bytes): where even that is refused, the
+ * file is created again, buffered.
  */
 function createTarget(path: string, ring: Buffer, aligned: boolean): { fd: number; unbuffered: boolean } {
   const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
-  if (aligned && constants.O_DIRECT !== undefined) {
+  if (aligned && constants.O_DIRECT !== undefined && localDisk(dirname(path))) {
     let fd: number | undefined;
     try {
       fd = openSync(path, flags | constants.O_DIRECT, 0o644);

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, constants, existsSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { closeSync, constants, existsSync, mkdtempSync, openSync, readFileSync, rmSync, statfsSync, statSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import { join } from 'node:path';
@@ -64,10 +64,12 @@ let files = 0;
 const target = (): string => join(dir, `blob-${++files}`);
 
 /**
- * Whether this test's directory takes unbuffered writes (O_DIRECT): where it does, the direct
- * download must use them; where it does not (tmpfs before Linux 6.6), it must write buffered.
+ * Whether this test's directory takes unbuffered writes: a local disk file system (ext4, XFS,
+ * btrfs by statfs magic) that opens with O_DIRECT. Where it does, the direct download must
+ * write unbuffered; elsewhere (tmpfs, overlayfs, NFS), buffered.
  */
-function takesUnbuffered(): boolean {
+function takesUnbuffered(dir: string): boolean {
+  if (![0xef53, 0x58465342, 0x9123683e].includes(statfsSync(dir).type)) return false;
   const probe = join(dir, 'o-direct-probe');
   try {
     closeSync(openSync(probe, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DIRECT, 0o600));
@@ -79,7 +81,7 @@ function takesUnbuffered(): boolean {
     rmSync(probe, { force: true });
   }
 }
-const WRITTEN = takesUnbuffered() ? 'unbuffered' : 'buffered';
+const WRITTEN = takesUnbuffered(dir) ? 'unbuffered' : 'buffered';
 
 async function direct(
   host: string,
@@ -175,6 +177,24 @@ describe('fetchBlobToFile: the simple case', () => {
       expect(seen[seen.length - 1]!.authorization).toBe(expected);
     } finally {
       await client.close();
+    }
+  });
+
+  it('on tmpfs (/dev/shm): buffered, exact (unbuffered only on local disk file systems)', async () => {
+    const shm = mkdtempSync('/dev/shm/intoto-direct-');
+    try {
+      expect(statfsSync(shm).type).toBe(0x01021994); // tmpfs: this machine's /dev/shm, and CI's
+      handler.current = serveBig;
+      const client = new RegistryClient(parseRegistryHost(httpHost), { retryDelayMs: 10 });
+      try {
+        const path = join(shm, 'blob');
+        expect(await client.fetchBlobToFile('m', { digest: BIG_DIGEST, size: BIG.length }, path)).toBe('buffered');
+        expect(readFileSync(path).equals(BIG)).toBe(true);
+      } finally {
+        await client.close();
+      }
+    } finally {
+      rmSync(shm, { recursive: true, force: true });
     }
   });
 
