@@ -16,17 +16,19 @@ import { describeNetworkError } from './transport.js';
  * pull target on a two-core machine. So this reads the socket into a ring of slots of shared
  * memory; each full slot is hashed by a worker thread (one of two, each download on one; in
  * place: the worker sees the same memory) while it is written at its file position on the
- * thread pool, and is reused once both are done; the socket pauses when the slot it would fill next is still busy (at most 8 MiB in
- * flight per download, whatever its speed). Hashing on the thread that reads would stop the reads
- * for 0.8 s per GiB, and the registry with them: measured, 2.6 to 3.5 s instead of 1.3 s.
+ * thread pool, and is reused once both are done; the socket pauses when the slot it would fill
+ * next is still busy (at most 8 MiB in flight per download, whatever its speed). Hashing on the
+ * thread that reads would stop the reads for 0.8 s per GiB, and the registry with them:
+ * measured, 2.6 to 3.5 s instead of 1.3 s.
  *
  * The file is written unbuffered (O_DIRECT: from the slot to the disk, no copy into the page
- * cache) on a local disk file system that allows it (ext4, XFS, btrfs), from page-aligned memory (aligned-memory.ts); else
- * through the page cache. On a virtual machine whose fresh page-cache pages each cost the host a
- * fault, writing 1 GiB into the page cache took 0.3 to 4 s of system time from one run to the
- * next (dd, 2026-12-06), and pulls took 1.9 to 2.8 s; unbuffered, 1.2 to 1.5 s (docs/BENCHMARKS.md).
- * A pull then also leaves the page cache to what the machine was doing, whatever the model's size.
- * The last write is padded to a whole block and the file cut to the blob's size after it.
+ * cache) on a local disk file system that allows it (ext4, XFS, btrfs), from page-aligned
+ * memory (aligned-memory.ts); else through the page cache. On a virtual machine whose fresh
+ * page-cache pages each cost the host a fault, writing 1 GiB into the page cache took 0.3 to
+ * 4 s of system time from one run to the next (dd, 2026-12-06), and pulls took 1.9 to 2.8 s;
+ * unbuffered, 1.2 to 1.5 s (docs/BENCHMARKS.md). A pull also leaves the page cache to what the
+ * machine was doing, whatever the model's size. The last write is padded to a whole block, and
+ * the file cut to the blob's size after it.
  *
  * It only ever takes the simple case: `200` with a `Content-Length` equal to the blob's size, no
  * `Transfer-Encoding`, no `Content-Encoding` but identity, a well-formed head under 64 KiB.
@@ -46,7 +48,7 @@ export interface DirectBlobRequest {
   readonly path: string;
   /** What the download is, in messages (`blob models/x@sha256:...`). */
   readonly what: string;
-  /** Slots in the ring (default 16 of 256 KiB, or 4 of 2 MiB unbuffered); fewer make the socket pause more often (tests). */
+  /** Slots in the ring (default 16 of 256 KiB; unbuffered, 4 of 2 MiB); fewer make the socket pause more often (tests). */
   readonly slots?: number;
   /** Write through the page cache even where unbuffered writes are possible (tests). */
   readonly buffered?: boolean;
@@ -160,7 +162,8 @@ class Hasher {
     };
   }
 }
-/** Unbuffered (O_DIRECT) writes need memory, file positions and lengths aligned to the device's block; 4096 covers 512 and 4K devices. */
+
+/** Unbuffered (O_DIRECT) writes need memory, positions and lengths aligned to the device's block; 4096 covers 512 and 4K. */
 const DIRECT_ALIGN = 4096;
 
 /**
@@ -273,7 +276,7 @@ export function directBlobToFile(request: DirectBlobRequest): Promise<DirectBlob
     // The slots' size and number are settled when the file is created: buffered, or unbuffered.
     let slotBytes = SLOT;
     let slots = bufferedSlots;
-    /** The file was opened O_DIRECT: each write is whole blocks (the last one padded), and the file is cut to `size` at the end. */
+    /** Opened O_DIRECT: each write is whole blocks (the last one padded), the file cut to `size` at the end. */
     let unbuffered = false;
     /** Per slot: how many of its two jobs (hash, write) are still running. */
     const busy = new Array<number>(Math.max(bufferedSlots, directSlots)).fill(0);
