@@ -4,7 +4,7 @@ import type { Credentials } from './auth.js';
 import { MAX_MANIFEST_BYTES, sha256Digest, type Descriptor } from './manifest.js';
 import { OCI_INDEX, OCI_MANIFEST } from './media-types.js';
 import { isDigest, type RegistryHost } from './reference.js';
-import { directBlobToFile, prepareDirectDownloads } from './direct-blob.js';
+import { directBlobToFile, prepareDirectDownloads, type DirectBlobRequest } from './direct-blob.js';
 import { describeNetworkError, discard, readBounded, Transport, type Body, type TransportOptions } from './transport.js';
 
 /**
@@ -294,7 +294,7 @@ export class RegistryClient {
     repository: string,
     descriptor: Pick<Descriptor, 'digest' | 'size'>,
     path: string,
-    options: { readonly slots?: number; readonly buffered?: boolean } = {},
+    options: Pick<DirectBlobRequest, 'slots' | 'buffered'> = {},
   ): Promise<false | 'unbuffered' | 'buffered'> {
     checkDigest(descriptor.digest);
     const what = `blob ${repository}@${descriptor.digest}`;

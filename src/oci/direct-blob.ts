@@ -266,13 +266,14 @@ export function directBlobToFile(request: DirectBlobRequest): Promise<DirectBlob
 
   const bufferedSlots = Math.max(2, request.slots ?? SLOTS);
   const directSlots = Math.max(2, request.slots ?? DIRECT_SLOTS);
-  const ringBytes = Math.max(SLOT * bufferedSlots, DIRECT_SLOT * directSlots);
+  const bufferedBytes = SLOT * bufferedSlots;
   return new Promise<DirectBlobResult>((resolve, reject) => {
-    // Page-aligned memory when it can be had (for unbuffered writes), else ordinary shared memory.
-    const region = request.buffered === true ? undefined : takeAligned(ringBytes);
-    const shared = region?.buffer ?? new SharedArrayBuffer(ringBytes);
+    // Page-aligned memory when it can be had, room for either layout (the file system may still
+    // refuse unbuffered writes); else ordinary shared memory, for buffered writes only.
+    const region = request.buffered === true ? undefined : takeAligned(Math.max(bufferedBytes, DIRECT_SLOT * directSlots));
+    const shared = region?.buffer ?? new SharedArrayBuffer(bufferedBytes);
     const ringStart = region?.offset ?? 0;
-    const ring = Buffer.from(shared, ringStart, ringBytes);
+    const ring = Buffer.from(shared, ringStart, region?.length ?? bufferedBytes);
     // The slots' size and number are settled when the file is created: buffered, or unbuffered.
     let slotBytes = SLOT;
     let slots = bufferedSlots;
