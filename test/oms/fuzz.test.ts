@@ -1,7 +1,7 @@
-import { rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { InTotoError } from '../../src/errors.js';
 import { readBundle } from '../../src/oms/bundle.js';
 import { signModel } from '../../src/oms/sign.js';
@@ -12,7 +12,6 @@ import { ecKey, tempDir, writeModel } from './helpers.js';
 /** THREATS.md invariant 1 for OMS: whatever the bundle or payload bytes, only our typed errors, never E_INTERNAL. */
 
 const dir = tempDir();
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const ours = (run: () => unknown): boolean => {
   try {

@@ -1,14 +1,24 @@
 import { spawnSync } from 'node:child_process';
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { afterAll } from 'vitest';
 import { ModelSigner } from '../../src/oms/keys.js';
 
 /** Test helpers for OMS: model directories, keys, and a small CA made with openssl. */
 
+const made: string[] = [];
+// Registered when a test file imports this module (each file has its own copy of it).
+afterAll(() => {
+  for (const dir of made.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A new temporary directory, removed after the test file's tests; callable inside a test too. */
 export function tempDir(prefix = 'oms-'): string {
-  return mkdtempSync(join(tmpdir(), prefix));
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  made.push(dir);
+  return dir;
 }
 
 /** Writes `files` (relative name -> content) under `root`. */

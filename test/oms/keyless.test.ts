@@ -1,8 +1,8 @@
 import { createHash, generateKeyPairSync, X509Certificate } from 'node:crypto';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { initializeCA, initializeCTLog, initializeTLog } from '@sigstore/mock';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { JsonObject } from '../../src/canonical/json.js';
 import { ModelSigner } from '../../src/oms/keys.js';
 import { signModel } from '../../src/oms/sign.js';
@@ -123,15 +123,9 @@ async function keylessFixture(dir: string): Promise<{ model: string; trustedRoot
   return { model, trustedRoot };
 }
 
-const dirs: string[] = [];
-afterAll(() => {
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-});
-
 describe('keyless round trip, offline (@sigstore/mock)', () => {
   it('verifies with the identity and issuer, and fails on any other, on a tampered model, or with the public-good root', async () => {
     const dir = tempDir();
-    dirs.push(dir);
     const { model, trustedRoot } = await keylessFixture(dir);
     const trust = { method: 'sigstore' as const, identity: IDENTITY, issuer: ISSUER, trustedRoot };
     const ok = await verifyModel({ dir: model, trust });

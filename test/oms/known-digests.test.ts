@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { pae } from '../../src/model/envelope.js';
 import { bundleText } from '../../src/oms/bundle.js';
 import { keyHint } from '../../src/oms/keys.js';
@@ -17,21 +17,11 @@ import { ecKey, sampleModelFolder, tempDir, writeModel } from './helpers.js';
  * set must be exactly the signed one (no ignore path excuses a file the caller hands over).
  */
 
-const dirs: string[] = [];
-const fresh = (): string => {
-  const dir = tempDir();
-  dirs.push(dir);
-  return dir;
-};
-afterAll(() => {
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-});
-
 const sha256 = (bytes: string | Buffer): string => createHash('sha256').update(bytes).digest('hex');
 
 /** A signed model, its public key, and the digests of its files as a caller would hand them over. */
 async function signed(options: { ignorePaths?: string[] } = {}) {
-  const root = fresh();
+  const root = tempDir();
   const model = writeModel(join(root, 'model'), { 'weights.bin': 'w'.repeat(1000), 'config.json': '{}', 'tok/vocab.txt': 'a\nb\n', 'notes/draft.md': 'not signed' });
   const { signer, publicKey } = ecKey('secp384r1');
   const signature = join(root, 'model.sig');
@@ -111,7 +101,7 @@ describe('verifyModel with digests already computed', () => {
   });
 
   it('the default sample folder: ten digests verify, one flipped byte in a digest does not', async () => {
-    const model = sampleModelFolder(join(fresh(), 'sample_model'));
+    const model = sampleModelFolder(join(tempDir(), 'sample_model'));
     const { signer, publicKey } = ecKey('prime256v1');
     const out = await signModel({ dir: model, key: signer, output: join(model, '..', 'sample.sig') });
     const digests = new Map(out.resources.map((r) => [r.name, r.digest]));
@@ -126,7 +116,7 @@ describe('verifyModel with digests already computed', () => {
 const OMS = sharedPath('vectors/oms');
 describe.skipIf(OMS === undefined)('verifyModel with digests and a shard signature', () => {
   it('hashes the named files under the directory (a shard digest is not a file digest)', async () => {
-    const dir = fresh();
+    const dir = tempDir();
     const model = sampleModelFolder(join(dir, 'sample_model'));
     const payload = Buffer.from(readFileSync(join(OMS ?? '', 'model-transparency/tests/_signing/testdata/signing/TestPayload/sample_model_folder_small_shards'), 'utf8'));
     const { signer, publicKey } = ecKey('secp384r1');

@@ -1,6 +1,6 @@
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { pae } from '../../src/model/envelope.js';
 import { bundleText } from '../../src/oms/bundle.js';
 import { keyHint } from '../../src/oms/keys.js';
@@ -17,8 +17,6 @@ import { ecKey, sampleModelFolder, tempDir } from './helpers.js';
 
 const OMS = sharedPath('vectors/oms');
 const d = describe.skipIf(OMS === undefined);
-const dirs: string[] = [];
-afterAll(() => dirs.forEach((x) => rmSync(x, { recursive: true, force: true })));
 
 function golden(name: string): string {
   return readFileSync(join(OMS ?? '', 'model-transparency/tests/_signing/testdata/signing/TestPayload', name), 'utf8');
@@ -37,7 +35,6 @@ d('shard bundles (both spellings)', () => {
     ['spec spelling (sha256, shard_size 8)', (t: string): string => t.replaceAll('"sha256-sharded-8"', '"sha256"').replace('8.0', '8')],
   ])('a single-file model, %s', async (_name, spell) => {
     const dir = tempDir();
-    dirs.push(dir);
     const file = join(dir, 'file_model');
     writeFileSync(file, 'This is a simple model');
     const key = signed(spell(golden('sample_model_file_small_shards')), join(dir, 'model.sig'));
@@ -51,7 +48,6 @@ d('shard bundles (both spellings)', () => {
 
   it('a folder model with 30 shards', async () => {
     const dir = tempDir();
-    dirs.push(dir);
     const model = sampleModelFolder(join(dir, 'sample_model'));
     const key = signed(golden('sample_model_folder_small_shards'), join(dir, 'model.sig'));
     const ok = await verifyModel({ dir: model, signature: join(dir, 'model.sig'), trust: { method: 'key', key } });

@@ -1,7 +1,7 @@
 import { createHash, generateKeyPairSync } from 'node:crypto';
-import { readFileSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync, mkdirSync, cpSync } from 'node:fs';
+import { readFileSync, renameSync, symlinkSync, unlinkSync, writeFileSync, mkdirSync, cpSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { generateSigningKey, writeKeyPair } from '../../src/crypto/keyfiles.js';
 import { pae } from '../../src/model/envelope.js';
 import { bundleText } from '../../src/oms/bundle.js';
@@ -13,19 +13,9 @@ import { codeOf, codeOfAsync } from '../helpers/errors.js';
 import { sharedPath } from '../helpers/shared.js';
 import { ecKey, makeCa, sampleModelFolder, tempDir, writeModel } from './helpers.js';
 
-const dirs: string[] = [];
-const fresh = (): string => {
-  const dir = tempDir();
-  dirs.push(dir);
-  return dir;
-};
-afterAll(() => {
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-});
-
 describe('signModel and verifyModel round trip', () => {
   it.each(['prime256v1', 'secp384r1', 'secp521r1'] as const)('signs and verifies with an ECDSA %s key', async (curve) => {
-    const model = sampleModelFolder(join(fresh(), 'sample_model'));
+    const model = sampleModelFolder(join(tempDir(), 'sample_model'));
     const { signer, publicKey } = ecKey(curve);
     const signed = await signModel({ dir: model, key: signer });
     expect(signed.output).toBe(join(model, 'model.sig'));
@@ -50,7 +40,7 @@ describe('signModel and verifyModel round trip', () => {
   });
 
   it('signing twice gives identical payload bytes (and a fixed key order)', async () => {
-    const model = sampleModelFolder(join(fresh(), 'm'));
+    const model = sampleModelFolder(join(tempDir(), 'm'));
     const { signer } = ecKey();
     const a = await signModel({ dir: model, key: signer, write: false });
     const b = await signModel({ dir: model, key: signer, write: false });
@@ -61,14 +51,14 @@ describe('signModel and verifyModel round trip', () => {
 
   it('refuses an empty model, and one empty after the ignore paths', async () => {
     const { signer } = ecKey();
-    const empty = fresh();
+    const empty = tempDir();
     expect(await codeOfAsync(signModel({ dir: empty, key: signer }))).toBe('E_MODEL_EMPTY');
-    const onlyGit = writeModel(fresh(), { '.git/HEAD': 'ref', '.gitignore': '*.tmp', 'model.sig': 'old' });
+    const onlyGit = writeModel(tempDir(), { '.git/HEAD': 'ref', '.gitignore': '*.tmp', 'model.sig': 'old' });
     expect(await codeOfAsync(signModel({ dir: onlyGit, key: signer }))).toBe('E_MODEL_EMPTY');
   });
 
   it('leaves out .git and friends at the top only, the signature, and --ignore-paths', async () => {
-    const model = writeModel(fresh(), {
+    const model = writeModel(tempDir(), {
       'w.bin': 'w',
       '.git/config': 'x',
       '.github/workflows/a.yml': 'x',
@@ -86,8 +76,8 @@ describe('signModel and verifyModel round trip', () => {
   });
 
   it('signs keys from intoto keygen -t ecdsa, from openssl (SEC1, PKCS#8, encrypted) and refuses ed25519 and RSA', async () => {
-    const model = writeModel(fresh(), { 'a.bin': 'a' });
-    const keys = fresh();
+    const model = writeModel(tempDir(), { 'a.bin': 'a' });
+    const keys = tempDir();
     writeKeyPair(generateSigningKey({ type: 'ecdsa' }), join(keys, 'ours'));
     const ours = loadModelSigner(join(keys, 'ours'));
     await signModel({ dir: model, key: ours });
@@ -115,7 +105,7 @@ describe('signModel and verifyModel round trip', () => {
 
   it.each(['prime256v1', 'secp384r1', 'secp521r1'])('keys made by the openssl command line on %s (SEC1 with EC PARAMETERS, encrypted PKCS#8)', async (curve) => {
     const { spawnSync } = await import('node:child_process');
-    const keys = fresh();
+    const keys = tempDir();
     const ok = (args: string[]): void => {
       const r = spawnSync('openssl', args, { cwd: keys, encoding: 'utf8' });
       if (r.status !== 0) throw new Error(r.stderr);
@@ -123,7 +113,7 @@ describe('signModel and verifyModel round trip', () => {
     ok(['ecparam', '-name', curve, '-genkey', '-out', 'sec1.pem']);
     ok(['ec', '-in', 'sec1.pem', '-pubout', '-out', 'pub.pem']);
     ok(['pkcs8', '-topk8', '-in', 'sec1.pem', '-v2', 'aes-256-cbc', '-passout', 'pass:secret', '-out', 'enc.pem']);
-    const model = writeModel(fresh(), { 'w.bin': 'w' });
+    const model = writeModel(tempDir(), { 'w.bin': 'w' });
     for (const signer of [loadModelSigner(join(keys, 'sec1.pem')), loadModelSigner(join(keys, 'enc.pem'), 'secret')]) {
       await signModel({ dir: model, key: signer });
       await verifyModelOrThrow({ dir: model, trust: { method: 'key', key: loadModelPublicKey(join(keys, 'pub.pem')) } });
@@ -131,7 +121,7 @@ describe('signModel and verifyModel round trip', () => {
   });
 
   it('a single-file model is named by its base name (the spec), and model_signing\'s "." is accepted too', async () => {
-    const dir = fresh();
+    const dir = tempDir();
     const file = join(dir, 'model.pkl');
     writeFileSync(file, 'pickle bytes');
     const { signer, publicKey } = ecKey();
@@ -162,7 +152,7 @@ describe('Statement equality with model_signing (MANIFEST.md equality notes)', (
         },
       ],
     ] as const)('%s: same resources in the same order, same root, same serialization', async (name, make) => {
-      const model = make(join(fresh(), name === 'sample_model_folder' ? 'sample_model' : 'deep_model'));
+      const model = make(join(tempDir(), name === 'sample_model_folder' ? 'sample_model' : 'deep_model'));
       const signed = await signModel({ dir: model, key: ecKey().signer, allowSymlinks: true, write: false });
       const ours = JSON.parse(signed.payload.toString());
       const theirs = golden(name);
@@ -175,7 +165,7 @@ describe('Statement equality with model_signing (MANIFEST.md equality notes)', (
     });
 
     it('sample_model_file: same digest and root; we name the file by its base name where model_signing writes "."', async () => {
-      const file = join(fresh(), 'file_model');
+      const file = join(tempDir(), 'file_model');
       writeFileSync(file, 'This is a simple model');
       const signed = await signModel({ dir: file, key: ecKey().signer, allowSymlinks: true, write: false });
       const theirs = golden('sample_model_file');
@@ -186,7 +176,7 @@ describe('Statement equality with model_signing (MANIFEST.md equality notes)', (
 
   d('model_signing 1.1 output for the same directory', () => {
     it('v1.1.0-elliptic-key: same resources, root, and ignore_paths as a set', async () => {
-      const model = join(fresh(), 'v1.1.0-elliptic-key');
+      const model = join(tempDir(), 'v1.1.0-elliptic-key');
       cpSync(join(OMS ?? '', 'model-transparency/scripts/tests/v1.1.0-elliptic-key'), model, { recursive: true });
       const signed = await signModel({ dir: model, key: ecKey('secp384r1').signer, ignorePaths: ['ignore-me'], write: false });
       const bundle = JSON.parse(readFileSync(join(model, 'model.sig'), 'utf8'));
@@ -205,7 +195,7 @@ describe('Statement equality with model_signing (MANIFEST.md equality notes)', (
 
     it('we write the spec order (code points of the whole name) and its root digest', async () => {
       const v = vector();
-      const model = writeModel(fresh(), Object.fromEntries(Object.entries(v.files_hex).map(([k, hex]) => [k, Buffer.from(hex, 'hex')])));
+      const model = writeModel(tempDir(), Object.fromEntries(Object.entries(v.files_hex).map(([k, hex]) => [k, Buffer.from(hex, 'hex')])));
       const signed = await signModel({ dir: model, key: ecKey().signer, write: false });
       expect(signed.resources.map((r) => r.name)).toEqual(v.spec_order);
       expect(signed.rootDigest).toBe(v.spec_root_digest);
@@ -213,7 +203,7 @@ describe('Statement equality with model_signing (MANIFEST.md equality notes)', (
 
     it("model_signing's order (PurePosixPath, component-wise) verifies as well: resources are hashed in payload order", async () => {
       const v = vector();
-      const model = writeModel(fresh(), Object.fromEntries(Object.entries(v.files_hex).map(([k, hex]) => [k, Buffer.from(hex, 'hex')])));
+      const model = writeModel(tempDir(), Object.fromEntries(Object.entries(v.files_hex).map(([k, hex]) => [k, Buffer.from(hex, 'hex')])));
       const { signer, publicKey } = ecKey();
       const resources = v.model_signing_order.map((name) => ({ name, algorithm: 'sha256', digest: v.sha256[name]! }));
       expect(rootDigest(resources)).toBe(v.model_signing_root_digest);
@@ -257,7 +247,7 @@ describe('attacks: negative bundles re-signed with the test key', () => {
   ];
 
   async function verdict(statement: unknown, payloadType = 'application/vnd.in-toto+json'): Promise<string | undefined> {
-    const model = writeModel(fresh(), { 'a.bin': 'a' });
+    const model = writeModel(tempDir(), { 'a.bin': 'a' });
     const { signer, publicKey } = ecKey('secp384r1');
     const payload = Buffer.from(JSON.stringify(statement));
     const bundle = JSON.parse(bundleText({ method: 'key', hint: keyHint(publicKey) }, payload, signer.sign(pae(payloadType, payload))));
@@ -276,7 +266,7 @@ describe('attacks: negative bundles re-signed with the test key', () => {
     expect(await verdict(good(), 'application/json')).toBe('E_MODEL_STATEMENT');
   });
   it('a byte of the payload changed after signing fails with E_MODEL_SIGNATURE', async () => {
-    const model = writeModel(fresh(), { 'a.bin': 'a' });
+    const model = writeModel(tempDir(), { 'a.bin': 'a' });
     const { signer, publicKey } = ecKey();
     await signModel({ dir: model, key: signer });
     const bundle = JSON.parse(readFileSync(join(model, 'model.sig'), 'utf8'));
@@ -286,7 +276,7 @@ describe('attacks: negative bundles re-signed with the test key', () => {
     expect((await verifyModel({ dir: model, trust: { method: 'key', key: publicKey } })).error?.code).toBe('E_MODEL_SIGNATURE');
   });
   it('a signature by another key fails with E_MODEL_SIGNATURE, naming both hints', async () => {
-    const model = writeModel(fresh(), { 'a.bin': 'a' });
+    const model = writeModel(tempDir(), { 'a.bin': 'a' });
     await signModel({ dir: model, key: ecKey().signer });
     const result = await verifyModel({ dir: model, trust: { method: 'key', key: ecKey().publicKey } });
     expect(result.error?.code).toBe('E_MODEL_SIGNATURE');
@@ -296,8 +286,8 @@ describe('attacks: negative bundles re-signed with the test key', () => {
 
 describe('attacks: certificate chains', () => {
   it('a chain to the given CA verifies; expired (checked at a later time), wrong CA, or a leaf without signing usage fail', async () => {
-    const ca = makeCa(fresh(), { intermediate: true });
-    const model = writeModel(fresh(), { 'a.bin': 'a' });
+    const ca = makeCa(tempDir(), { intermediate: true });
+    const model = writeModel(tempDir(), { 'a.bin': 'a' });
     const signer = withCertificateFiles(loadModelSigner(ca.leafKeyPem), ca.leafPem, [ca.intermediatePem!]);
     await signModel({ dir: model, key: signer });
     const anchors = readPemCertificates(ca.caPem);
@@ -306,13 +296,13 @@ describe('attacks: certificate chains', () => {
     const expired = await verifyModel({ dir: model, trust: { method: 'certificate', anchors }, now: later });
     expect(expired.error?.code).toBe('E_MODEL_SIGNATURE');
     expect(expired.error?.message).toMatch(/not now/);
-    const other = makeCa(fresh());
+    const other = makeCa(tempDir());
     expect((await verifyModel({ dir: model, trust: { method: 'certificate', anchors: readPemCertificates(other.caPem) } })).error?.code).toBe('E_MODEL_SIGNATURE');
     // The intermediate alone is not enough when it is not trusted and the root is not given.
     expect((await verifyModel({ dir: model, trust: { method: 'key', key: ecKey().publicKey } })).error?.code).toBe('E_MODEL_SIGNATURE');
 
-    const noUsage = makeCa(fresh(), { leafUsage: 'keyUsage=critical,keyEncipherment' });
-    const m2 = writeModel(fresh(), { 'a.bin': 'a' });
+    const noUsage = makeCa(tempDir(), { leafUsage: 'keyUsage=critical,keyEncipherment' });
+    const m2 = writeModel(tempDir(), { 'a.bin': 'a' });
     await signModel({ dir: m2, key: withCertificateFiles(loadModelSigner(noUsage.leafKeyPem), noUsage.leafPem, []) });
     const refused = await verifyModel({ dir: m2, trust: { method: 'certificate', anchors: readPemCertificates(noUsage.caPem) } });
     expect(refused.error?.code).toBe('E_MODEL_SIGNATURE');
@@ -320,14 +310,14 @@ describe('attacks: certificate chains', () => {
   });
 
   it('a certificate for another key is refused when signing', () => {
-    const ca = makeCa(fresh());
+    const ca = makeCa(tempDir());
     expect(codeOf(() => withCertificateFiles(ecKey().signer, ca.leafPem, []))).toBe('E_KEY_FORMAT');
   });
 });
 
 describe('attacks: tampered models', () => {
   async function signed(): Promise<{ model: string; key: ReturnType<typeof ecKey>['publicKey'] }> {
-    const model = writeModel(fresh(), { 'config.json': '{}', 'weights/w1.bin': 'one', 'weights/w2.bin': 'two' });
+    const model = writeModel(tempDir(), { 'config.json': '{}', 'weights/w1.bin': 'one', 'weights/w2.bin': 'two' });
     const { signer, publicKey } = ecKey();
     await signModel({ dir: model, key: signer });
     return { model, key: publicKey };
@@ -370,7 +360,7 @@ describe('attacks: tampered models', () => {
     expect(result.mismatches[0]).toMatchObject({ kind: 'not-regular', name: 'weights/w1.bin' });
   });
   it('signing refuses a symlink unless allowed, and then only inside the model', async () => {
-    const model = writeModel(fresh(), { 'a.bin': 'a' });
+    const model = writeModel(tempDir(), { 'a.bin': 'a' });
     symlinkSync('a.bin', join(model, 'link.bin'));
     const { signer, publicKey } = ecKey();
     expect(await codeOfAsync(signModel({ dir: model, key: signer }))).toBe('E_NOT_REGULAR_FILE');
