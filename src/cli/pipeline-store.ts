@@ -1,15 +1,14 @@
-import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { readdirSync, statSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { isEncryptedKeyFile, loadPublicKeyFile, loadSigningKeyFile } from '../crypto/keyfiles.js';
 import type { PublicKey } from '../crypto/keys.js';
 import type { SigningKey } from '../crypto/signatures.js';
-import { asInTotoError, CryptoError, InTotoError, ioError, UsageError, VerificationError } from '../errors.js';
+import { asInTotoError, CryptoError, InTotoError, UsageError, VerificationError } from '../errors.js';
 import { publishRun } from '../engine/run-publish.js';
 import { checkRunId, newRunId, parseStoreUrl, type StoreRef } from '../engine/step-command.js';
 import { runStoredStep, type StoredStepEvent } from '../engine/store-step.js';
 import { verifyStoredRun } from '../engine/store-verify.js';
-import { onInterrupt, setActivity } from '../io/interrupt.js';
+import { setActivity } from '../io/interrupt.js';
 import { parseEnvelope, verifiedPayload } from '../model/envelope.js';
 import { parseRegistryHost } from '../oci/reference.js';
 import type { RegistryClient } from '../oci/client.js';
@@ -23,6 +22,7 @@ import { printWarnings } from './layout.js';
 import { clientFor, connectionOptions, type ConnectionOptions } from './oci.js';
 import { readPassword } from './password.js';
 import { seconds } from './progress.js';
+import { temporaryWorkspace, type TemporaryWorkspace } from './workspace.js';
 
 /**
  * `intoto pipeline step`, `intoto pipeline publish` and `intoto pipeline verify`: a pipeline
@@ -208,47 +208,20 @@ function stepEventLine(event: StoredStepEvent, store: StoreRef): string | undefi
   }
 }
 
-interface StepWorkspace {
-  readonly path: string;
-  kept: boolean;
-  close(failed: boolean): void;
-}
-
 /**
  * The step's workspace: `--workspace` (new or empty; the user's, never removed) or a temporary
  * directory removed afterwards and on an interruption, kept (and named) when the step failed
  * or with --keep-workspace.
  * @throws UsageError E_USAGE (a non-empty --workspace); IoError
  */
-function stepWorkspace(opts: StepFlags): StepWorkspace {
+function stepWorkspace(opts: StepFlags): TemporaryWorkspace {
   if (opts.workspace !== undefined) {
     const given = resolve(opts.workspace);
     const stat = statSync(given, { throwIfNoEntry: false });
     if (stat !== undefined && (!stat.isDirectory() || readdirSync(given).length > 0)) usage(`--workspace ${opts.workspace} must be a new or empty directory`);
     return { path: given, kept: true, close: () => undefined };
   }
-  let made: string;
-  try {
-    made = mkdtempSync(join(tmpdir(), 'intoto-step-'));
-  } catch (error) {
-    throw ioError(join(tmpdir(), 'intoto-step-*'), error, 'cannot create a temporary workspace');
-  }
-  const keepAlways = opts.keepWorkspace === true;
-  const removeUndo = onInterrupt(() => {
-    if (keepAlways) return `workspace kept: ${made}`;
-    rmSync(made, { recursive: true, force: true });
-    return 'temporary workspace removed; nothing was pushed';
-  });
-  const workspace: StepWorkspace = {
-    path: made,
-    kept: false,
-    close(failed: boolean): void {
-      removeUndo();
-      workspace.kept = failed || keepAlways;
-      if (!workspace.kept) rmSync(made, { recursive: true, force: true });
-    },
-  };
-  return workspace;
+  return temporaryWorkspace('intoto-step-', { keepAlways: opts.keepWorkspace === true, removedNote: 'temporary workspace removed; nothing was pushed' });
 }
 
 interface PublishFlags extends StoreFlags {

@@ -1,8 +1,7 @@
-import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { isEncryptedKeyFile, loadPublicKeyFile, loadSigningKeyFile } from '../crypto/keyfiles.js';
-import { CryptoError, InTotoError, IoError, ioError } from '../errors.js';
+import { CryptoError, InTotoError, IoError } from '../errors.js';
 import { onInterrupt, setActivity } from '../io/interrupt.js';
 import { loadLayoutSource } from '../pipeline/load.js';
 import { chooseRunners } from '../pipeline/functionaries.js';
@@ -19,6 +18,7 @@ import { connectionOptions } from './oci.js';
 import { LOCAL_ONLY, pipelineSlurmRun, SLURM_ONLY, type SlurmRunFlags } from './pipeline-slurm.js';
 import { readPassword } from './password.js';
 import { createProgress, seconds } from './progress.js';
+import { temporaryWorkspace } from './workspace.js';
 
 interface RunFlags extends SlurmRunFlags {
   engine: string;
@@ -195,29 +195,8 @@ function openWorkspace(opts: LocalFlags): Workspace {
     const removeNote = onInterrupt(() => `workspace kept: ${given}`);
     return { path: given, runIn: given, kept: true, close: () => removeNote() };
   }
-  let made: string;
-  try {
-    made = mkdtempSync(join(tmpdir(), 'intoto-pipeline-'));
-  } catch (error) {
-    throw ioError(join(tmpdir(), 'intoto-pipeline-*'), error, 'cannot create a temporary workspace');
-  }
-  const keepAlways = opts.keepWorkspace === true;
-  const removeUndo = onInterrupt(() => {
-    if (keepAlways) return `workspace kept: ${made}`;
-    rmSync(made, { recursive: true, force: true });
-    return 'temporary workspace removed';
-  });
-  const workspace = {
-    path: made,
-    runIn: join(made, 'w'),
-    kept: false,
-    close(keep: boolean): void {
-      removeUndo();
-      workspace.kept = keep || keepAlways;
-      if (!workspace.kept) rmSync(made, { recursive: true, force: true });
-    },
-  };
-  return workspace;
+  const temporary = temporaryWorkspace('intoto-pipeline-', { keepAlways: opts.keepWorkspace === true, removedNote: 'temporary workspace removed' });
+  return Object.assign(temporary, { runIn: join(temporary.path, 'w') });
 }
 
 /**
