@@ -48,14 +48,22 @@ export async function listReferrers(client: RegistryClient, repository: string, 
   }
   await discard(response);
   const tag = fallbackTag(subject);
+  return { descriptors: await readFallbackIndex(client, repository, tag, `${what} (tag ${tag})`), source: 'tag' };
+}
+
+/**
+ * The descriptors of the fallback tag's index; none when the tag does not exist.
+ * @throws RegistryError (E_MANIFEST naming `where` for an index that is not one)
+ */
+async function readFallbackIndex(client: RegistryClient, repository: string, tag: string, where: string): Promise<readonly Descriptor[]> {
   let fetched;
   try {
     fetched = await client.getManifest(repository, tag, [OCI_INDEX]);
   } catch (error) {
-    if (error instanceof RegistryError && error.code === 'E_NOT_FOUND') return { descriptors: [], source: 'tag' };
+    if (error instanceof RegistryError && error.code === 'E_NOT_FOUND') return [];
     throw error;
   }
-  return { descriptors: parseImageIndex(fetched.bytes, `${what} (tag ${tag})`).manifests, source: 'tag' };
+  return parseImageIndex(fetched.bytes, where).manifests;
 }
 
 /**
@@ -83,12 +91,7 @@ export async function attachReferrer(
   };
   if (subjectProcessed) return descriptor;
   const tag = fallbackTag(subject);
-  let existing: readonly Descriptor[] = [];
-  try {
-    existing = parseImageIndex((await client.getManifest(repository, tag, [OCI_INDEX])).bytes, `fallback referrers index ${repository}:${tag}`).manifests;
-  } catch (error) {
-    if (!(error instanceof RegistryError && error.code === 'E_NOT_FOUND')) throw error;
-  }
+  const existing = await readFallbackIndex(client, repository, tag, `fallback referrers index ${repository}:${tag}`);
   if (existing.some((d) => d.digest === digest)) return descriptor;
   await client.putManifest(repository, tag, serializeImageIndex({ manifests: [...existing, descriptor] }), OCI_INDEX);
   return descriptor;
