@@ -157,13 +157,18 @@ export async function downloadLayers(client: RegistryClient, repository: string,
   return new Map(layers.map((l) => [l.path, l.descriptor.digest]));
 }
 
+/** A download's failure: ours named by the layer's path, anything else as the file that could not be written. */
+function layerError(layer: ModelLayer, target: string, error: unknown): Error {
+  if (error instanceof InTotoError) return error.withContext(layer.path, { artifact: layer.path });
+  return ioError(target, error, 'cannot write');
+}
+
 /** The direct download; false when the regular one must do it (nothing was created). */
 async function direct(client: RegistryClient, repository: string, layer: ModelLayer, target: string): Promise<boolean> {
   try {
     return (await client.fetchBlobToFile(repository, layer.descriptor, target)) !== false;
   } catch (error) {
-    if (error instanceof InTotoError) throw error.withContext(`${layer.path}`, { artifact: layer.path });
-    throw ioError(target, error, 'cannot write');
+    throw layerError(layer, target, error);
   }
 }
 
@@ -171,8 +176,7 @@ async function downloadThrough(writer: FileSinkWorker, client: RegistryClient, r
   try {
     await client.fetchBlobTo(repository, layer.descriptor, writer.sink(target));
   } catch (error) {
-    if (error instanceof InTotoError) throw error.withContext(`${layer.path}`, { artifact: layer.path });
-    throw ioError(target, error, 'cannot write');
+    throw layerError(layer, target, error);
   }
 }
 
@@ -197,8 +201,7 @@ async function downloadOne(client: RegistryClient, repository: string, layer: Mo
     });
     await chain;
   } catch (error) {
-    if (error instanceof InTotoError) throw error.withContext(`${layer.path}`, { artifact: layer.path });
-    throw ioError(target, error, 'cannot write');
+    throw layerError(layer, target, error);
   } finally {
     closeSync(fd);
   }
