@@ -52,8 +52,6 @@ export interface PullOptions {
   /** Scan every file with scan-model's scanner under this policy (absent: no scan). */
   readonly scan?: { readonly policy: ModelPolicy } | undefined;
   readonly onEvent?: (event: GateEvent) => void;
-  /** Told the work directory as soon as it exists (the CLI removes it on SIGINT). */
-  readonly onWorkspace?: (workspace: Workspace | undefined) => void;
 }
 
 export type GateEvent =
@@ -104,7 +102,6 @@ export async function pullModel(client: RegistryClient, options: PullOptions): P
   };
 
   const workspace = createWorkspace(destination);
-  options.onWorkspace?.(workspace);
   const release = onInterrupt(() => {
     removeWorkspace(workspace);
     return `${options.destination} left untouched; temporary files removed`;
@@ -154,7 +151,6 @@ export async function pullModel(client: RegistryClient, options: PullOptions): P
   } finally {
     removeWorkspace(workspace);
     release();
-    options.onWorkspace?.(undefined);
   }
 }
 
