@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
 import { closeSync, openSync, readSync } from 'node:fs';
+import { pythonJsonDumps } from '../canonical/encode.js';
+import { compareCodePoints } from '../canonical/json.js';
 import { ioError } from '../errors.js';
 
 /**
@@ -76,44 +78,20 @@ export function dvcFileMd5(path: string, name: DvcHashName): { md5: string; size
   }
 }
 
-/** Python's json.dumps string with ensure_ascii: non-ASCII as \uXXXX (UTF-16 units). */
-function pyString(s: string): string {
-  let out = '"';
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c === 0x22) out += '\\"';
-    else if (c === 0x5c) out += '\\\\';
-    else if (c === 0x0a) out += '\\n';
-    else if (c === 0x0d) out += '\\r';
-    else if (c === 0x09) out += '\\t';
-    else if (c === 0x08) out += '\\b';
-    else if (c === 0x0c) out += '\\f';
-    else if (c < 0x20 || c > 0x7e) out += `\\u${c.toString(16).padStart(4, '0')}`;
-    else out += s[i];
-  }
-  return `${out}"`;
-}
-
-/** Code-point order (Python's str sort), not UTF-16 order. */
-function byCodePoints(a: string, b: string): number {
-  const x = [...a];
-  const y = [...b];
-  for (let i = 0; i < Math.min(x.length, y.length); i++) {
-    const d = x[i]!.codePointAt(0)! - y[i]!.codePointAt(0)!;
-    if (d !== 0) return d;
-  }
-  return x.length - y.length;
-}
-
 export interface DirEntry {
   readonly relpath: string;
   readonly md5: string;
 }
 
-/** The `.dir` object's bytes (Tree.as_bytes). */
+/**
+ * The `.dir` object's bytes (Tree.as_bytes). Each string is quoted by {@link pythonJsonDumps}
+ * (ensure_ascii escapes); the separators are DVC's, which that function's compact form lacks.
+ * @throws ParseError E_CANONICAL for a lone surrogate, which a directory listing never yields
+ */
 export function dirListingBytes(entries: readonly DirEntry[]): Buffer {
-  const sorted = [...entries].sort((a, b) => byCodePoints(a.relpath, b.relpath));
-  return Buffer.from(`[${sorted.map((e) => `{"md5": ${pyString(e.md5)}, "relpath": ${pyString(e.relpath)}}`).join(', ')}]`, 'utf8');
+  const sorted = [...entries].sort((a, b) => compareCodePoints(a.relpath, b.relpath));
+  const quote = (s: string): string => pythonJsonDumps(s, null);
+  return Buffer.from(`[${sorted.map((e) => `{"md5": ${quote(e.md5)}, "relpath": ${quote(e.relpath)}}`).join(', ')}]`, 'utf8');
 }
 
 /** The `.dir` digest DVC records for a directory with these entries. */
