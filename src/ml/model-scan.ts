@@ -1,6 +1,5 @@
 import { lstatSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
-import { crc32 } from 'node:zlib';
 import { InTotoError, InternalError, ModelError, UsageError, ioError } from '../errors.js';
 import { compressionOf, decompress, DecompressError } from './decompress.js';
 import { isJpeg, isPng, textKind } from './format-inert.js';
@@ -16,7 +15,7 @@ import { Collector, scanPickleStream } from './pickle.js';
 import { DEFAULT_POLICY, type ModelPolicy } from './policy.js';
 import { DEFAULT_MODEL_LIMITS, ScanContext, type ModelLimits } from './scan-context.js';
 import { BufferSource, FileSource, type ByteSource } from './source.js';
-import { memberSource, readZip, type ZipArchive } from './zip.js';
+import { checkMemberCrc, memberSource, readZip } from './zip.js';
 
 /**
  * `intoto scan-model`: decides, without loading anything, whether model files are safe to
@@ -259,19 +258,11 @@ function scanZip(ctx: ScanContext, source: ByteSource, member: string, depth: nu
     if (innerFormat === 'numpy-npy') npyMembers++;
     ctx.member({ name: prefix + entry.name, format: innerFormat, size: entry.size });
     // Deflated members were read whole: check their CRC as Python's zipfile would.
-    if (entry.method === 8 && inner instanceof BufferSource) checkCrc(ctx, inner, entry, prefix + entry.name);
-    else if (entry.method === 0 && entry.size <= ctx.limits.maxReadBytes && innerFormat !== 'safetensors' && innerFormat !== 'numpy-npy') checkCrc(ctx, inner, entry, prefix + entry.name);
+    if (entry.method === 8 && inner instanceof BufferSource) checkMemberCrc(inner.read(0, inner.size), entry, ctx, prefix + entry.name);
+    else if (entry.method === 0 && entry.size <= ctx.limits.maxReadBytes && innerFormat !== 'safetensors' && innerFormat !== 'numpy-npy') checkMemberCrc(inner.read(0, inner.size), entry, ctx, prefix + entry.name);
   }
   if (format === 'zip' && files > 0 && npyMembers === files && zip.entries.every((e) => e.isDirectory || e.name.endsWith('.npy'))) format = 'numpy-npz';
   return format;
-}
-
-/** Python's zipfile checks a member's CRC when it reads it; PyTorch's reader does not. */
-function checkCrc(ctx: ScanContext, inner: ByteSource, entry: ZipArchive['entries'][number], member: string): void {
-  const actual = crc32(inner.read(0, inner.size)) >>> 0;
-  if (actual !== entry.crc) {
-    ctx.finding(member, 'zip', 'E_MODEL_MALFORMED', `CRC mismatch: the directory says 0x${entry.crc.toString(16)}, the data has 0x${actual.toString(16)} (Python's zipfile refuses it, PyTorch's reader does not)`);
-  }
 }
 
 /** The code of a file: unsafe outranks a limit, then unreadable, a malformation, then format. */

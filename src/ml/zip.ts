@@ -342,9 +342,14 @@ export function readMember(source: ByteSource, entry: ZipEntry, ctx: ScanContext
   if (bytes.length !== entry.size) {
     ctx.finding(member, 'zip', 'E_MODEL_MALFORMED', 'its data runs past the end of the archive');
   }
+  checkMemberCrc(bytes, entry, ctx, member);
+  return bytes;
+}
+
+/** Python's zipfile checks a member's CRC when it reads it; PyTorch's reader does not. */
+export function checkMemberCrc(bytes: Uint8Array, entry: ZipEntry, ctx: ScanContext, member: string): void {
   const actual = crc32(bytes) >>> 0;
   if (actual !== entry.crc) {
     ctx.finding(member, 'zip', 'E_MODEL_MALFORMED', `CRC mismatch: the directory says 0x${entry.crc.toString(16)}, the data has 0x${actual.toString(16)} (Python's zipfile refuses it, PyTorch's reader does not)`);
   }
-  return bytes;
 }
