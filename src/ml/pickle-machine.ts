@@ -83,11 +83,6 @@ export class PickleMachine implements Reporter, ImportSite {
     this.malformedAt(this.offset, this.opcode, reason);
   }
 
-  /** True once a malformation was reported. */
-  get isMalformed(): boolean {
-    return this.malformedSeen;
-  }
-
   /** A safety finding at the current opcode. */
   finding(kind: Exclude<PickleFindingKind, 'malformed' | 'trailing-data' | 'limit'>, reason: string, global?: string, never?: boolean): void {
     const base = { kind, offset: this.offset, opcode: this.opcode, reason };

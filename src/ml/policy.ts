@@ -205,11 +205,6 @@ export function displayName(full: string): string {
   return match ? `${full} (os.${match[2]})` : full;
 }
 
-/** A one-word description of what a use means, for messages. */
-export function useVerb(use: GlobalUse): string {
-  return use === 'call' ? 'called' : use === 'class' ? 'instantiated' : 'referenced';
-}
-
 /** The uses an entry allows, as text (`class, call`). */
 export function usesText(uses: ReadonlySet<GlobalUse>): string {
   return GLOBAL_USES.filter((u) => uses.has(u)).join(', ');

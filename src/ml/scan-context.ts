@@ -107,9 +107,4 @@ export class ScanContext {
   get globalReports(): GlobalReport[] {
     return [...this.globals.values()];
   }
-
-  /** True once a finding with `code` was reported. */
-  has(code: ModelFindingCode): boolean {
-    return this.findings.some((f) => f.code === code);
-  }
 }
