@@ -33,8 +33,7 @@ const MAX_GLOBALS = 10_000;
 /** Collects the findings and imports of one stream (or of several, for one file). */
 export class Collector implements FindingSink {
   readonly findings: PickleFinding[] = [];
-  readonly globals = new Set<string>();
-  /** Every import by `module.name`, with its two parts. */
+  /** Every import by `module.name`, with its two parts, in the order first seen. */
   readonly imports = new Map<string, { readonly module: string; readonly attr: string }>();
   full = false;
 
@@ -45,12 +44,11 @@ export class Collector implements FindingSink {
 
   noteImport(module: string, attr: string): void {
     const fullName = `${module}.${attr}`;
-    if (this.globals.has(fullName)) return;
-    if (this.globals.size >= MAX_GLOBALS) {
+    if (this.imports.has(fullName)) return;
+    if (this.imports.size >= MAX_GLOBALS) {
       this.full = true;
       return;
     }
-    this.globals.add(fullName);
     this.imports.set(fullName, { module, attr });
   }
 
@@ -201,7 +199,7 @@ export function scanPickle(bytes: Uint8Array, options: PickleScanOptions = {}): 
     const machine = new PickleMachine(policy, sink);
     const end = scanPickleStream(cursor, { policy, sink, budget, machine });
     if (end.stopped) scanTrailing(cursor, machine, sink, budget, cursor.offset - 1);
-    return { protocol: end.protocol, globals: [...sink.globals], findings: sink.findings, opcodeCount: maxOps - budget.remaining };
+    return { protocol: end.protocol, globals: [...sink.imports.keys()], findings: sink.findings, opcodeCount: maxOps - budget.remaining };
   } catch (error) {
     if (error instanceof InTotoError) throw error;
     throw new InternalError('E_INTERNAL', `internal error while scanning a pickle: ${String(error)}`, { cause: error });
