@@ -229,7 +229,8 @@ function readUnverified(file: string, ignored: string[]): { link: Link; keyids: 
 /** Every *.link file, unverified, ordered so that a step comes after the steps whose products it used. */
 function loadUnverified(linkDir: string, ignored: string[]): Loaded[] {
   // Modification time, then name: the order the links were written in when nothing else tells.
-  const files = readdirSync(linkDir)
+  const names = readdirSync(linkDir);
+  const files = names
     .filter((f) => f.endsWith('.link'))
     .map((f) => ({ f, t: statSync(join(linkDir, f)).mtimeMs }))
     .sort((a, b) => a.t - b.t || (a.f < b.f ? -1 : a.f > b.f ? 1 : 0))
@@ -240,16 +241,16 @@ function loadUnverified(linkDir: string, ignored: string[]): Loaded[] {
     const read = readUnverified(file, ignored);
     if (read !== undefined) links.push({ kind: 'step', name: read.link.name, file, signers: read.keyids, verified: false, link: read.link });
   }
-  return byLayoutHint(linkDir, byDataFlow(links), ignored);
+  return byLayoutHint(linkDir, names, byDataFlow(links), ignored);
 }
 
 /**
  * Without --layout, a layout lying in the link directory (a pipeline's out directory holds
  * root.layout) still gives the steps' order: only the order, read without checking its
- * signature, so it decides nothing about trust.
+ * signature, so it decides nothing about trust. `names` is the directory's listing.
  */
-function byLayoutHint(linkDir: string, links: Loaded[], ignored: string[]): Loaded[] {
-  const layouts = readdirSync(linkDir).filter((f) => f.endsWith('.layout'));
+function byLayoutHint(linkDir: string, names: readonly string[], links: Loaded[], ignored: string[]): Loaded[] {
+  const layouts = names.filter((f) => f.endsWith('.layout'));
   if (layouts.length !== 1) return links;
   let steps: readonly string[];
   try {
