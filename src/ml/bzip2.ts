@@ -1,3 +1,5 @@
+import { DecompressError } from './decompress-error.js';
+
 /**
  * A bounded bzip2 decoder for joblib's `bz2` compressor (Node.js has none, and the npm
  * decoders use deprecated Buffer APIs). It follows the format as bzip2 1.0 writes it: per
@@ -5,16 +7,6 @@
  * initial run-length coding; block and stream CRCs are verified; concatenated streams (which
  * Python's bz2 reads) are decoded in turn. Output stops with an error at `maxOutput` bytes.
  */
-
-export class Bzip2Error extends Error {
-  constructor(
-    message: string,
-    /** The output cap was reached (a limit, not a malformation). */
-    readonly limit = false,
-  ) {
-    super(message);
-  }
-}
 
 class BitReader {
   private pos = 0;
@@ -24,7 +16,7 @@ class BitReader {
   bits(count: number): number {
     let value = 0;
     for (let i = 0; i < count; i++) {
-      if (this.pos >= this.input.length) throw new Bzip2Error('truncated bzip2 data');
+      if (this.pos >= this.input.length) throw new DecompressError('truncated bzip2 data');
       const b = ((this.input[this.pos] as number) >>> (7 - this.bit)) & 1;
       value = value * 2 + b;
       if (++this.bit === 8) {
@@ -64,7 +56,7 @@ class Output {
   }
   put(byte: number, crc: { value: number }): void {
     if (this.length >= this.bytes.length) {
-      if (this.length >= this.max) throw new Bzip2Error(`decompresses to more than ${this.max} bytes`, true);
+      if (this.length >= this.max) throw new DecompressError(`decompresses to more than ${this.max} bytes`, true);
       const next = new Uint8Array(Math.min(this.max, this.bytes.length * 2));
       next.set(this.bytes);
       this.bytes = next;
@@ -79,33 +71,33 @@ const BLOCK_MAGIC_LO = 0x265359;
 const END_MAGIC_HI = 0x177245;
 const END_MAGIC_LO = 0x385090;
 
-/** Decodes bzip2 data (one or more streams). @throws Bzip2Error */
+/** Decodes bzip2 data (one or more streams). @throws DecompressError */
 export function decodeBzip2(input: Uint8Array, maxOutput: number): Uint8Array {
   const reader = new BitReader(input);
   const out = new Output(maxOutput);
   let streams = 0;
   do {
     if (reader.bits(8) !== 0x42 || reader.bits(8) !== 0x5a || reader.bits(8) !== 0x68) {
-      if (streams > 0) throw new Bzip2Error('bytes after the bzip2 stream');
-      throw new Bzip2Error('not a bzip2 stream');
+      if (streams > 0) throw new DecompressError('bytes after the bzip2 stream');
+      throw new DecompressError('not a bzip2 stream');
     }
     const level = reader.bits(8) - 0x30;
-    if (level < 1 || level > 9) throw new Bzip2Error('invalid bzip2 block size');
+    if (level < 1 || level > 9) throw new DecompressError('invalid bzip2 block size');
     const maxBlock = level * 100000;
     let combined = 0;
     for (;;) {
       const hi = reader.bits(24);
       const lo = reader.bits(24);
       if (hi === END_MAGIC_HI && lo === END_MAGIC_LO) {
-        if (reader.bits(32) >>> 0 !== combined) throw new Bzip2Error('the bzip2 stream CRC does not match');
+        if (reader.bits(32) >>> 0 !== combined) throw new DecompressError('the bzip2 stream CRC does not match');
         break;
       }
-      if (hi !== BLOCK_MAGIC_HI || lo !== BLOCK_MAGIC_LO) throw new Bzip2Error('an invalid bzip2 block header');
+      if (hi !== BLOCK_MAGIC_HI || lo !== BLOCK_MAGIC_LO) throw new DecompressError('an invalid bzip2 block header');
       const expected = reader.bits(32) >>> 0;
       const crc = { value: 0xffffffff };
       decodeBlock(reader, maxBlock, out, crc);
       const actual = (crc.value ^ 0xffffffff) >>> 0;
-      if (actual !== expected) throw new Bzip2Error('a bzip2 block CRC does not match');
+      if (actual !== expected) throw new DecompressError('a bzip2 block CRC does not match');
       combined = (((combined << 1) | (combined >>> 31)) ^ actual) >>> 0;
     }
     streams++;
@@ -114,7 +106,7 @@ export function decodeBzip2(input: Uint8Array, maxOutput: number): Uint8Array {
 }
 
 function decodeBlock(reader: BitReader, maxBlock: number, out: Output, crc: { value: number }): void {
-  if (reader.bits(1) !== 0) throw new Bzip2Error('randomised bzip2 blocks are not supported');
+  if (reader.bits(1) !== 0) throw new DecompressError('randomised bzip2 blocks are not supported');
   const origPtr = reader.bits(24);
   // The symbol map: which byte values occur.
   const used: number[] = [];
@@ -125,16 +117,16 @@ function decodeBlock(reader: BitReader, maxBlock: number, out: Output, crc: { va
       for (let j = 0; j < 16; j++) if (bits & (0x8000 >>> j)) used.push(i * 16 + j);
     }
   }
-  if (used.length === 0) throw new Bzip2Error('a bzip2 block without symbols');
+  if (used.length === 0) throw new DecompressError('a bzip2 block without symbols');
   const alphaSize = used.length + 2;
   const nGroups = reader.bits(3);
   const nSelectors = reader.bits(15);
-  if (nGroups < 2 || nGroups > 6 || nSelectors < 1) throw new Bzip2Error('invalid bzip2 Huffman tables');
+  if (nGroups < 2 || nGroups > 6 || nSelectors < 1) throw new DecompressError('invalid bzip2 Huffman tables');
   const mtfGroups = Array.from({ length: nGroups }, (_, i) => i);
   const selectors = new Uint8Array(nSelectors);
   for (let i = 0; i < nSelectors; i++) {
     let j = 0;
-    while (reader.bits(1) === 1) if (++j >= nGroups) throw new Bzip2Error('an invalid bzip2 selector');
+    while (reader.bits(1) === 1) if (++j >= nGroups) throw new DecompressError('an invalid bzip2 selector');
     const value = mtfGroups[j] as number;
     mtfGroups.splice(j, 1);
     mtfGroups.unshift(value);
@@ -147,7 +139,7 @@ function decodeBlock(reader: BitReader, maxBlock: number, out: Output, crc: { va
     let len = reader.bits(5);
     for (let s = 0; s < alphaSize; s++) {
       for (;;) {
-        if (len < 1 || len > 20) throw new Bzip2Error('an invalid bzip2 code length');
+        if (len < 1 || len > 20) throw new DecompressError('an invalid bzip2 code length');
         if (reader.bits(1) === 0) break;
         len += reader.bits(1) === 0 ? 1 : -1;
       }
@@ -190,7 +182,7 @@ function decodeBlock(reader: BitReader, maxBlock: number, out: Output, crc: { va
   const endOfBlock = alphaSize - 1;
   const flushRun = (): void => {
     if (run === 0) return;
-    if (length + run > maxBlock) throw new Bzip2Error('a bzip2 block longer than its size');
+    if (length + run > maxBlock) throw new DecompressError('a bzip2 block longer than its size');
     const value = mtf[0] as number;
     block.fill(value, length, length + run);
     counts[value] = (counts[value] as number) + run;
@@ -200,7 +192,7 @@ function decodeBlock(reader: BitReader, maxBlock: number, out: Output, crc: { va
   };
   for (;;) {
     if (groupLeft === 0) {
-      if (selector >= nSelectors) throw new Bzip2Error('bzip2 selectors run out');
+      if (selector >= nSelectors) throw new DecompressError('bzip2 selectors run out');
       table = tables[selectors[selector++] as number] as (typeof tables)[number];
       groupLeft = 50;
     }
@@ -211,17 +203,17 @@ function decodeBlock(reader: BitReader, maxBlock: number, out: Output, crc: { va
       l++;
       code = code * 2 + reader.bits(1);
     }
-    if (l > table.maxLen) throw new Bzip2Error('an invalid bzip2 Huffman code');
+    if (l > table.maxLen) throw new DecompressError('an invalid bzip2 Huffman code');
     const symbol = table.perm[(table.base[l] as number) + code] as number;
     if (symbol <= 1) {
       run += runWeight << symbol;
       runWeight <<= 1;
-      if (run > maxBlock) throw new Bzip2Error('a bzip2 run longer than its block');
+      if (run > maxBlock) throw new DecompressError('a bzip2 run longer than its block');
       continue;
     }
     flushRun();
     if (symbol === endOfBlock) break;
-    if (length >= maxBlock) throw new Bzip2Error('a bzip2 block longer than its size');
+    if (length >= maxBlock) throw new DecompressError('a bzip2 block longer than its size');
     const index = symbol - 1;
     const value = mtf[index] as number;
     mtf.splice(index, 1);
@@ -229,7 +221,7 @@ function decodeBlock(reader: BitReader, maxBlock: number, out: Output, crc: { va
     block[length++] = value;
     counts[value] = (counts[value] as number) + 1;
   }
-  if (origPtr >= length) throw new Bzip2Error('an invalid bzip2 origin pointer');
+  if (origPtr >= length) throw new DecompressError('an invalid bzip2 origin pointer');
   // Inverse Burrows-Wheeler transform.
   const starts = new Int32Array(256);
   for (let i = 0, sum = 0; i < 256; i++) {

@@ -1,6 +1,7 @@
 import { gunzipSync, inflateSync } from 'node:zlib';
-import { Bzip2Error, decodeBzip2 } from './bzip2.js';
-import { decodeLzmaAlone, decodeXz, LzmaError } from './lzma.js';
+import { decodeBzip2 } from './bzip2.js';
+import { DecompressError } from './decompress-error.js';
+import { decodeLzmaAlone, decodeXz } from './lzma.js';
 
 /**
  * joblib's compressors (joblib/compressor.py), recognised by the prefixes joblib itself uses
@@ -23,16 +24,6 @@ export function compressionOf(head: Uint8Array): Compression | undefined {
   if (starts(0x5d, 0x00, 0x00)) return 'lzma';
   if (starts(0x04, 0x22, 0x4d, 0x18)) return 'lz4';
   return undefined;
-}
-
-/** Why decompressing failed: over the cap, or invalid data. */
-export class DecompressError extends Error {
-  constructor(
-    message: string,
-    readonly limit: boolean,
-  ) {
-    super(message);
-  }
 }
 
 /**
@@ -58,7 +49,6 @@ export function decompress(kind: Compression, input: Uint8Array, max: number): U
     }
   } catch (error) {
     if (error instanceof DecompressError) throw error;
-    if (error instanceof LzmaError || error instanceof Bzip2Error) throw new DecompressError(error.message, error.limit);
     if ((error as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE' || error instanceof RangeError) {
       throw new DecompressError(`decompresses to more than ${max} bytes`, true);
     }

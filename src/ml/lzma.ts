@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { crc32 } from 'node:zlib';
+import { DecompressError } from './decompress-error.js';
 
 /**
  * A bounded LZMA decoder for joblib's `lzma` (the .lzma "alone" format) and `xz` (the .xz
@@ -9,16 +10,6 @@ import { crc32 } from 'node:zlib';
  * lzma module writes is accepted: in .xz, LZMA2 as the only filter, CRC32/CRC64/SHA-256
  * checks (verified), concatenated streams.
  */
-
-export class LzmaError extends Error {
-  constructor(
-    message: string,
-    /** The output cap was reached (a limit, not a malformation). */
-    readonly limit = false,
-  ) {
-    super(message);
-  }
-}
 
 const PROB_INIT = 1024;
 
@@ -32,7 +23,7 @@ class Output {
   }
 
   private grow(need: number): void {
-    if (need > this.max) throw new LzmaError(`decompresses to more than ${this.max} bytes`, true);
+    if (need > this.max) throw new DecompressError(`decompresses to more than ${this.max} bytes`, true);
     let size = this.bytes.length;
     while (size < need) size = Math.min(this.max, size * 2);
     const next = new Uint8Array(size);
@@ -46,7 +37,7 @@ class Output {
   }
 
   copy(distance: number, length: number): void {
-    if (distance > this.length - this.dictStart || distance <= 0) throw new LzmaError('a match reaches before the start of the dictionary');
+    if (distance > this.length - this.dictStart || distance <= 0) throw new DecompressError('a match reaches before the start of the dictionary');
     if (this.length + length > this.bytes.length) this.grow(this.length + length);
     let from = this.length - distance;
     for (let i = 0; i < length; i++) this.bytes[this.length++] = this.bytes[from++] as number;
@@ -74,13 +65,13 @@ class RangeDecoder {
     private readonly end: number,
   ) {
     this.pos = start;
-    if (this.byte() !== 0) throw new LzmaError('the range coder does not start with 0');
+    if (this.byte() !== 0) throw new DecompressError('the range coder does not start with 0');
     for (let i = 0; i < 4; i++) this.code = ((this.code << 8) | this.byte()) >>> 0;
-    if (this.code === this.range) throw new LzmaError('the range coder starts with an invalid code');
+    if (this.code === this.range) throw new DecompressError('the range coder starts with an invalid code');
   }
 
   private byte(): number {
-    if (this.pos >= this.end) throw new LzmaError('truncated compressed data');
+    if (this.pos >= this.end) throw new DecompressError('truncated compressed data');
     return this.input[this.pos++] as number;
   }
 
@@ -176,7 +167,7 @@ class LzmaDecoder {
   private reps = [0, 0, 0, 0];
 
   setProperties(byte: number): void {
-    if (byte >= 9 * 5 * 5) throw new LzmaError(`invalid LZMA properties byte ${byte}`);
+    if (byte >= 9 * 5 * 5) throw new DecompressError(`invalid LZMA properties byte ${byte}`);
     this.lc = byte % 9;
     this.lp = Math.floor(byte / 9) % 5;
     this.pb = Math.floor(byte / 45);
@@ -223,7 +214,7 @@ class LzmaDecoder {
       }
       let length: number;
       if (rc.bit(this.isRep, s) !== 0) {
-        if (out.length === out.dictStart) throw new LzmaError('a repeated match before any data');
+        if (out.length === out.dictStart) throw new DecompressError('a repeated match before any data');
         if (rc.bit(this.isRepG0, s) === 0) {
           if (rc.bit(this.isRep0Long, (s << 4) + posState) === 0) {
             this.state = s < 7 ? 9 : 11;
@@ -256,13 +247,13 @@ class LzmaDecoder {
         this.state = s < 7 ? 7 : 10;
         const dist = this.distance(rc, length);
         if (dist === 0xffffffff) {
-          if (!allowEndMarker) throw new LzmaError('an end marker where none may be');
+          if (!allowEndMarker) throw new DecompressError('an end marker where none may be');
           return true;
         }
         this.reps[0] = dist;
       }
       const count = length + 2;
-      if (out.length + count > target) throw new LzmaError('a match runs past the declared size');
+      if (out.length + count > target) throw new DecompressError('a match runs past the declared size');
       out.copy(this.reps[0]! + 1, count);
     }
     return false;
@@ -286,7 +277,7 @@ class LzmaDecoder {
 
 /** Decodes the .lzma "alone" format (Python's lzma.FORMAT_ALONE). */
 export function decodeLzmaAlone(input: Uint8Array, maxOutput: number): Uint8Array {
-  if (input.length < 13) throw new LzmaError('truncated .lzma header');
+  if (input.length < 13) throw new DecompressError('truncated .lzma header');
   const decoder = new LzmaDecoder();
   decoder.setProperties(input[0] as number);
   let size: number | undefined = 0;
@@ -295,15 +286,15 @@ export function decodeLzmaAlone(input: Uint8Array, maxOutput: number): Uint8Arra
   if (!unknown) {
     size = 0;
     for (let i = 7; i >= 0; i--) size = size * 256 + (input[5 + i] as number);
-    if (size > maxOutput) throw new LzmaError(`declares ${size} bytes, over the limit of ${maxOutput}`, true);
+    if (size > maxOutput) throw new DecompressError(`declares ${size} bytes, over the limit of ${maxOutput}`, true);
   }
   decoder.reset();
   const out = new Output(maxOutput);
   const rc = new RangeDecoder(input, 13, input.length);
   const marker = decoder.decode(rc, out, unknown ? undefined : size, true);
-  if (unknown && !marker) throw new LzmaError('no end marker');
-  if (!rc.finishedOk) throw new LzmaError('corrupt data (the range coder did not end cleanly)');
-  if (rc.pos !== input.length) throw new LzmaError(`${input.length - rc.pos} bytes after the compressed data`);
+  if (unknown && !marker) throw new DecompressError('no end marker');
+  if (!rc.finishedOk) throw new DecompressError('corrupt data (the range coder did not end cleanly)');
+  if (rc.pos !== input.length) throw new DecompressError(`${input.length - rc.pos} bytes after the compressed data`);
   return out.bytes.subarray(0, out.length);
 }
 
@@ -311,13 +302,13 @@ function readVarint(input: Uint8Array, at: { pos: number }, end: number): number
   let value = 0;
   let scale = 1;
   for (let i = 0; i < 9; i++) {
-    if (at.pos >= end) throw new LzmaError('truncated .xz header');
+    if (at.pos >= end) throw new DecompressError('truncated .xz header');
     const b = input[at.pos++] as number;
     value += (b & 0x7f) * scale;
     if ((b & 0x80) === 0) return value;
     scale *= 128;
   }
-  throw new LzmaError('an invalid .xz number');
+  throw new DecompressError('an invalid .xz number');
 }
 
 function u32le(b: Uint8Array, at: number): number {
@@ -369,49 +360,49 @@ export function decodeXz(input: Uint8Array, maxOutput: number): Uint8Array {
     // Stream padding (multiples of four zero bytes) between streams.
     if (streams > 0 && input[pos] === 0) {
       while (pos < input.length && input[pos] === 0) pos++;
-      if (pos % 4 !== 0) throw new LzmaError('stream padding is not a multiple of four bytes');
+      if (pos % 4 !== 0) throw new DecompressError('stream padding is not a multiple of four bytes');
       if (pos === input.length) break;
     }
-    if (pos + 12 > input.length || !magic.every((b, i) => input[pos + i] === b)) throw new LzmaError('not an .xz stream header');
+    if (pos + 12 > input.length || !magic.every((b, i) => input[pos + i] === b)) throw new DecompressError('not an .xz stream header');
     const flags = input.subarray(pos + 6, pos + 8);
-    if (flags[0] !== 0 || (flags[1] as number) > 0x0f) throw new LzmaError('unsupported .xz stream flags');
-    if ((crc32(flags) >>> 0) !== u32le(input, pos + 8)) throw new LzmaError('the .xz stream header CRC does not match');
+    if (flags[0] !== 0 || (flags[1] as number) > 0x0f) throw new DecompressError('unsupported .xz stream flags');
+    if ((crc32(flags) >>> 0) !== u32le(input, pos + 8)) throw new DecompressError('the .xz stream header CRC does not match');
     const check = flags[1] as number;
     const checkSize = check === 0 ? 0 : check === 1 ? 4 : check === 4 ? 8 : check === 10 ? 32 : -1;
-    if (checkSize < 0) throw new LzmaError(`unsupported .xz check type ${check}`);
+    if (checkSize < 0) throw new DecompressError(`unsupported .xz check type ${check}`);
     pos += 12;
     const decoder = new LzmaDecoder();
     for (;;) {
       const headerSize = input[pos];
-      if (headerSize === undefined) throw new LzmaError('truncated .xz stream');
+      if (headerSize === undefined) throw new DecompressError('truncated .xz stream');
       if (headerSize === 0) break; // the index
       const realSize = (headerSize + 1) * 4;
-      if (pos + realSize > input.length) throw new LzmaError('truncated .xz block header');
-      if ((crc32(input.subarray(pos, pos + realSize - 4)) >>> 0) !== u32le(input, pos + realSize - 4)) throw new LzmaError('an .xz block header CRC does not match');
+      if (pos + realSize > input.length) throw new DecompressError('truncated .xz block header');
+      if ((crc32(input.subarray(pos, pos + realSize - 4)) >>> 0) !== u32le(input, pos + realSize - 4)) throw new DecompressError('an .xz block header CRC does not match');
       const blockFlags = input[pos + 1] as number;
-      if ((blockFlags & 0x3c) !== 0) throw new LzmaError('reserved .xz block flags');
+      if ((blockFlags & 0x3c) !== 0) throw new DecompressError('reserved .xz block flags');
       const at = { pos: pos + 2 };
       const headerEnd = pos + realSize - 4;
       if (blockFlags & 0x40) readVarint(input, at, headerEnd);
       if (blockFlags & 0x80) readVarint(input, at, headerEnd);
-      if ((blockFlags & 0x03) !== 0) throw new LzmaError('an .xz filter chain other than LZMA2 alone');
+      if ((blockFlags & 0x03) !== 0) throw new DecompressError('an .xz filter chain other than LZMA2 alone');
       const filter = readVarint(input, at, headerEnd);
       const propsSize = readVarint(input, at, headerEnd);
-      if (filter !== 0x21 || propsSize !== 1) throw new LzmaError(`.xz filter 0x${filter.toString(16)} is not LZMA2`);
+      if (filter !== 0x21 || propsSize !== 1) throw new DecompressError(`.xz filter 0x${filter.toString(16)} is not LZMA2`);
       at.pos += 1; // dictionary size: the whole output is kept, so it does not matter
       pos += realSize;
       const blockStart = out.length;
       pos = decodeLzma2(input, pos, decoder, out);
-      while (pos % 4 !== 0) if (input[pos++] !== 0) throw new LzmaError('non-zero .xz block padding');
-      if (pos + checkSize > input.length) throw new LzmaError('truncated .xz check');
+      while (pos % 4 !== 0) if (input[pos++] !== 0) throw new DecompressError('non-zero .xz block padding');
+      if (pos + checkSize > input.length) throw new DecompressError('truncated .xz check');
       const data = out.bytes.subarray(blockStart, out.length);
       const expected = input.subarray(pos, pos + checkSize);
-      if (check === 1 && (crc32(data) >>> 0) !== u32le(expected, 0)) throw new LzmaError('the .xz CRC32 check does not match');
+      if (check === 1 && (crc32(data) >>> 0) !== u32le(expected, 0)) throw new DecompressError('the .xz CRC32 check does not match');
       if (check === 4) {
         const [l, h] = crc64(data);
-        if (l !== u32le(expected, 0) || h !== u32le(expected, 4)) throw new LzmaError('the .xz CRC64 check does not match');
+        if (l !== u32le(expected, 0) || h !== u32le(expected, 4)) throw new DecompressError('the .xz CRC64 check does not match');
       }
-      if (check === 10 && !createHash('sha256').update(data).digest().equals(expected)) throw new LzmaError('the .xz SHA-256 check does not match');
+      if (check === 10 && !createHash('sha256').update(data).digest().equals(expected)) throw new DecompressError('the .xz SHA-256 check does not match');
       pos += checkSize;
     }
     // The index, then the stream footer.
@@ -422,14 +413,14 @@ export function decodeXz(input: Uint8Array, maxOutput: number): Uint8Array {
       readVarint(input, at, input.length);
       readVarint(input, at, input.length);
     }
-    while (at.pos % 4 !== 0) if (input[at.pos++] !== 0) throw new LzmaError('non-zero .xz index padding');
-    if (at.pos + 4 > input.length || (crc32(input.subarray(indexStart, at.pos)) >>> 0) !== u32le(input, at.pos)) throw new LzmaError('the .xz index CRC does not match');
+    while (at.pos % 4 !== 0) if (input[at.pos++] !== 0) throw new DecompressError('non-zero .xz index padding');
+    if (at.pos + 4 > input.length || (crc32(input.subarray(indexStart, at.pos)) >>> 0) !== u32le(input, at.pos)) throw new DecompressError('the .xz index CRC does not match');
     pos = at.pos + 4;
-    if (pos + 12 > input.length || input[pos + 10] !== 0x59 || input[pos + 11] !== 0x5a) throw new LzmaError('no .xz stream footer');
+    if (pos + 12 > input.length || input[pos + 10] !== 0x59 || input[pos + 11] !== 0x5a) throw new DecompressError('no .xz stream footer');
     pos += 12;
     streams++;
   }
-  if (streams === 0) throw new LzmaError('no .xz stream');
+  if (streams === 0) throw new DecompressError('no .xz stream');
   return out.bytes.subarray(0, out.length);
 }
 
@@ -439,23 +430,23 @@ function decodeLzma2(input: Uint8Array, pos: number, decoder: LzmaDecoder, out: 
   let needDictReset = true;
   for (;;) {
     const control = input[pos++];
-    if (control === undefined) throw new LzmaError('truncated LZMA2 data');
+    if (control === undefined) throw new DecompressError('truncated LZMA2 data');
     if (control === 0x00) return pos;
     if (control === 0x01 || control === 0x02) {
       if (control === 0x01) {
         out.dictStart = out.length;
         needDictReset = false;
-      } else if (needDictReset) throw new LzmaError('LZMA2 data without a dictionary reset');
-      if (pos + 2 > input.length) throw new LzmaError('truncated LZMA2 chunk');
+      } else if (needDictReset) throw new DecompressError('LZMA2 data without a dictionary reset');
+      if (pos + 2 > input.length) throw new DecompressError('truncated LZMA2 chunk');
       const size = (((input[pos] as number) << 8) | (input[pos + 1] as number)) + 1;
       pos += 2;
-      if (pos + size > input.length) throw new LzmaError('truncated LZMA2 chunk');
+      if (pos + size > input.length) throw new DecompressError('truncated LZMA2 chunk');
       out.append(input.subarray(pos, pos + size));
       pos += size;
       continue;
     }
-    if (control < 0x80) throw new LzmaError(`invalid LZMA2 control byte 0x${control.toString(16)}`);
-    if (pos + 4 > input.length) throw new LzmaError('truncated LZMA2 chunk');
+    if (control < 0x80) throw new DecompressError(`invalid LZMA2 control byte 0x${control.toString(16)}`);
+    if (pos + 4 > input.length) throw new DecompressError('truncated LZMA2 chunk');
     const unpacked = ((control & 0x1f) << 16) + ((input[pos] as number) << 8) + (input[pos + 1] as number) + 1;
     const packed = (((input[pos + 2] as number) << 8) | (input[pos + 3] as number)) + 1;
     pos += 4;
@@ -463,19 +454,19 @@ function decodeLzma2(input: Uint8Array, pos: number, decoder: LzmaDecoder, out: 
     if (reset === 3) {
       out.dictStart = out.length;
       needDictReset = false;
-    } else if (needDictReset) throw new LzmaError('LZMA2 data without a dictionary reset');
+    } else if (needDictReset) throw new DecompressError('LZMA2 data without a dictionary reset');
     if (reset >= 2) {
       const props = input[pos++];
-      if (props === undefined) throw new LzmaError('truncated LZMA2 chunk');
+      if (props === undefined) throw new DecompressError('truncated LZMA2 chunk');
       decoder.setProperties(props);
-      if (decoder.lc + decoder.lp > 4) throw new LzmaError('LZMA2 properties with lc + lp over 4');
+      if (decoder.lc + decoder.lp > 4) throw new DecompressError('LZMA2 properties with lc + lp over 4');
       needProps = false;
-    } else if (needProps) throw new LzmaError('an LZMA2 chunk without properties');
+    } else if (needProps) throw new DecompressError('an LZMA2 chunk without properties');
     if (reset >= 1) decoder.reset();
-    if (pos + packed > input.length) throw new LzmaError('truncated LZMA2 chunk');
+    if (pos + packed > input.length) throw new DecompressError('truncated LZMA2 chunk');
     const rc = new RangeDecoder(input, pos, pos + packed);
     decoder.decode(rc, out, unpacked, false);
-    if (rc.pos !== pos + packed) throw new LzmaError('an LZMA2 chunk whose compressed size does not match');
+    if (rc.pos !== pos + packed) throw new DecompressError('an LZMA2 chunk whose compressed size does not match');
     pos += packed;
   }
 }

@@ -1,7 +1,8 @@
 import { lstatSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
 import { InTotoError, InternalError, ModelError, UsageError, ioError } from '../errors.js';
-import { compressionOf, decompress, DecompressError } from './decompress.js';
+import { compressionOf, decompress } from './decompress.js';
+import { DecompressError } from './decompress-error.js';
 import { isJpeg, isPng, textKind } from './format-inert.js';
 import { NPY_MAGIC, scanNpy } from './format-numpy.js';
 import { looksLikeOnnx, looksLikeSentencePiece, scanOnnx } from './format-onnx.js';
