@@ -2,7 +2,7 @@ import { basename } from 'node:path';
 import type { JsonObject, JsonValue } from '../canonical/json.js';
 import { createHashBuffers } from '../crypto/hash-file.js';
 import { fileDescriptor, fileDigest } from './files.js';
-import { PROVENANCE_V1, STATEMENT_V1 } from './schemas.js';
+import { attestationTimestamp, PROVENANCE_V1, STATEMENT_V1 } from './schemas.js';
 
 /**
  * SLSA Provenance v1 of a pipeline run (`intoto pipeline run`), for its final products:
@@ -36,10 +36,6 @@ export interface ProvenanceInput {
   readonly finishedOn: Date;
 }
 
-function timestamp(date: Date): string {
-  return date.toISOString().replace(/\.\d{3}Z$/, 'Z');
-}
-
 /**
  * The provenance Statement (unsigned; attest/envelope.ts checks and signs it).
  * @throws IoError when a subject, input, link or the layout cannot be hashed
@@ -67,7 +63,7 @@ export async function provenanceStatement(input: ProvenanceInput): Promise<JsonO
       },
       runDetails: {
         builder: { id: input.builderId, version: { 'intoto-ts': input.builderVersion } },
-        metadata: { invocationId: input.invocationId, startedOn: timestamp(input.startedOn), finishedOn: timestamp(input.finishedOn) },
+        metadata: { invocationId: input.invocationId, startedOn: attestationTimestamp(input.startedOn), finishedOn: attestationTimestamp(input.finishedOn) },
         byproducts,
       },
     },

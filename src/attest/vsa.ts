@@ -3,7 +3,7 @@ import type { JsonObject, JsonValue } from '../canonical/json.js';
 import { createHashBuffers, type HashBuffers } from '../crypto/hash-file.js';
 import type { LayoutReport, VerifyReport } from '../verify/report.js';
 import { fileDescriptor, fileDigest, fileUri, finalProductFiles, type FinalProductListing } from './files.js';
-import { STATEMENT_V1, VSA_FAILURE_FIELD, VSA_V1 } from './schemas.js';
+import { attestationTimestamp, STATEMENT_V1, VSA_FAILURE_FIELD, VSA_V1 } from './schemas.js';
 
 /**
  * A Verification Summary Attestation (SLSA VSA v1) of one `intoto verify`, passed or failed:
@@ -42,7 +42,7 @@ export async function vsaStatement(options: VsaOptions): Promise<JsonObject> {
   const layoutDigest = await digestOrUndefined(options.layoutPath, buffers);
   const predicate: JsonObject = {
     verifier: { id: options.verifierId, version: { 'intoto-ts': options.verifierVersion } },
-    timeVerified: options.timeVerified.toISOString().replace(/\.\d{3}Z$/, 'Z'),
+    timeVerified: attestationTimestamp(options.timeVerified),
     resourceUri: options.resourceUri ?? defaultResourceUri(options),
     policy: { uri: fileUri(options.layoutPath), ...(layoutDigest === undefined ? {} : { digest: layoutDigest }) },
     inputAttestations: await inputAttestations(options.report.layout, buffers),
