@@ -235,7 +235,7 @@ function listForVerification(options: VerifyModelOptions, signature: string, man
   const files = [...listing.files];
   const irregular = new Map(listing.irregular.map((p) => [p.name, p.what]));
   const { method } = manifest.serialization;
-  const expectedPaths = new Set(manifest.resources.map((r) => (method === 'shards' ? r.name.replace(/:(\d+):(\d+)$/, '') : r.name)));
+  const expectedPaths = new Set(manifest.resources.map((r) => resourcePath(r.name, method)));
   if (!single) addIgnoredButSigned(dir, files, irregular, expectedPaths, [...ignore], manifest.serialization.allowSymlinks);
   if (single) {
     // model_signing names the one file "."; the spec names it by its base name: either fits.
@@ -243,6 +243,11 @@ function listForVerification(options: VerifyModelOptions, signature: string, man
     if (only !== undefined && expectedPaths.has('.') && !expectedPaths.has(only.name)) files[0] = { name: '.', path: only.path };
   }
   return { files, irregular };
+}
+
+/** The file a resource names: the name itself, or for a shard (`name:start:end`) the name without its range. */
+function resourcePath(name: string, method: 'files' | 'shards'): string {
+  return method === 'shards' ? name.replace(/:(\d+):(\d+)$/, '') : name;
 }
 
 /** The files a caller already hashed, by name (each under `dir`, read only for a shard signature). */
@@ -288,10 +293,9 @@ function diff(manifest: SignedManifest, actual: Actual, method: 'files' | 'shard
   const mismatches: ModelMismatch[] = [];
   const missing = new Map<string, string>();
   const expected = new Set<string>();
-  const pathOf = (name: string): string => (method === 'shards' ? name.replace(/:(\d+):(\d+)$/, '') : name);
   for (const resource of manifest.resources) {
     expected.add(resource.name);
-    const what = actual.irregular.get(pathOf(resource.name));
+    const what = actual.irregular.get(resourcePath(resource.name, method));
     const digest = actual.digests.get(resource.name);
     if (what !== undefined) mismatches.push({ kind: 'not-regular', name: resource.name, what, expected: resource.digest });
     else if (digest === undefined) {
@@ -299,7 +303,7 @@ function diff(manifest: SignedManifest, actual: Actual, method: 'files' | 'shard
       missing.set(resource.digest, resource.name);
     } else if (digest !== resource.digest) mismatches.push({ kind: 'changed', name: resource.name, expected: resource.digest, actual: digest });
   }
-  const expectedPaths = new Set([...expected].map(pathOf));
+  const expectedPaths = new Set([...expected].map((name) => resourcePath(name, method)));
   for (const [name, digest] of actual.digests) {
     if (expected.has(name)) continue;
     const from = missing.get(digest);
