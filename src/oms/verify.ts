@@ -6,14 +6,14 @@ import { InTotoError, ModelError, UsageError, asInTotoError } from '../errors.js
 import { readRegularFileSync } from '../io/files.js';
 import { BUNDLE_LIMITS, bundlePae, paeV02, readBundle, type ParsedBundle } from './bundle.js';
 import { verifyCertificateChain } from './chain.js';
-import { DEFAULT_GIT_IGNORES, DEFAULT_SIGNATURE_NAME, PAYLOAD_TYPE, type SignedManifest } from './format.js';
+import { PAYLOAD_TYPE, type SignedManifest } from './format.js';
 import { hashModelFiles, isSingleFile, listModel, type ModelFile } from './files.js';
 import { ecHashOf, ecVerify, keyHint } from './keys.js';
 import { publicKeyFromPemText } from '../crypto/pem.js';
 import { verifyKeylessBundle } from './keyless.js';
 import { isUnder } from './paths.js';
 import { hashShards } from './shards.js';
-import { modelRelativeIgnores, signatureInside } from './sign.js';
+import { defaultSignaturePath, modelIgnores } from './sign.js';
 import { readStatement } from './statement.js';
 
 /**
@@ -83,11 +83,6 @@ export interface ModelVerification {
   readonly warnings: readonly string[];
   /** Why it failed: E_MODEL_MISMATCH when only the files differ. */
   readonly error: InTotoError | undefined;
-}
-
-/** The default bundle path for a model. @throws IoError when the model cannot be read */
-export function defaultSignaturePath(dir: string): string {
-  return isSingleFile(dir) ? `${dir.replace(/\/+$/, '')}.sig` : join(dir, DEFAULT_SIGNATURE_NAME);
 }
 
 /** Verifies; never throws our errors (they are in `error`). */
@@ -224,19 +219,13 @@ async function compareFiles(options: VerifyModelOptions, signature: string, mani
 function listForVerification(options: VerifyModelOptions, signature: string, manifest: SignedManifest): { files: ModelFile[]; irregular: Map<string, string> } {
   const { dir } = options;
   const single = isSingleFile(dir);
-  const ignore = new Set<string>(modelRelativeIgnores(dir, options.ignorePaths ?? []));
-  if (options.ignoreGitPaths ?? true) for (const p of DEFAULT_GIT_IGNORES) ignore.add(p);
-  for (const p of manifest.serialization.ignorePaths ?? []) ignore.add(p);
-  if (!single) {
-    const inside = signatureInside(dir, signature);
-    if (inside !== undefined) ignore.add(inside);
-  }
-  const listing = listModel(dir, { ignore: [...ignore], allowSymlinks: manifest.serialization.allowSymlinks });
+  const ignore = modelIgnores(dir, options, single, signature, manifest.serialization.ignorePaths ?? []);
+  const listing = listModel(dir, { ignore, allowSymlinks: manifest.serialization.allowSymlinks });
   const files = [...listing.files];
   const irregular = new Map(listing.irregular.map((p) => [p.name, p.what]));
   const { method } = manifest.serialization;
   const expectedPaths = new Set(manifest.resources.map((r) => resourcePath(r.name, method)));
-  if (!single) addIgnoredButSigned(dir, files, irregular, expectedPaths, [...ignore], manifest.serialization.allowSymlinks);
+  if (!single) addIgnoredButSigned(dir, files, irregular, expectedPaths, ignore, manifest.serialization.allowSymlinks);
   if (single) {
     // model_signing names the one file "."; the spec names it by its base name: either fits.
     const only = files[0];
