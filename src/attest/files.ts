@@ -13,7 +13,7 @@ import { finalProductTargets } from '../verify/final-product.js';
  */
 
 /** At most this many subjects in one attestation (bounded work and size). */
-export const MAX_SUBJECTS = 100_000;
+const MAX_SUBJECTS = 100_000;
 
 /**
  * `{sha256}` of a regular file (not following a symlink), read through `buffers` (one

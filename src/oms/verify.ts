@@ -183,7 +183,7 @@ function rawKey(raw: Buffer | undefined): KeyObject | undefined {
     const text = raw.toString('latin1');
     // A bundle is the signer's to write: PEM from it goes through our parser, never to OpenSSL
     // as text, which would prompt for a pass phrase at a terminal on encryption headers.
-    return text.includes('-----BEGIN') ? publicKeyFromPemText(text, 'the bundle').key : createPublicKey({ key: raw, format: 'der', type: 'spki' });
+    return text.includes('-----BEGIN') ? publicKeyFromPemText(text, 'the bundle') : createPublicKey({ key: raw, format: 'der', type: 'spki' });
   } catch {
     return undefined;
   }
