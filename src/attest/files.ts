@@ -3,7 +3,7 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { IoError, ioError } from '../errors.js';
 import type { JsonObject } from '../canonical/json.js';
-import { hashFile } from '../crypto/hash-file.js';
+import { hashFile, type HashBuffers } from '../crypto/hash-file.js';
 import { isAttestationFileName } from '../model/statement.js';
 import { finalProductTargets } from '../verify/final-product.js';
 
@@ -13,17 +13,20 @@ import { finalProductTargets } from '../verify/final-product.js';
  */
 
 /** At most this many subjects in one attestation (bounded work and size). */
-export const MAX_SUBJECTS = 100_000;
+const MAX_SUBJECTS = 100_000;
 
-/** `{sha256}` of a regular file (not following a symlink). @throws IoError */
-export async function fileDigest(path: string): Promise<JsonObject> {
-  const digests = await hashFile(path, ['sha256']);
+/**
+ * `{sha256}` of a regular file (not following a symlink), read through `buffers` (one
+ * `createHashBuffers()` per attestation, reused for every file it hashes). @throws IoError
+ */
+export async function fileDigest(path: string, buffers: HashBuffers): Promise<JsonObject> {
+  const digests = await hashFile(path, ['sha256'], buffers);
   return { sha256: digests.get('sha256') ?? '' };
 }
 
 /** A named ResourceDescriptor for a file: `{name, digest}`. @throws IoError */
-export async function fileDescriptor(name: string, path: string): Promise<JsonObject> {
-  return { name, digest: await fileDigest(path) };
+export async function fileDescriptor(name: string, path: string, buffers: HashBuffers): Promise<JsonObject> {
+  return { name, digest: await fileDigest(path, buffers) };
 }
 
 /** A file's `file:` URI (absolute). Never throws. */

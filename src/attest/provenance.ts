@@ -1,7 +1,8 @@
 import { basename } from 'node:path';
 import type { JsonObject, JsonValue } from '../canonical/json.js';
+import { createHashBuffers } from '../crypto/hash-file.js';
 import { fileDescriptor, fileDigest } from './files.js';
-import { PROVENANCE_V1, STATEMENT_V1 } from './schemas.js';
+import { attestationTimestamp, PROVENANCE_V1, STATEMENT_V1 } from './schemas.js';
 
 /**
  * SLSA Provenance v1 of a pipeline run (`intoto pipeline run`), for its final products:
@@ -35,21 +36,18 @@ export interface ProvenanceInput {
   readonly finishedOn: Date;
 }
 
-function timestamp(date: Date): string {
-  return date.toISOString().replace(/\.\d{3}Z$/, 'Z');
-}
-
 /**
  * The provenance Statement (unsigned; attest/envelope.ts checks and signs it).
  * @throws IoError when a subject, input, link or the layout cannot be hashed
  */
 export async function provenanceStatement(input: ProvenanceInput): Promise<JsonObject> {
+  const buffers = createHashBuffers();
   const subject: JsonValue[] = [];
-  for (const [name, path] of [...input.subjects].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) subject.push(await fileDescriptor(name, path));
+  for (const [name, path] of [...input.subjects].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) subject.push(await fileDescriptor(name, path, buffers));
   const resolvedDependencies: JsonValue[] = [];
-  for (const [name, path] of [...input.inputs].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) resolvedDependencies.push(await fileDescriptor(name, path));
+  for (const [name, path] of [...input.inputs].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) resolvedDependencies.push(await fileDescriptor(name, path, buffers));
   const byproducts: JsonValue[] = [];
-  for (const file of [...input.linkFiles].sort()) byproducts.push(await fileDescriptor(basename(file), file));
+  for (const file of [...input.linkFiles].sort()) byproducts.push(await fileDescriptor(basename(file), file, buffers));
   return {
     _type: STATEMENT_V1,
     subject,
@@ -58,14 +56,14 @@ export async function provenanceStatement(input: ProvenanceInput): Promise<JsonO
       buildDefinition: {
         buildType: PIPELINE_BUILD_TYPE,
         externalParameters: {
-          layout: { name: basename(input.layoutPath), digest: await fileDigest(input.layoutPath) },
+          layout: { name: basename(input.layoutPath), digest: await fileDigest(input.layoutPath, buffers) },
           parameters: Object.fromEntries([...input.params].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))),
         },
         resolvedDependencies,
       },
       runDetails: {
         builder: { id: input.builderId, version: { 'intoto-ts': input.builderVersion } },
-        metadata: { invocationId: input.invocationId, startedOn: timestamp(input.startedOn), finishedOn: timestamp(input.finishedOn) },
+        metadata: { invocationId: input.invocationId, startedOn: attestationTimestamp(input.startedOn), finishedOn: attestationTimestamp(input.finishedOn) },
         byproducts,
       },
     },

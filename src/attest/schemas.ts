@@ -18,6 +18,11 @@ export const PROVENANCE_V1 = 'https://slsa.dev/provenance/v1';
 export const VSA_V1 = 'https://slsa.dev/verification_summary/v1';
 export { LINK_PREDICATE_V03, STATEMENT_V1 };
 
+/** A Timestamp as the attestations write it: RFC 3339 in UTC, whole seconds (`2024-01-02T03:04:05Z`). */
+export function attestationTimestamp(date: Date): string {
+  return date.toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
 /** An RFC 3986 URI: a scheme, a colon, no whitespace. */
 const URI = { type: 'string', pattern: '^[A-Za-z][A-Za-z0-9+.-]*:[^\\s]+$', maxLength: 8192 } as const;
 /** RFC 3339, UTC ("Z"). */

@@ -1,8 +1,9 @@
 import { resolve } from 'node:path';
 import type { JsonObject, JsonValue } from '../canonical/json.js';
+import { createHashBuffers, type HashBuffers } from '../crypto/hash-file.js';
 import type { LayoutReport, VerifyReport } from '../verify/report.js';
 import { fileDescriptor, fileDigest, fileUri, finalProductFiles, type FinalProductListing } from './files.js';
-import { STATEMENT_V1, VSA_FAILURE_FIELD, VSA_V1 } from './schemas.js';
+import { attestationTimestamp, STATEMENT_V1, VSA_FAILURE_FIELD, VSA_V1 } from './schemas.js';
 
 /**
  * A Verification Summary Attestation (SLSA VSA v1) of one `intoto verify`, passed or failed:
@@ -33,17 +34,18 @@ export interface VsaOptions extends FinalProductListing {
  */
 export async function vsaStatement(options: VsaOptions): Promise<JsonObject> {
   const files = finalProductFiles(options);
+  const buffers = createHashBuffers();
   const subject: JsonValue[] = [];
-  for (const [name, path] of files) subject.push(await fileDescriptor(name, path));
+  for (const [name, path] of files) subject.push(await fileDescriptor(name, path, buffers));
   const failure = options.report.failure;
   // When the layout cannot be read (the failure says why), the policy is named by its URI only.
-  const layoutDigest = await digestOrUndefined(options.layoutPath);
+  const layoutDigest = await digestOrUndefined(options.layoutPath, buffers);
   const predicate: JsonObject = {
     verifier: { id: options.verifierId, version: { 'intoto-ts': options.verifierVersion } },
-    timeVerified: options.timeVerified.toISOString().replace(/\.\d{3}Z$/, 'Z'),
+    timeVerified: attestationTimestamp(options.timeVerified),
     resourceUri: options.resourceUri ?? defaultResourceUri(options),
     policy: { uri: fileUri(options.layoutPath), ...(layoutDigest === undefined ? {} : { digest: layoutDigest }) },
-    inputAttestations: await inputAttestations(options.report.layout),
+    inputAttestations: await inputAttestations(options.report.layout, buffers),
     verificationResult: failure === undefined ? 'PASSED' : 'FAILED',
     verifiedLevels: failure === undefined ? [IN_TOTO_VERIFIED] : ['FAILED'],
     slsaVersion: '1.0',
@@ -58,9 +60,9 @@ function defaultResourceUri(options: VsaOptions): string {
 }
 
 /** `{sha256}` of a regular file, or undefined when it is absent or not one. Never throws. */
-async function digestOrUndefined(path: string): Promise<JsonObject | undefined> {
+async function digestOrUndefined(path: string, buffers: HashBuffers): Promise<JsonObject | undefined> {
   try {
-    return await fileDigest(path);
+    return await fileDigest(path, buffers);
   } catch {
     return undefined;
   }
@@ -70,7 +72,7 @@ async function digestOrUndefined(path: string): Promise<JsonObject | undefined> 
  * Every link file the verification read (sublayouts included), with its digest.
  * @throws IoError when one of them can no longer be read
  */
-async function inputAttestations(layout: LayoutReport): Promise<JsonObject[]> {
+async function inputAttestations(layout: LayoutReport, buffers: HashBuffers): Promise<JsonObject[]> {
   const files: string[] = [];
   const visit = (report: LayoutReport): void => {
     for (const step of report.steps) {
@@ -80,6 +82,6 @@ async function inputAttestations(layout: LayoutReport): Promise<JsonObject[]> {
   };
   visit(layout);
   const out: JsonObject[] = [];
-  for (const file of files) out.push({ uri: fileUri(file), digest: await fileDigest(file) });
+  for (const file of files) out.push({ uri: fileUri(file), digest: await fileDigest(file, buffers) });
   return out;
 }

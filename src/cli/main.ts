@@ -1,3 +1,4 @@
+import { VERSION_TEXT } from '../attest/version.js';
 import { asInTotoError, exitStatusFor, RunError, UsageError, type InTotoError } from '../errors.js';
 import { INTERRUPTED_EXIT_STATUS, setInterruptReport } from '../io/interrupt.js';
 
@@ -22,8 +23,8 @@ export interface Output {
   debug(line: string): void;
 }
 
-/** What --version prints after the program name. */
-export const VERSION = '0.1.0 (compatible with in-toto 1.3.1)';
+/** What --version prints after the program name: the attestations' version, and the in-toto it follows. */
+export const VERSION = `${VERSION_TEXT} (compatible with in-toto 1.3.1)`;
 
 /**
  * The name messages start with: the command as the user typed it (`intoto verify`, or

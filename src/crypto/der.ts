@@ -25,7 +25,7 @@ function bad(where: string, what: string): CryptoError {
 }
 
 /** Reads one element at `offset` of `bytes`. @throws CryptoError E_KEY_FORMAT */
-export function readTlv(bytes: Uint8Array, offset: number, where: string): Tlv {
+function readTlv(bytes: Uint8Array, offset: number, where: string): Tlv {
   if (offset + 2 > bytes.length) throw bad(where, 'truncated');
   const tag = bytes[offset]!;
   let length = bytes[offset + 1]!;
@@ -54,7 +54,7 @@ export function children(value: Uint8Array, where: string): Tlv[] {
 }
 
 /** Dotted text of an OBJECT IDENTIFIER's value. @throws CryptoError E_KEY_FORMAT */
-export function oidText(value: Uint8Array, where: string): string {
+function oidText(value: Uint8Array, where: string): string {
   if (value.length === 0 || value.length > 64) throw bad(where, 'bad object identifier');
   const parts: number[] = [];
   let n = 0;
@@ -72,7 +72,7 @@ export function oidText(value: Uint8Array, where: string): string {
 }
 
 /** A non-negative INTEGER up to 2^53 - 1 (larger ones are refused). @throws CryptoError E_KEY_FORMAT */
-export function smallInteger(tlv: Tlv | undefined, where: string, what: string): number {
+function smallInteger(tlv: Tlv | undefined, where: string, what: string): number {
   if (tlv === undefined || tlv.tag !== INTEGER || tlv.value.length === 0) throw bad(where, `${what} missing`);
   const bytes = tlv.value;
   if (bytes[0]! & 0x80) throw bad(where, `${what} negative`);

@@ -198,7 +198,7 @@ function spkiPem(key: KeyObject): string {
 const PUBLIC_PEM = /-----BEGIN PUBLIC KEY-----[\s\S]*?-----END PUBLIC KEY-----/;
 
 function publicKeyFromPem(text: string, path: string): PublicKey {
-  const { key } = publicKeyFromPemText(text, path);
+  const key = publicKeyFromPemText(text, path);
   // in-toto 1.3.1 hashes an RSA key's PEM text as the file has it, from BEGIN to END.
   const extracted = PUBLIC_PEM.exec(text)?.[0]?.replace(/\r\n/g, '\n');
   const fields = fieldsOfNodeKey(key, path, key.asymmetricKeyType === 'rsa' ? extracted : undefined);

@@ -285,7 +285,7 @@ function parseMaterial(fields: PublicKeyFields, where: string): KeyMaterial {
     return { kind: 'ed25519', raw };
   }
   // Parsed by pem.ts: OpenSSL never sees PEM text here, so it can never prompt.
-  const { key } = publicKeyFromPemText(fields.publicValue, `${where}: keyval.public`);
+  const key = publicKeyFromPemText(fields.publicValue, `${where}: keyval.public`);
   checkNodeKey(key, fields.keytype, fields.scheme, where);
   return { kind: 'node', key };
 }

@@ -38,7 +38,7 @@ function formatError(where: string, message: string): CryptoError {
  * Every PEM block in `text` (text around them is ignored, as OpenSSL ignores it).
  * @throws CryptoError E_KEY_FORMAT for a block whose END does not match, bad headers or base64
  */
-export function pemBlocks(text: string, where: string): PemBlock[] {
+function pemBlocks(text: string, where: string): PemBlock[] {
   const blocks: PemBlock[] = [];
   for (const match of text.matchAll(BLOCK)) {
     const [, label, body, endLabel] = match as unknown as [string, string, string, string];
@@ -70,7 +70,7 @@ function readBody(label: string, body: string, where: string): PemBlock {
 }
 
 /** True when the block is encrypted: PKCS#8 `ENCRYPTED PRIVATE KEY`, or legacy headers. */
-export function isEncryptedBlock(block: PemBlock): boolean {
+function isEncryptedBlock(block: PemBlock): boolean {
   return block.label === 'ENCRYPTED PRIVATE KEY' || /ENCRYPTED/i.test(block.headers.get('Proc-Type') ?? '') || block.headers.has('DEK-Info');
 }
 
@@ -91,7 +91,7 @@ const PRIVATE_LABELS: ReadonlyMap<string, 'pkcs8' | 'pkcs1' | 'sec1'> = new Map(
  *   E_KEY_UNSUPPORTED (a certificate), E_KEY_FORMAT (anything else, encryption headers on
  *   a public key included)
  */
-export function publicKeyFromPemText(text: string, where: string): { key: KeyObject; block: PemBlock } {
+export function publicKeyFromPemText(text: string, where: string): KeyObject {
   const blocks = pemBlocks(text, where);
   if (blocks.some((b) => PRIVATE_LABELS.has(b.label))) {
     const encrypted = blocks.some(isEncryptedBlock) ? 'an encrypted private key' : 'a private key';
@@ -106,7 +106,7 @@ export function publicKeyFromPemText(text: string, where: string): { key: KeyObj
   const block = keys[0] as PemBlock;
   if (block.headers.size > 0) throw formatError(where, `the PEM public key carries headers (${[...block.headers.keys()].join(', ')}): a public key is never encrypted`);
   try {
-    return { key: createPublicKey({ key: Buffer.from(block.der), format: 'der', type: PUBLIC_LABELS.get(block.label) as 'spki' | 'pkcs1' }), block };
+    return createPublicKey({ key: Buffer.from(block.der), format: 'der', type: PUBLIC_LABELS.get(block.label) as 'spki' | 'pkcs1' });
   } catch (cause) {
     throw new CryptoError('E_KEY_FORMAT', `${where}: not a readable PEM public key`, { cause });
   }
@@ -124,7 +124,7 @@ export function gpgKeyError(where: string): CryptoError {
  * Bounds a key derivation before OpenSSL (or we) run it.
  * @throws CryptoError E_KEY_FORMAT naming the parameter over its cap
  */
-export function checkKeyDerivation(derivation: KeyDerivation, where: string): void {
+function checkKeyDerivation(derivation: KeyDerivation, where: string): void {
   if (derivation.kind === 'scrypt') {
     const { cost, blockSize, parallelization } = derivation;
     const bytes = 128 * cost * blockSize * parallelization;

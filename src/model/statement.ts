@@ -135,7 +135,7 @@ function artifactObject(descriptors: readonly JsonObject[], where: string, path:
 }
 
 /** Named ResourceDescriptors of an artifact map, in the map's (sorted) order. */
-export function descriptorsOf(artifacts: ArtifactMap): JsonObject[] {
+function descriptorsOf(artifacts: ArtifactMap): JsonObject[] {
   const names = [...artifacts.keys()].sort();
   return names.map((name) => ({ name, digest: Object.fromEntries(artifacts.get(name) ?? []) }));
 }

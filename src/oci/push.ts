@@ -139,7 +139,7 @@ export async function pushModel(client: RegistryClient, options: PushOptions): P
   for (const attachment of toAttach) {
     const blob = await client.pushBytes(repository, attachment.bytes);
     count(blob.uploaded, blob.size);
-    const title = attachment.artifactType === SIGSTORE_BUNDLE && signature?.attachment === attachment ? `${blob.digest.replace(':', '-')}.sigstore.json` : attachment.name;
+    const title = signature?.attachment === attachment ? `${blob.digest.replace(':', '-')}.sigstore.json` : attachment.name;
     const manifest = serializeImageManifest({
       artifactType: attachment.artifactType,
       config: { mediaType: OCI_EMPTY, digest: OCI_EMPTY_DIGEST, size: OCI_EMPTY_BYTES.length },
@@ -227,9 +227,12 @@ function filesDiffer(problems: readonly string[], signaturePath: string): GateEr
 function readSignature(path: string): { summary: BundleSummary; attachment: Attachment } {
   const bytes = readRegularFileSync(path, { maxBytes: MAX_BUNDLE_BYTES, what: 'signature bundle' });
   const summary = summarizeBundle(bytes);
-  const annotations: Record<string, string> = { [BUNDLE_CONTENT]: summary.content };
-  if (summary.predicateType !== undefined) annotations[BUNDLE_PREDICATE_TYPE] = summary.predicateType;
-  return { summary, attachment: { name: basename(path), bytes, artifactType: SIGSTORE_BUNDLE, annotations } };
+  return { summary, attachment: { name: basename(path), bytes, artifactType: SIGSTORE_BUNDLE, annotations: bundleAnnotations(summary) } };
+}
+
+/** A bundle's annotations on its referrer: what it holds, and the predicate type when it has one. */
+function bundleAnnotations(summary: BundleSummary): Record<string, string> {
+  return { [BUNDLE_CONTENT]: summary.content, ...(summary.predicateType === undefined ? {} : { [BUNDLE_PREDICATE_TYPE]: summary.predicateType }) };
 }
 
 /** Reads an `--attach` file and decides what it is: an in-toto link or layout, a bundle, a DSSE envelope, or a plain file. */
@@ -252,7 +255,7 @@ function readAttachment(path: string): Attachment {
       name,
       bytes,
       artifactType: SIGSTORE_BUNDLE,
-      annotations: { ...title, [BUNDLE_CONTENT]: summary.content, ...(summary.predicateType === undefined ? {} : { [BUNDLE_PREDICATE_TYPE]: summary.predicateType }) },
+      annotations: { ...title, ...bundleAnnotations(summary) },
     };
   }
   if (json !== undefined && typeof json['payloadType'] === 'string' && Array.isArray(json['signatures'])) return { name, bytes, artifactType: DSSE_ENVELOPE, annotations: title };

@@ -157,7 +157,7 @@ export function loadModelPublicKey(path: string): KeyObject {
     key = material.key;
   } else {
     if (text.includes('-----BEGIN')) {
-      key = publicKeyFromPemText(text, path).key; // never PEM text to OpenSSL: it could prompt
+      key = publicKeyFromPemText(text, path); // never PEM text to OpenSSL: it could prompt
     } else {
       try {
         key = createPublicKey({ key: bytes, format: 'der', type: 'spki' });
@@ -179,7 +179,7 @@ export function loadModelPublicKey(path: string): KeyObject {
  */
 export function modelPublicKeyFromPem(text: string, where: string): KeyObject {
   if (text.length > LIMITS.keyBytes) throw new CryptoError('E_KEY_FORMAT', `${where}: longer than a public key (${LIMITS.keyBytes} bytes)`);
-  const key = publicKeyFromPemText(text, where).key;
+  const key = publicKeyFromPemText(text, where);
   ecHashOf(key, where);
   return key;
 }

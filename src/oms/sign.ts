@@ -93,6 +93,38 @@ export function signatureInside(dir: string, output: string): string | undefined
 }
 
 /**
+ * The default bundle path for a model: `<file>.sig` for a single file, `<dir>/model.sig` for a
+ * directory. @throws IoError when `single` is not given and the model cannot be read
+ */
+export function defaultSignaturePath(dir: string, single: boolean = isSingleFile(dir)): string {
+  return single ? `${dir.replace(/\/+$/, '')}.sig` : join(dir, DEFAULT_SIGNATURE_NAME);
+}
+
+/**
+ * What listing a model leaves out, for signing and for verifying alike, in this order and
+ * without repeats: the caller's ignore paths (model-relative), the git paths unless
+ * `ignoreGitPaths` is false, `extra` (a verifier passes the signed Statement's ignore paths),
+ * and the signature `signature` when it lies inside a model directory.
+ * @throws UsageError E_USAGE for an empty ignore path or one with `..`
+ */
+export function modelIgnores(
+  dir: string,
+  options: { readonly ignorePaths?: readonly string[] | undefined; readonly ignoreGitPaths?: boolean | undefined },
+  single: boolean,
+  signature: string,
+  extra: readonly string[] = [],
+): string[] {
+  const ignore = new Set<string>(modelRelativeIgnores(dir, options.ignorePaths ?? []));
+  if (options.ignoreGitPaths ?? true) for (const p of DEFAULT_GIT_IGNORES) ignore.add(p);
+  for (const p of extra) ignore.add(p);
+  if (!single) {
+    const inside = signatureInside(dir, signature);
+    if (inside !== undefined) ignore.add(inside);
+  }
+  return [...ignore];
+}
+
+/**
  * Signs the model at `options.dir` and writes the bundle.
  * @throws ModelError E_MODEL_EMPTY (no file after the ignores); IoError (E_NOT_REGULAR_FILE for
  *   a symlink without allowSymlinks, a FIFO, a socket or a device; E_IO; E_LIMIT); FormatError
@@ -102,14 +134,8 @@ export async function signModel(options: SignModelOptions): Promise<SignedModel>
   const { dir, key } = options;
   const allowSymlinks = options.allowSymlinks ?? false;
   const single = isSingleFile(dir);
-  const output = options.output ?? (single ? `${dir.replace(/\/+$/, '')}.sig` : join(dir, DEFAULT_SIGNATURE_NAME));
-  const ignore = new Set<string>(modelRelativeIgnores(dir, options.ignorePaths ?? []));
-  if (options.ignoreGitPaths ?? true) for (const p of DEFAULT_GIT_IGNORES) ignore.add(p);
-  if (!single) {
-    const inside = signatureInside(dir, output);
-    if (inside !== undefined) ignore.add(inside);
-  }
-  const ignorePaths = [...ignore];
+  const output = options.output ?? defaultSignaturePath(dir, single);
+  const ignorePaths = modelIgnores(dir, options, single, output);
   const listing = listModel(dir, { ignore: ignorePaths, allowSymlinks });
   const first = listing.irregular[0];
   if (first !== undefined) {

@@ -6,14 +6,14 @@ import { InTotoError, ModelError, UsageError, asInTotoError } from '../errors.js
 import { readRegularFileSync } from '../io/files.js';
 import { BUNDLE_LIMITS, bundlePae, paeV02, readBundle, type ParsedBundle } from './bundle.js';
 import { verifyCertificateChain } from './chain.js';
-import { DEFAULT_GIT_IGNORES, DEFAULT_SIGNATURE_NAME, PAYLOAD_TYPE, type SignedManifest } from './format.js';
+import { PAYLOAD_TYPE, type SignedManifest } from './format.js';
 import { hashModelFiles, isSingleFile, listModel, type ModelFile } from './files.js';
 import { ecHashOf, ecVerify, keyHint } from './keys.js';
 import { publicKeyFromPemText } from '../crypto/pem.js';
 import { verifyKeylessBundle } from './keyless.js';
 import { isUnder } from './paths.js';
 import { hashShards } from './shards.js';
-import { modelRelativeIgnores, signatureInside } from './sign.js';
+import { defaultSignaturePath, modelIgnores } from './sign.js';
 import { readStatement } from './statement.js';
 
 /**
@@ -83,11 +83,6 @@ export interface ModelVerification {
   readonly warnings: readonly string[];
   /** Why it failed: E_MODEL_MISMATCH when only the files differ. */
   readonly error: InTotoError | undefined;
-}
-
-/** The default bundle path for a model. @throws IoError when the model cannot be read */
-export function defaultSignaturePath(dir: string): string {
-  return isSingleFile(dir) ? `${dir.replace(/\/+$/, '')}.sig` : join(dir, DEFAULT_SIGNATURE_NAME);
 }
 
 /** Verifies; never throws our errors (they are in `error`). */
@@ -188,7 +183,7 @@ function rawKey(raw: Buffer | undefined): KeyObject | undefined {
     const text = raw.toString('latin1');
     // A bundle is the signer's to write: PEM from it goes through our parser, never to OpenSSL
     // as text, which would prompt for a pass phrase at a terminal on encryption headers.
-    return text.includes('-----BEGIN') ? publicKeyFromPemText(text, 'the bundle').key : createPublicKey({ key: raw, format: 'der', type: 'spki' });
+    return text.includes('-----BEGIN') ? publicKeyFromPemText(text, 'the bundle') : createPublicKey({ key: raw, format: 'der', type: 'spki' });
   } catch {
     return undefined;
   }
@@ -224,25 +219,24 @@ async function compareFiles(options: VerifyModelOptions, signature: string, mani
 function listForVerification(options: VerifyModelOptions, signature: string, manifest: SignedManifest): { files: ModelFile[]; irregular: Map<string, string> } {
   const { dir } = options;
   const single = isSingleFile(dir);
-  const ignore = new Set<string>(modelRelativeIgnores(dir, options.ignorePaths ?? []));
-  if (options.ignoreGitPaths ?? true) for (const p of DEFAULT_GIT_IGNORES) ignore.add(p);
-  for (const p of manifest.serialization.ignorePaths ?? []) ignore.add(p);
-  if (!single) {
-    const inside = signatureInside(dir, signature);
-    if (inside !== undefined) ignore.add(inside);
-  }
-  const listing = listModel(dir, { ignore: [...ignore], allowSymlinks: manifest.serialization.allowSymlinks });
+  const ignore = modelIgnores(dir, options, single, signature, manifest.serialization.ignorePaths ?? []);
+  const listing = listModel(dir, { ignore, allowSymlinks: manifest.serialization.allowSymlinks });
   const files = [...listing.files];
   const irregular = new Map(listing.irregular.map((p) => [p.name, p.what]));
   const { method } = manifest.serialization;
-  const expectedPaths = new Set(manifest.resources.map((r) => (method === 'shards' ? r.name.replace(/:(\d+):(\d+)$/, '') : r.name)));
-  if (!single) addIgnoredButSigned(dir, files, irregular, expectedPaths, [...ignore], manifest.serialization.allowSymlinks);
+  const expectedPaths = new Set(manifest.resources.map((r) => resourcePath(r.name, method)));
+  if (!single) addIgnoredButSigned(dir, files, irregular, expectedPaths, ignore, manifest.serialization.allowSymlinks);
   if (single) {
     // model_signing names the one file "."; the spec names it by its base name: either fits.
     const only = files[0];
     if (only !== undefined && expectedPaths.has('.') && !expectedPaths.has(only.name)) files[0] = { name: '.', path: only.path };
   }
   return { files, irregular };
+}
+
+/** The file a resource names: the name itself, or for a shard (`name:start:end`) the name without its range. */
+function resourcePath(name: string, method: 'files' | 'shards'): string {
+  return method === 'shards' ? name.replace(/:(\d+):(\d+)$/, '') : name;
 }
 
 /** The files a caller already hashed, by name (each under `dir`, read only for a shard signature). */
@@ -288,10 +282,9 @@ function diff(manifest: SignedManifest, actual: Actual, method: 'files' | 'shard
   const mismatches: ModelMismatch[] = [];
   const missing = new Map<string, string>();
   const expected = new Set<string>();
-  const pathOf = (name: string): string => (method === 'shards' ? name.replace(/:(\d+):(\d+)$/, '') : name);
   for (const resource of manifest.resources) {
     expected.add(resource.name);
-    const what = actual.irregular.get(pathOf(resource.name));
+    const what = actual.irregular.get(resourcePath(resource.name, method));
     const digest = actual.digests.get(resource.name);
     if (what !== undefined) mismatches.push({ kind: 'not-regular', name: resource.name, what, expected: resource.digest });
     else if (digest === undefined) {
@@ -299,7 +292,7 @@ function diff(manifest: SignedManifest, actual: Actual, method: 'files' | 'shard
       missing.set(resource.digest, resource.name);
     } else if (digest !== resource.digest) mismatches.push({ kind: 'changed', name: resource.name, expected: resource.digest, actual: digest });
   }
-  const expectedPaths = new Set([...expected].map(pathOf));
+  const expectedPaths = new Set([...expected].map((name) => resourcePath(name, method)));
   for (const [name, digest] of actual.digests) {
     if (expected.has(name)) continue;
     const from = missing.get(digest);
