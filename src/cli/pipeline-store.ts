@@ -1,9 +1,9 @@
 import { readdirSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { isEncryptedKeyFile, loadPublicKeyFile, loadSigningKeyFile } from '../crypto/keyfiles.js';
+import { loadPublicKeyFile, loadSigningKeyFile } from '../crypto/keyfiles.js';
 import type { PublicKey } from '../crypto/keys.js';
 import type { SigningKey } from '../crypto/signatures.js';
-import { asInTotoError, CryptoError, InTotoError, UsageError, VerificationError } from '../errors.js';
+import { asInTotoError, InTotoError, UsageError, VerificationError } from '../errors.js';
 import { publishRun } from '../engine/run-publish.js';
 import { checkRunId, newRunId, parseStoreUrl, type StoreRef } from '../engine/step-command.js';
 import { runStoredStep, type StoredStepEvent } from '../engine/store-step.js';
@@ -20,7 +20,7 @@ import { parseTimeoutSeconds, TIMEOUT_RULE } from '../runner/step-files.js';
 import { acceptJson, createOutput, newProgram, paramsOf, repeatable, sandboxModeOf, usage, verbosityOf, writeJson, type Output } from './common.js';
 import { printWarnings } from './layout.js';
 import { clientFor, connectionOptions, type ConnectionOptions } from './oci.js';
-import { readPassword } from './password.js';
+import { passwordOf } from './password.js';
 import { seconds } from './progress.js';
 import { temporaryWorkspace, type TemporaryWorkspace } from './workspace.js';
 
@@ -82,16 +82,6 @@ function loadSource(file: string, opts: StoreFlags, out: Output, fromStore: bool
 function ownerPublicKeys(paths: readonly string[] | undefined, flag: string): PublicKey[] {
   if (paths === undefined || paths.length === 0) usage(`${flag} OWNER.pub is required: the layout owner's public key(s), which signed the run and its layout`);
   return paths.map((path) => loadPublicKeyFile(path));
-}
-
-/** The password of an encrypted key, asked once with --prompt. @throws CryptoError E_KEY_PASSWORD */
-async function passwordOf(path: string, what: string, prompt: boolean | undefined): Promise<string | undefined> {
-  if (!isEncryptedKeyFile(path)) return undefined;
-  const password = prompt === true ? await readPassword(`password for the key of ${what} (${path}): `) : '';
-  if (password === '') {
-    throw new CryptoError('E_KEY_PASSWORD', `${path}: the key of ${what} is encrypted; ${prompt === true ? 'no password given' : 'give --prompt to be asked for its password'}`, { context: { file: path } });
-  }
-  return password;
 }
 
 /**

@@ -1,7 +1,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { isEncryptedKeyFile, loadPublicKeyFile, loadSigningKeyFile } from '../crypto/keyfiles.js';
-import { CryptoError, InTotoError, IoError } from '../errors.js';
+import { loadPublicKeyFile, loadSigningKeyFile } from '../crypto/keyfiles.js';
+import { InTotoError, IoError } from '../errors.js';
 import { onInterrupt, setActivity } from '../io/interrupt.js';
 import { loadLayoutSource } from '../pipeline/load.js';
 import { chooseRunners } from '../pipeline/functionaries.js';
@@ -16,7 +16,7 @@ import { acceptJson, createOutput, newProgram, paramsOf, repeatable, sandboxMode
 import { printWarnings } from './layout.js';
 import { connectionOptions } from './oci.js';
 import { LOCAL_ONLY, pipelineSlurmRun, SLURM_ONLY, type SlurmRunFlags } from './pipeline-slurm.js';
-import { readPassword } from './password.js';
+import { passwordOf } from './password.js';
 import { createProgress, seconds } from './progress.js';
 import { temporaryWorkspace } from './workspace.js';
 
@@ -230,13 +230,8 @@ async function keyPasswords(source: PipelineSource, opts: LocalFlags): Promise<R
   if (opts.provenanceKey !== undefined) wanted.push({ name: PROVENANCE, path: opts.provenanceKey, what: 'the provenance signer' });
   const passwords = new Map<string, string>();
   for (const { name, path, what } of wanted) {
-    if (!isEncryptedKeyFile(path)) continue;
-    const password = opts.prompt ? await readPassword(`password for the key of ${what} (${path}): `) : '';
-    if (password === '') {
-      const why = opts.prompt ? 'no password given' : 'give --prompt to be asked for its password';
-      throw new CryptoError('E_KEY_PASSWORD', `${path}: the key of ${what} is encrypted; ${why}`, { context: { file: path } });
-    }
-    passwords.set(name, password);
+    const password = await passwordOf(path, what, opts.prompt);
+    if (password !== undefined) passwords.set(name, password);
   }
   return passwords;
 }
