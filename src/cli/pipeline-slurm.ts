@@ -1,9 +1,9 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { isEncryptedKeyFile, loadPublicKeyFile, loadSigningKeyFile } from '../crypto/keyfiles.js';
+import { loadPublicKeyFile, loadSigningKeyFile } from '../crypto/keyfiles.js';
 import type { SigningKey } from '../crypto/signatures.js';
-import { CryptoError, InTotoError, UsageError, VerificationError } from '../errors.js';
+import { InTotoError, UsageError, VerificationError } from '../errors.js';
 import type { JobOutcome } from '../engine/slurm.js';
 import { progressLine } from '../engine/slurm-progress.js';
 import { runPipelineOnSlurm } from '../engine/slurm-run.js';
@@ -19,7 +19,7 @@ import { parseTimeoutSeconds, TIMEOUT_RULE } from '../runner/step-files.js';
 import { createOutput, paramsOf, sandboxModeOf, usage, verbosityOf, writeJson } from './common.js';
 import { printWarnings } from './layout.js';
 import { clientFor } from './oci.js';
-import { readPassword } from './password.js';
+import { passwordOf } from './password.js';
 import { seconds } from './progress.js';
 
 /**
@@ -183,11 +183,7 @@ export function nodeMap(assignments: readonly string[]): Map<string, string> {
 }
 
 async function ownerSigningKey(path: string, prompt: boolean | undefined): Promise<SigningKey> {
-  let password: string | undefined;
-  if (isEncryptedKeyFile(path)) {
-    password = prompt === true ? await readPassword(`password for the key of the layout owner (${path}): `) : '';
-    if (password === '') throw new CryptoError('E_KEY_PASSWORD', `${path}: the layout owner's key is encrypted; ${prompt === true ? 'no password given' : 'give --prompt to be asked for its password'}`, { context: { file: path } });
-  }
+  const password = await passwordOf(path, 'the layout owner', prompt);
   return loadSigningKeyFile(path, password === undefined ? {} : { password });
 }
 

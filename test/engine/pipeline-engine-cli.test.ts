@@ -47,6 +47,14 @@ describe('pipeline engine command lines', () => {
     expect(JSON.parse(result.stdout)).toMatchObject({ passed: false, failure: { code: 'E_USAGE' } });
   });
 
+  it('an encrypted owner key without --prompt is refused before anything is published (E_KEY_PASSWORD)', () => {
+    const owner = join(dir, 'owner-encrypted');
+    writeKeyPair(generateSigningKey({ type: 'ed25519' }), owner, 'secret');
+    const result = runBin('intoto', [...slurm, ...store, '--owner-key', owner], { cwd: dir });
+    expect(result.stderr).toContain(`${owner}: the key of the layout owner is encrypted; give --prompt to be asked for its password [E_KEY_PASSWORD]`);
+    expect(result.stderr).not.toMatch(/E_REGISTRY/);
+  });
+
   it('a store nobody answers on is a registry error, not a crash', () => {
     const result = runBin('intoto', ['pipeline', 'verify', yaml, ...store, '--run-id', 'r', '-k', join(keys, 'owner.pub'), '--pubkey-dir', keys, '--timeout', '2'], { cwd: dir });
     expect(result.status).toBe(1);
