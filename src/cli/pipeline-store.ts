@@ -55,8 +55,8 @@ interface StepFlags extends StoreFlags {
   useDsse?: boolean;
 }
 
-/** The store's registry client, from the connection flags. */
-function storeClient(store: StoreRef, opts: StoreFlags & { timeout?: string | undefined }, out: Output): RegistryClient {
+/** The store's registry client, from the connection flags (also `pipeline run --engine slurm`'s). */
+export function storeClient(store: StoreRef, opts: Pick<StoreFlags, 'insecure' | 'username' | 'passwordStdin' | 'caFile'> & { timeout?: string | undefined }, out: Output): RegistryClient {
   const connection: ConnectionOptions = {
     ...(opts.insecure === undefined ? {} : { insecure: opts.insecure }),
     ...(opts.username === undefined ? {} : { username: opts.username }),
@@ -72,7 +72,7 @@ function storeClient(store: StoreRef, opts: StoreFlags & { timeout?: string | un
  * YAML, so warnings about those files (missing on this machine, let in by no step) are the
  * owner's business at publish time, not every machine's.
  */
-function loadSource(file: string, opts: StoreFlags, out: Output, fromStore: boolean): PipelineSource {
+export function loadSource(file: string, opts: Pick<StoreFlags, 'pubkeyDir'>, out: Output, fromStore: boolean): PipelineSource {
   setActivity(`reading ${file}`);
   const { source, warnings } = loadLayoutSource({ file, ...(opts.pubkeyDir === undefined ? {} : { pubkeyDir: opts.pubkeyDir }) });
   printWarnings(file, fromStore ? warnings.filter((w) => w.id !== 'input-missing' && w.id !== 'input-unused') : warnings, out);
@@ -280,7 +280,7 @@ export async function pipelinePublishMain(argv: string[]): Promise<number> {
  * A layout signed elsewhere: every owner key signed it, and it is what the source compiles to.
  * @throws VerificationError E_LAYOUT_SIG; PipelineError E_LAYOUT_SOURCE; IoError; ParseError
  */
-function readSignedLayout(path: string, keys: readonly SigningKey[], source: PipelineSource): Uint8Array {
+export function readSignedLayout(path: string, keys: readonly SigningKey[], source: PipelineSource): Uint8Array {
   const bytes = readRegularFileSync(path, { maxBytes: LIMITS.metadataBytes, what: 'layout' });
   const envelope = parseEnvelope(bytes, path);
   let payload;
