@@ -2,6 +2,7 @@ import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { loadPublicKeyFile, loadSigningKeyFile } from '../crypto/keyfiles.js';
 import { InTotoError, IoError } from '../errors.js';
+import { shellWord } from '../engine/shell.js';
 import { onInterrupt, setActivity } from '../io/interrupt.js';
 import { loadLayoutSource } from '../pipeline/load.js';
 import { chooseRunners } from '../pipeline/functionaries.js';
@@ -285,13 +286,8 @@ function printSummary(file: string, opts: LocalFlags, result: PipelineRunResult,
     if (result.provenancePath !== undefined) lines.push(`SLSA provenance (signed): ${result.provenancePath}`);
     const keys = opts.layout !== undefined ? (opts.layoutKey ?? []) : [`${opts.ownerKey ?? join(opts.keys, 'owner')}.pub`];
     const args = ['-l', 'root.layout', '-k', ...keys.map((k) => resolve(k)), ...opts.param.flatMap((p) => ['--param', p])];
-    lines.push(`verify again: cd ${quote(opts.out)} && intoto verify ${args.map(quote).join(' ')}`);
+    lines.push(`verify again: cd ${shellWord(opts.out)} && intoto verify ${args.map(shellWord).join(' ')}`);
   }
   if (!result.passed && workspace !== undefined) lines.push(`workspace kept for inspection: ${workspace}`);
   process.stdout.write(`${lines.join('\n')}\n`);
-}
-
-/** `text` as one POSIX shell word: as it is when only safe characters, else single-quoted. */
-function quote(text: string): string {
-  return /^[A-Za-z0-9_./:=,+@%-]+$/.test(text) ? text : `'${text.replace(/'/g, `'"'"'`)}'`;
 }
