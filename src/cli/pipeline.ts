@@ -1,4 +1,4 @@
-import { existsSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { loadPublicKeyFile, loadSigningKeyFile } from '../crypto/keyfiles.js';
 import { InTotoError, IoError } from '../errors.js';
@@ -13,7 +13,7 @@ import { DEFAULT_BUILDER_ID } from '../attest/provenance.js';
 import type { PipelineProvenance } from '../pipeline/attestations.js';
 import { VERSION_TEXT } from '../attest/version.js';
 import { parseTimeoutSeconds, TIMEOUT_RULE } from '../runner/step-files.js';
-import { acceptJson, createOutput, newProgram, paramsOf, repeatable, sandboxModeOf, usage, verbosityOf, writeJson, type Output } from './common.js';
+import { acceptJson, checkDirectoryFlag, createOutput, newProgram, paramsOf, repeatable, sandboxModeOf, usage, verbosityOf, writeJson, type Output } from './common.js';
 import { printWarnings } from './layout.js';
 import { connectionOptions } from './oci.js';
 import { LOCAL_ONLY, pipelineSlurmRun, SLURM_ONLY, type SlurmRunFlags } from './pipeline-slurm.js';
@@ -108,7 +108,7 @@ async function runLocally(file: string, opts: LocalFlags, argv: string[]): Promi
   setActivity(`reading ${file}`);
   const { source, warnings } = loadLayoutSource({ file, ...(opts.pubkeyDir === undefined ? {} : { pubkeyDir: opts.pubkeyDir }) });
   printWarnings(file, warnings, out);
-  checkKeyDirectory(opts.keys);
+  checkDirectoryFlag('--keys', opts.keys); // the steps' keys are looked up in it by name
   const passwords = await keyPasswords(source, opts);
   const layout = layoutOption(opts, passwords.get(OWNER));
   const provenance = provenanceOption(opts, layout, passwords.get(PROVENANCE), out);
@@ -198,16 +198,6 @@ function openWorkspace(opts: LocalFlags): Workspace {
   }
   const temporary = temporaryWorkspace('intoto-pipeline-', { keepAlways: opts.keepWorkspace === true, removedNote: 'temporary workspace removed' });
   return Object.assign(temporary, { runIn: join(temporary.path, 'w') });
-}
-
-/**
- * The key directory exists and is a directory (the steps' keys are looked up in it by name).
- * @throws IoError E_IO "no such directory" / "not a directory"
- */
-function checkKeyDirectory(dir: string): void {
-  const stat = statSync(dir, { throwIfNoEntry: false });
-  if (stat === undefined) throw new IoError('E_IO', `--keys ${dir}: no such directory`, { context: { file: dir } });
-  if (!stat.isDirectory()) throw new IoError('E_IO', `--keys ${dir}: not a directory`, { context: { file: dir } });
 }
 
 /** The name under which the owner key's password is kept (not a functionary name: it has a space). */
