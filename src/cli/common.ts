@@ -1,7 +1,9 @@
+import { statSync } from 'node:fs';
 import { Command, type Help, type Option, type ParseOptionsResult } from 'commander';
 import { helpEntry } from './argparse.js';
 import { reshapeArgv } from './argv-shape.js';
 import type { KeyType } from '../crypto/keys.js';
+import { IoError } from '../errors.js';
 import { parseParams } from '../model/params.js';
 import type { SandboxMode } from '../runner/sandbox.js';
 import { usage, VERSION } from './main.js';
@@ -114,6 +116,16 @@ export function paramsOf(assignments: readonly string[]): ReadonlyMap<string, st
   } catch (error) {
     return usage((error as Error).message);
   }
+}
+
+/**
+ * The directory a flag names (`--keys`, `--link-dir`) exists and is a directory.
+ * @throws IoError E_IO "FLAG DIR: no such directory" / "FLAG DIR: not a directory"
+ */
+export function checkDirectoryFlag(flag: string, dir: string): void {
+  const stat = statSync(dir, { throwIfNoEntry: false });
+  if (stat === undefined) throw new IoError('E_IO', `${flag} ${dir}: no such directory`, { context: { file: dir } });
+  if (!stat.isDirectory()) throw new IoError('E_IO', `${flag} ${dir}: not a directory`, { context: { file: dir } });
 }
 
 const SANDBOX_MODES: readonly string[] = ['auto', 'bwrap', 'none'];

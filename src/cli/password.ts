@@ -1,4 +1,6 @@
 import { createInterface } from 'node:readline';
+import { isEncryptedKeyFile } from '../crypto/keyfiles.js';
+import { CryptoError } from '../errors.js';
 
 let pipedLines: Promise<string[]> | undefined;
 
@@ -51,4 +53,18 @@ export async function readPassword(prompt: string): Promise<string> {
     stdin.setRawMode(false);
     stdin.pause();
   }
+}
+
+/**
+ * The password of the key file at `path` when it is encrypted (undefined when it is not),
+ * asked with --prompt; `what` names the key's holder, e.g. `functionary 'alice'`.
+ * @throws CryptoError E_KEY_PASSWORD for an encrypted key without --prompt, or an empty answer
+ */
+export async function passwordOf(path: string, what: string, prompt: boolean | undefined): Promise<string | undefined> {
+  if (!isEncryptedKeyFile(path)) return undefined;
+  const password = prompt === true ? await readPassword(`password for the key of ${what} (${path}): `) : '';
+  if (password === '') {
+    throw new CryptoError('E_KEY_PASSWORD', `${path}: the key of ${what} is encrypted; ${prompt === true ? 'no password given' : 'give --prompt to be asked for its password'}`, { context: { file: path } });
+  }
+  return password;
 }

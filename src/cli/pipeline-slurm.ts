@@ -1,25 +1,18 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { isEncryptedKeyFile, loadPublicKeyFile, loadSigningKeyFile } from '../crypto/keyfiles.js';
+import { loadPublicKeyFile, loadSigningKeyFile } from '../crypto/keyfiles.js';
 import type { SigningKey } from '../crypto/signatures.js';
-import { CryptoError, InTotoError, UsageError, VerificationError } from '../errors.js';
+import { InTotoError, UsageError } from '../errors.js';
 import type { JobOutcome } from '../engine/slurm.js';
 import { progressLine } from '../engine/slurm-progress.js';
 import { runPipelineOnSlurm } from '../engine/slurm-run.js';
 import { checkRunId, newRunId, parseStoreUrl } from '../engine/step-command.js';
 import { onInterrupt, setActivity } from '../io/interrupt.js';
-import { parseEnvelope, verifiedPayload } from '../model/envelope.js';
-import { LIMITS, readRegularFileSync } from '../io/files.js';
-import { parseRegistryHost } from '../oci/reference.js';
-import { loadLayoutSource } from '../pipeline/load.js';
-import { checkLayoutIsSource } from '../pipeline/signed-layout.js';
-import type { PipelineSource } from '../pipeline/source.js';
 import { parseTimeoutSeconds, TIMEOUT_RULE } from '../runner/step-files.js';
 import { createOutput, paramsOf, sandboxModeOf, usage, verbosityOf, writeJson } from './common.js';
-import { printWarnings } from './layout.js';
-import { clientFor } from './oci.js';
-import { readPassword } from './password.js';
+import { passwordOf } from './password.js';
+import { loadSource, readSignedLayout, storeClient } from './pipeline-store.js';
 import { seconds } from './progress.js';
 
 /**
@@ -79,23 +72,15 @@ export async function pipelineSlurmRun(file: string, opts: SlurmRunFlags, argv: 
   if (opts.timeout !== undefined && parseTimeoutSeconds(opts.timeout) === undefined) usage(`--timeout must be ${TIMEOUT_RULE}, not '${opts.timeout}'`);
   const machines = nodeMap(opts.node);
 
-  setActivity(`reading ${file}`);
-  const { source, warnings } = loadLayoutSource({ file, ...(opts.pubkeyDir === undefined ? {} : { pubkeyDir: opts.pubkeyDir }) });
-  printWarnings(file, warnings, out);
+  const source = loadSource(file, opts, out, false);
   for (const functionary of machines.keys()) {
     if (!source.functionaries.has(functionary)) usage(`--node ${functionary}=...: the layout has no functionary '${functionary}' (it has ${[...source.functionaries.keys()].join(', ')})`);
   }
   const ownerKey = await ownerSigningKey(opts.ownerKey, opts.prompt);
   const ownerKeyPaths = ownerPublicKeyPaths(opts, ownerKey);
-  const signedLayout = opts.layout === undefined ? undefined : signedLayoutBytes(opts.layout, ownerKey, source);
+  const signedLayout = opts.layout === undefined ? undefined : readSignedLayout(opts.layout, [ownerKey], source);
 
-  const client = clientFor({ registry: parseRegistryHost(store.host) }, {
-    ...(opts.insecure === undefined ? {} : { insecure: opts.insecure }),
-    ...(opts.username === undefined ? {} : { username: opts.username }),
-    ...(opts.passwordStdin === undefined ? {} : { passwordStdin: opts.passwordStdin }),
-    ...(opts.caFile === undefined ? {} : { caFile: opts.caFile }),
-    ...(opts.storeTimeout === undefined ? {} : { timeout: opts.storeTimeout }),
-  }, out);
+  const client = storeClient(store, { ...opts, timeout: opts.storeTimeout }, out);
   // Ctrl-C or a CI cancellation: every job of the run is cancelled before the program exits.
   const submitted: string[] = [];
   const removeUndo = onInterrupt(() => {
@@ -183,11 +168,7 @@ export function nodeMap(assignments: readonly string[]): Map<string, string> {
 }
 
 async function ownerSigningKey(path: string, prompt: boolean | undefined): Promise<SigningKey> {
-  let password: string | undefined;
-  if (isEncryptedKeyFile(path)) {
-    password = prompt === true ? await readPassword(`password for the key of the layout owner (${path}): `) : '';
-    if (password === '') throw new CryptoError('E_KEY_PASSWORD', `${path}: the layout owner's key is encrypted; ${prompt === true ? 'no password given' : 'give --prompt to be asked for its password'}`, { context: { file: path } });
-  }
+  const password = await passwordOf(path, 'the layout owner', prompt);
   return loadSigningKeyFile(path, password === undefined ? {} : { password });
 }
 
@@ -204,14 +185,6 @@ function ownerPublicKeyPaths(opts: SlurmRunFlags, ownerKey: SigningKey): string[
     throw new UsageError('E_USAGE', `--layout-key ${given.join(' ')} does not hold the public key of --owner-key ${opts.ownerKey as string}: the nodes would refuse the run`);
   }
   return given.map((path) => resolve(path));
-}
-
-function signedLayoutBytes(path: string, ownerKey: SigningKey, source: PipelineSource): Uint8Array {
-  const bytes = readRegularFileSync(path, { maxBytes: LIMITS.metadataBytes, what: 'layout' });
-  const payload = verifiedPayload(parseEnvelope(bytes, path), ownerKey.public);
-  if (payload === undefined) throw new VerificationError('E_LAYOUT_SIG', `${path}: not signed by the owner key ${ownerKey.keyid.slice(0, 8)}`, { context: { file: path } });
-  checkLayoutIsSource(payload, source, path);
-  return bytes;
 }
 
 function printSummary(file: string, runId: string, store: string, passed: boolean, jobs: readonly JobOutcome[], totalMs: number, opts: SlurmRunFlags): void {

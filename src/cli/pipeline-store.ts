@@ -1,9 +1,9 @@
 import { readdirSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { isEncryptedKeyFile, loadPublicKeyFile, loadSigningKeyFile } from '../crypto/keyfiles.js';
+import { loadPublicKeyFile, loadSigningKeyFile } from '../crypto/keyfiles.js';
 import type { PublicKey } from '../crypto/keys.js';
 import type { SigningKey } from '../crypto/signatures.js';
-import { asInTotoError, CryptoError, InTotoError, UsageError, VerificationError } from '../errors.js';
+import { asInTotoError, InTotoError, UsageError, VerificationError } from '../errors.js';
 import { publishRun } from '../engine/run-publish.js';
 import { checkRunId, newRunId, parseStoreUrl, type StoreRef } from '../engine/step-command.js';
 import { runStoredStep, type StoredStepEvent } from '../engine/store-step.js';
@@ -20,7 +20,7 @@ import { parseTimeoutSeconds, TIMEOUT_RULE } from '../runner/step-files.js';
 import { acceptJson, createOutput, newProgram, paramsOf, repeatable, sandboxModeOf, usage, verbosityOf, writeJson, type Output } from './common.js';
 import { printWarnings } from './layout.js';
 import { clientFor, connectionOptions, type ConnectionOptions } from './oci.js';
-import { readPassword } from './password.js';
+import { passwordOf } from './password.js';
 import { seconds } from './progress.js';
 import { temporaryWorkspace, type TemporaryWorkspace } from './workspace.js';
 
@@ -55,8 +55,8 @@ interface StepFlags extends StoreFlags {
   useDsse?: boolean;
 }
 
-/** The store's registry client, from the connection flags. */
-function storeClient(store: StoreRef, opts: StoreFlags & { timeout?: string | undefined }, out: Output): RegistryClient {
+/** The store's registry client, from the connection flags (also `pipeline run --engine slurm`'s). */
+export function storeClient(store: StoreRef, opts: Pick<StoreFlags, 'insecure' | 'username' | 'passwordStdin' | 'caFile'> & { timeout?: string | undefined }, out: Output): RegistryClient {
   const connection: ConnectionOptions = {
     ...(opts.insecure === undefined ? {} : { insecure: opts.insecure }),
     ...(opts.username === undefined ? {} : { username: opts.username }),
@@ -72,7 +72,7 @@ function storeClient(store: StoreRef, opts: StoreFlags & { timeout?: string | un
  * YAML, so warnings about those files (missing on this machine, let in by no step) are the
  * owner's business at publish time, not every machine's.
  */
-function loadSource(file: string, opts: StoreFlags, out: Output, fromStore: boolean): PipelineSource {
+export function loadSource(file: string, opts: Pick<StoreFlags, 'pubkeyDir'>, out: Output, fromStore: boolean): PipelineSource {
   setActivity(`reading ${file}`);
   const { source, warnings } = loadLayoutSource({ file, ...(opts.pubkeyDir === undefined ? {} : { pubkeyDir: opts.pubkeyDir }) });
   printWarnings(file, fromStore ? warnings.filter((w) => w.id !== 'input-missing' && w.id !== 'input-unused') : warnings, out);
@@ -82,16 +82,6 @@ function loadSource(file: string, opts: StoreFlags, out: Output, fromStore: bool
 function ownerPublicKeys(paths: readonly string[] | undefined, flag: string): PublicKey[] {
   if (paths === undefined || paths.length === 0) usage(`${flag} OWNER.pub is required: the layout owner's public key(s), which signed the run and its layout`);
   return paths.map((path) => loadPublicKeyFile(path));
-}
-
-/** The password of an encrypted key, asked once with --prompt. @throws CryptoError E_KEY_PASSWORD */
-async function passwordOf(path: string, what: string, prompt: boolean | undefined): Promise<string | undefined> {
-  if (!isEncryptedKeyFile(path)) return undefined;
-  const password = prompt === true ? await readPassword(`password for the key of ${what} (${path}): `) : '';
-  if (password === '') {
-    throw new CryptoError('E_KEY_PASSWORD', `${path}: the key of ${what} is encrypted; ${prompt === true ? 'no password given' : 'give --prompt to be asked for its password'}`, { context: { file: path } });
-  }
-  return password;
 }
 
 /**
@@ -290,7 +280,7 @@ export async function pipelinePublishMain(argv: string[]): Promise<number> {
  * A layout signed elsewhere: every owner key signed it, and it is what the source compiles to.
  * @throws VerificationError E_LAYOUT_SIG; PipelineError E_LAYOUT_SOURCE; IoError; ParseError
  */
-function readSignedLayout(path: string, keys: readonly SigningKey[], source: PipelineSource): Uint8Array {
+export function readSignedLayout(path: string, keys: readonly SigningKey[], source: PipelineSource): Uint8Array {
   const bytes = readRegularFileSync(path, { maxBytes: LIMITS.metadataBytes, what: 'layout' });
   const envelope = parseEnvelope(bytes, path);
   let payload;

@@ -1,7 +1,8 @@
-import { existsSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { isEncryptedKeyFile, loadPublicKeyFile, loadSigningKeyFile } from '../crypto/keyfiles.js';
-import { CryptoError, InTotoError, IoError } from '../errors.js';
+import { loadPublicKeyFile, loadSigningKeyFile } from '../crypto/keyfiles.js';
+import { InTotoError, IoError } from '../errors.js';
+import { shellWord } from '../engine/shell.js';
 import { onInterrupt, setActivity } from '../io/interrupt.js';
 import { loadLayoutSource } from '../pipeline/load.js';
 import { chooseRunners } from '../pipeline/functionaries.js';
@@ -12,11 +13,11 @@ import { DEFAULT_BUILDER_ID } from '../attest/provenance.js';
 import type { PipelineProvenance } from '../pipeline/attestations.js';
 import { VERSION_TEXT } from '../attest/version.js';
 import { parseTimeoutSeconds, TIMEOUT_RULE } from '../runner/step-files.js';
-import { acceptJson, createOutput, newProgram, paramsOf, repeatable, sandboxModeOf, usage, verbosityOf, writeJson, type Output } from './common.js';
+import { acceptJson, checkDirectoryFlag, createOutput, newProgram, paramsOf, repeatable, sandboxModeOf, usage, verbosityOf, writeJson, type Output } from './common.js';
 import { printWarnings } from './layout.js';
 import { connectionOptions } from './oci.js';
 import { LOCAL_ONLY, pipelineSlurmRun, SLURM_ONLY, type SlurmRunFlags } from './pipeline-slurm.js';
-import { readPassword } from './password.js';
+import { passwordOf } from './password.js';
 import { createProgress, seconds } from './progress.js';
 import { temporaryWorkspace } from './workspace.js';
 
@@ -107,7 +108,7 @@ async function runLocally(file: string, opts: LocalFlags, argv: string[]): Promi
   setActivity(`reading ${file}`);
   const { source, warnings } = loadLayoutSource({ file, ...(opts.pubkeyDir === undefined ? {} : { pubkeyDir: opts.pubkeyDir }) });
   printWarnings(file, warnings, out);
-  checkKeyDirectory(opts.keys);
+  checkDirectoryFlag('--keys', opts.keys); // the steps' keys are looked up in it by name
   const passwords = await keyPasswords(source, opts);
   const layout = layoutOption(opts, passwords.get(OWNER));
   const provenance = provenanceOption(opts, layout, passwords.get(PROVENANCE), out);
@@ -199,16 +200,6 @@ function openWorkspace(opts: LocalFlags): Workspace {
   return Object.assign(temporary, { runIn: join(temporary.path, 'w') });
 }
 
-/**
- * The key directory exists and is a directory (the steps' keys are looked up in it by name).
- * @throws IoError E_IO "no such directory" / "not a directory"
- */
-function checkKeyDirectory(dir: string): void {
-  const stat = statSync(dir, { throwIfNoEntry: false });
-  if (stat === undefined) throw new IoError('E_IO', `--keys ${dir}: no such directory`, { context: { file: dir } });
-  if (!stat.isDirectory()) throw new IoError('E_IO', `--keys ${dir}: not a directory`, { context: { file: dir } });
-}
-
 /** The name under which the owner key's password is kept (not a functionary name: it has a space). */
 const OWNER = 'layout owner';
 /** Likewise for the provenance key. */
@@ -230,13 +221,8 @@ async function keyPasswords(source: PipelineSource, opts: LocalFlags): Promise<R
   if (opts.provenanceKey !== undefined) wanted.push({ name: PROVENANCE, path: opts.provenanceKey, what: 'the provenance signer' });
   const passwords = new Map<string, string>();
   for (const { name, path, what } of wanted) {
-    if (!isEncryptedKeyFile(path)) continue;
-    const password = opts.prompt ? await readPassword(`password for the key of ${what} (${path}): `) : '';
-    if (password === '') {
-      const why = opts.prompt ? 'no password given' : 'give --prompt to be asked for its password';
-      throw new CryptoError('E_KEY_PASSWORD', `${path}: the key of ${what} is encrypted; ${why}`, { context: { file: path } });
-    }
-    passwords.set(name, password);
+    const password = await passwordOf(path, what, opts.prompt);
+    if (password !== undefined) passwords.set(name, password);
   }
   return passwords;
 }
@@ -290,13 +276,8 @@ function printSummary(file: string, opts: LocalFlags, result: PipelineRunResult,
     if (result.provenancePath !== undefined) lines.push(`SLSA provenance (signed): ${result.provenancePath}`);
     const keys = opts.layout !== undefined ? (opts.layoutKey ?? []) : [`${opts.ownerKey ?? join(opts.keys, 'owner')}.pub`];
     const args = ['-l', 'root.layout', '-k', ...keys.map((k) => resolve(k)), ...opts.param.flatMap((p) => ['--param', p])];
-    lines.push(`verify again: cd ${quote(opts.out)} && intoto verify ${args.map(quote).join(' ')}`);
+    lines.push(`verify again: cd ${shellWord(opts.out)} && intoto verify ${args.map(shellWord).join(' ')}`);
   }
   if (!result.passed && workspace !== undefined) lines.push(`workspace kept for inspection: ${workspace}`);
   process.stdout.write(`${lines.join('\n')}\n`);
-}
-
-/** `text` as one POSIX shell word: as it is when only safe characters, else single-quoted. */
-function quote(text: string): string {
-  return /^[A-Za-z0-9_./:=,+@%-]+$/.test(text) ? text : `'${text.replace(/'/g, `'"'"'`)}'`;
 }

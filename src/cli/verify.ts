@@ -1,14 +1,13 @@
 import { resolve } from 'node:path';
 import { loadPublicKeyFile } from '../crypto/keyfiles.js';
 import type { PublicKey } from '../crypto/keys.js';
-import { statSync } from 'node:fs';
-import { asInTotoError, InTotoError, IoError } from '../errors.js';
+import { asInTotoError, InTotoError } from '../errors.js';
 import { setActivity } from '../io/interrupt.js';
 import { checkKeyFileReadable, parseTimeoutSeconds, TIMEOUT_RULE } from '../runner/step-files.js';
 import { failedReport, type LayoutReport, type RuleReport, type VerifyReport } from '../verify/report.js';
 import { verifySupplyChain } from '../verify/verify.js';
 import { DEFAULT_VERIFIER_ID } from '../attest/vsa.js';
-import { acceptJson, createOutput, expectedTypeOption, programName, reportError, writeJson, keyTypesByPosition, newProgram, paramsOf, repeatable, sandboxModeOf, usage, verbosityOf, type Output } from './common.js';
+import { acceptJson, checkDirectoryFlag, createOutput, expectedTypeOption, programName, reportError, writeJson, keyTypesByPosition, newProgram, paramsOf, repeatable, sandboxModeOf, usage, verbosityOf, type Output } from './common.js';
 
 interface VerifyCliOptions {
   layout: string;
@@ -78,7 +77,8 @@ export async function verifyMain(argv: string[]): Promise<number> {
   let keys: PublicKey[];
   try {
     keys = keyPaths.map((path, i) => loadPublicKeyFile(path, expectedTypeOption(types[i])));
-    checkLinkDirectory(opts.linkDir);
+    // Else every step would be reported as a missing link, which sends the user looking for the wrong thing.
+    checkDirectoryFlag('--link-dir', opts.linkDir);
   } catch (error) {
     // A key that does not load is a failed verification (exit 1), reported like any other.
     if (!(error instanceof InTotoError) || error.code === 'E_USAGE') throw error;
@@ -184,17 +184,6 @@ function finishReport(report: VerifyReport, opts: VerifyCliOptions, out: Output)
   process.stderr.write(`FAIL ${failure.code}: ${failure.message}\n`);
   if (out.verbosity === 'verbose') for (const line of failure.details) if (line !== failure.message) process.stderr.write(`  ${line}\n`);
   return 1;
-}
-
-/**
- * The link directory exists and is one: otherwise every step would be reported as a missing
- * link, which sends the user looking for the wrong thing.
- * @throws IoError E_IO "no such directory" / "not a directory"
- */
-function checkLinkDirectory(dir: string): void {
-  const stat = statSync(dir, { throwIfNoEntry: false });
-  if (stat === undefined) throw new IoError('E_IO', `--link-dir ${dir}: no such directory`, { context: { file: dir } });
-  if (!stat.isDirectory()) throw new IoError('E_IO', `--link-dir ${dir}: not a directory`, { context: { file: dir } });
 }
 
 function summary(layout: LayoutReport): string {

@@ -8,10 +8,8 @@ import { EngineError } from '../errors.js';
  */
 
 export interface SlurmClient {
-  /** The environment of the Slurm commands (SLURM_CONF, PATH, ...). */
+  /** The environment of the Slurm commands (SLURM_CONF, PATH, ...); the commands are found on its PATH. */
   readonly env: NodeJS.ProcessEnv;
-  /** Directory of the client programs; default: found on the environment's PATH. */
-  readonly binDir?: string;
 }
 
 /** What squeue or sacct says about one job. */
@@ -34,9 +32,8 @@ const COMMAND_TIMEOUT_MS = 30_000;
  * @throws EngineError E_SCHEDULER with the command and its first error line
  */
 export function slurmCommand(client: SlurmClient, command: string, args: readonly string[], input?: string): Promise<string> {
-  const file = client.binDir === undefined ? command : `${client.binDir}/${command}`;
   return new Promise((resolve, reject) => {
-    const child = execFile(file, [...args], { env: client.env, encoding: 'utf8', timeout: COMMAND_TIMEOUT_MS, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
+    const child = execFile(command, [...args], { env: client.env, encoding: 'utf8', timeout: COMMAND_TIMEOUT_MS, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
       if (error === null) {
         resolve(stdout);
         return;

@@ -38,14 +38,10 @@ export interface SlurmRunOptions {
   /** Names the run in job names and comments (squeue shows them). */
   readonly runId: string;
   readonly partition?: string;
-  /** Working directory of the jobs on their nodes (default /tmp). */
-  readonly chdir?: string;
   /** Directories the jobs find first on their PATH (before the fixed system PATH). */
   readonly path?: readonly string[];
   /** Interval between two squeue calls (default 250 ms). */
   readonly pollMs?: number;
-  /** How long cancelled jobs may take to end (default 60 s; Slurm's KillWait is 30 s by default). */
-  readonly cancelTimeoutMs?: number;
   /** Aborting cancels every job of the run and ends it as failed. */
   readonly signal?: AbortSignal;
   readonly onEvent?: (event: SlurmEvent) => void;
@@ -95,6 +91,8 @@ interface Tracked {
 
 const MAX_POLL_ERRORS = 5;
 const MAX_MISSES = 3;
+/** How long cancelled jobs may take to end (Slurm's KillWait is 30 s by default). */
+const CANCEL_TIMEOUT_MS = 60_000;
 
 /**
  * Submits and follows the jobs. Job failures and Slurm errors are in the result, never thrown,
@@ -133,7 +131,7 @@ async function submitAll(options: SlurmRunOptions, tracked: Map<string, Tracked>
       `--comment=intoto run ${options.runId}`,
       '--nodes=1',
       '--ntasks=1',
-      `--chdir=${options.chdir ?? '/tmp'}`,
+      '--chdir=/tmp', // the submitter's directory may not exist on the node
       ...(spec.node === undefined ? [] : [`--nodelist=${spec.node}`]),
       ...(options.partition === undefined ? [] : [`--partition=${options.partition}`]),
       ...(after.length === 0 ? [] : [`--dependency=afterok:${after.join(':')}`, '--kill-on-invalid-dep=yes']),
@@ -228,7 +226,7 @@ async function cancelRest(options: SlurmRunOptions, tracked: Map<string, Tracked
   if (open().length === 0) return [];
   const ids = open().map((t) => t.jobId);
   emit({ kind: 'cancelling', jobIds: ids, why });
-  const deadline = performance.now() + (options.cancelTimeoutMs ?? 60_000);
+  const deadline = performance.now() + CANCEL_TIMEOUT_MS;
   let cancelled = false;
   while (open().length > 0 && performance.now() < deadline) {
     try {

@@ -1,8 +1,9 @@
-import { mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { PublicKey } from '../crypto/keys.js';
 import { loadSigningKeyFile } from '../crypto/keyfiles.js';
-import { CryptoError, InTotoError, ioError, RegistryError, RunError, UsageError, VerificationError } from '../errors.js';
+import { CryptoError, InTotoError, IoError, ioError, RegistryError, RunError, UsageError, VerificationError } from '../errors.js';
+import { makeDirectorySync } from '../io/files.js';
 import type { Link } from '../model/link.js';
 import type { RegistryClient } from '../oci/client.js';
 import { OCI_MANIFEST } from '../oci/media-types.js';
@@ -130,10 +131,12 @@ export async function runStoredStep(client: RegistryClient, options: StoredStepO
   const dir = join(options.workspace, 'run');
   const linkDir = join(options.workspace, 'links');
   try {
-    mkdirSync(dir, { recursive: true });
-    mkdirSync(linkDir, { recursive: true });
+    // Not Node's recursive mkdirSync, which spins for ever under a parent that takes no children (/proc/nope).
+    makeDirectorySync(dir);
+    makeDirectorySync(linkDir);
   } catch (error) {
-    throw ioError(options.workspace, error, 'cannot create the step workspace in');
+    // Named against the workspace as before, with the system error makeDirectorySync carries.
+    throw ioError(options.workspace, error instanceof IoError && error.cause !== undefined ? error.cause : error, 'cannot create the step workspace in');
   }
   await fetchMaterials(client, repository, step, wanted, dir);
   const fetchMs = Math.round(performance.now() - t0);

@@ -124,7 +124,8 @@ export async function runPipeline(options: PipelineRunOptions): Promise<Pipeline
   const start = performance.now();
   const startedOn = new Date();
   const { source } = options;
-  const { steps } = withParams(source, options.params ?? new Map<string, string>());
+  const params = options.params ?? new Map<string, string>();
+  const { steps, outputs } = withParams(source, params);
   const order = planSteps(steps);
   const runners = chooseRunners(order, options.keyDir);
   const layoutKeys = prepareLayout(options, runners);
@@ -142,7 +143,7 @@ export async function runPipeline(options: PipelineRunOptions): Promise<Pipeline
     if (options.attest === true || options.provenance !== undefined) {
       attestations = stageOutput(attestationDirOf(options), options.force ?? false, keep, 'attestations');
     }
-    return await runAndVerify(options, { order, runners, layoutKeys, inputs, workspace, output, attestations, start, startedOn });
+    return await runAndVerify(options, { order, outputs, params, runners, layoutKeys, inputs, workspace, output, attestations, start, startedOn });
   } finally {
     output.discard();
     attestations?.discard();
@@ -151,6 +152,9 @@ export async function runPipeline(options: PipelineRunOptions): Promise<Pipeline
 
 interface Prepared {
   readonly order: readonly PipelineStep[];
+  /** The `outputs` patterns with the params substituted (withParams). */
+  readonly outputs: readonly string[] | undefined;
+  readonly params: ReadonlyMap<string, string>;
   readonly runners: ReadonlyMap<string, readonly string[]>;
   readonly layoutKeys: readonly PublicKey[];
   readonly inputs: ReturnType<typeof listInputFiles>;
@@ -162,15 +166,13 @@ interface Prepared {
 }
 
 async function runAndVerify(options: PipelineRunOptions, prepared: Prepared): Promise<PipelineRunResult> {
-  const { order, runners, layoutKeys, inputs, workspace, output, attestations, start, startedOn } = prepared;
+  const { order, outputs, params, runners, layoutKeys, inputs, workspace, output, attestations, start, startedOn } = prepared;
   const attestationDir = attestations?.staging;
   const emit = options.onEvent ?? ((): void => {});
-  const params = options.params ?? new Map<string, string>();
   // Every key a run will use, hidden from every command (each run's own key is hidden anyway):
   // with the workspace inside the key directory, only the key files themselves can be covered.
   const keyFiles = [...new Set([...runners.values()].flat())].map((name) => resolve(options.keyDir, name));
   const hide = [...keyFiles, ...(options.hide ?? [])];
-  const { outputs } = withParams(options.source, params);
   const linkDir = join(workspace, 'links');
   mkdirSync(linkDir);
   const settings: StepRunSettings = {

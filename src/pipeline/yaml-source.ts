@@ -264,7 +264,6 @@ class Walker {
     if (isSeq(node)) return node.items.map((item, i) => this.convert(item, `${pointer}/${i}`, depth + 1));
     if (isMap(node)) {
       const object = Object.create(null) as Record<string, JsonValue>;
-      const seen = new Set<string>();
       for (const pair of node.items) {
         const keyNode: unknown = pair.key;
         const keyStart = rangeStart(keyNode);
@@ -277,11 +276,10 @@ class Walker {
           this.refuse('yaml-merge-key', 'merge keys (<<) are not allowed: write each field out', keyStart);
           continue;
         }
-        if (seen.has(key)) {
+        if (Object.hasOwn(object, key)) {
           this.refuse('yaml-duplicate-key', `the key ${JSON.stringify(key.length > 60 ? `${key.slice(0, 60)}...` : key)} appears twice in one mapping (only one value could win)`, keyStart);
           continue;
         }
-        seen.add(key);
         const child = `${pointer}/${pointerSegment(key)}`;
         if (keyStart !== undefined) this.keys.set(child, keyStart);
         // `key:` with nothing after it is an empty string in the failsafe schema.

@@ -47,6 +47,21 @@ describe('pipeline engine command lines', () => {
     expect(JSON.parse(result.stdout)).toMatchObject({ passed: false, failure: { code: 'E_USAGE' } });
   });
 
+  it('an encrypted owner key without --prompt is refused before anything is published (E_KEY_PASSWORD)', () => {
+    const owner = join(dir, 'owner-encrypted');
+    writeKeyPair(generateSigningKey({ type: 'ed25519' }), owner, 'secret');
+    const result = runBin('intoto', [...slurm, ...store, '--owner-key', owner], { cwd: dir });
+    expect(result.stderr).toContain(`${owner}: the key of the layout owner is encrypted; give --prompt to be asked for its password [E_KEY_PASSWORD]`);
+    expect(result.stderr).not.toMatch(/E_REGISTRY/);
+  });
+
+  it('a --layout the owner key did not sign is refused before anything is published (E_LAYOUT_SIG)', () => {
+    const layout = join(dir, 'validator-signed.layout');
+    expect(runBin('intoto', ['layout', 'sign', yaml, '--pubkey-dir', keys, '-k', join(keys, 'validator'), '-o', layout, '-q'], { cwd: dir }).status).toBe(0);
+    const result = runBin('intoto', [...slurm, ...store, '--owner-key', join(keys, 'owner'), '--layout', layout, '--json'], { cwd: dir });
+    expect(JSON.parse(result.stdout)).toMatchObject({ passed: false, failure: { code: 'E_LAYOUT_SIG', message: expect.stringContaining(`${layout}: not signed by the owner key `), context: { file: layout } } });
+  });
+
   it('a store nobody answers on is a registry error, not a crash', () => {
     const result = runBin('intoto', ['pipeline', 'verify', yaml, ...store, '--run-id', 'r', '-k', join(keys, 'owner.pub'), '--pubkey-dir', keys, '--timeout', '2'], { cwd: dir });
     expect(result.status).toBe(1);
