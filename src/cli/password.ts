@@ -60,7 +60,7 @@ export async function readPassword(prompt: string): Promise<string> {
  * asked with --prompt; `what` names the key's holder, e.g. `functionary 'alice'`.
  * @throws CryptoError E_KEY_PASSWORD for an encrypted key without --prompt, or an empty answer
  */
-export async function passwordOf(path: string, what: string, prompt: boolean | undefined): Promise<string | undefined> {
+export async function encryptedKeyPassword(path: string, what: string, prompt: boolean | undefined): Promise<string | undefined> {
   if (!isEncryptedKeyFile(path)) return undefined;
   const password = prompt === true ? await readPassword(`password for the key of ${what} (${path}): `) : '';
   if (password === '') {

@@ -11,7 +11,7 @@ import { checkRunId, newRunId, parseStoreUrl } from '../engine/step-command.js';
 import { onInterrupt, setActivity } from '../io/interrupt.js';
 import { parseTimeoutSeconds, TIMEOUT_RULE } from '../runner/step-files.js';
 import { createOutput, paramsOf, sandboxModeOf, usage, verbosityOf, writeJson } from './common.js';
-import { passwordOf } from './password.js';
+import { encryptedKeyPassword } from './password.js';
 import { loadSource, readSignedLayout, storeClient } from './pipeline-store.js';
 import { seconds } from './progress.js';
 
@@ -168,7 +168,7 @@ export function nodeMap(assignments: readonly string[]): Map<string, string> {
 }
 
 async function ownerSigningKey(path: string, prompt: boolean | undefined): Promise<SigningKey> {
-  const password = await passwordOf(path, 'the layout owner', prompt);
+  const password = await encryptedKeyPassword(path, 'the layout owner', prompt);
   return loadSigningKeyFile(path, password === undefined ? {} : { password });
 }
 

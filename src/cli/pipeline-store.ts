@@ -20,7 +20,7 @@ import { parseTimeoutSeconds, TIMEOUT_RULE } from '../runner/step-files.js';
 import { acceptJson, createOutput, newProgram, paramsOf, repeatable, sandboxModeOf, usage, verbosityOf, writeJson, type Output } from './common.js';
 import { printWarnings } from './layout.js';
 import { clientFor, connectionOptions, type ConnectionOptions } from './oci.js';
-import { passwordOf } from './password.js';
+import { encryptedKeyPassword } from './password.js';
 import { seconds } from './progress.js';
 import { temporaryWorkspace, type TemporaryWorkspace } from './workspace.js';
 
@@ -125,7 +125,7 @@ export async function pipelineStepMain(argv: string[]): Promise<number> {
   const ownerKeys = ownerPublicKeys(opts.layoutKey, '--layout-key');
   const params = opts.param.length === 0 ? undefined : paramsOf(opts.param);
   const source = loadSource(file, opts, out, true);
-  const password = await passwordOf(opts.key, `functionary '${opts.as}'`, opts.prompt);
+  const password = await encryptedKeyPassword(opts.key, `functionary '${opts.as}'`, opts.prompt);
   const workspace = stepWorkspace(opts);
   const client = storeClient(store, { ...opts, timeout: opts.storeTimeout }, out);
   let result;
@@ -254,7 +254,7 @@ export async function pipelinePublishMain(argv: string[]): Promise<number> {
   const source = loadSource(file, opts, out, false);
   const ownerKeys: SigningKey[] = [];
   for (const path of opts.ownerKey) {
-    const password = await passwordOf(path, 'the layout owner', opts.prompt);
+    const password = await encryptedKeyPassword(path, 'the layout owner', opts.prompt);
     ownerKeys.push(loadSigningKeyFile(path, password === undefined ? {} : { password }));
   }
   const signedLayout = opts.layout === undefined ? undefined : readSignedLayout(opts.layout, ownerKeys, source);

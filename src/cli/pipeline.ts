@@ -17,7 +17,7 @@ import { acceptJson, checkDirectoryFlag, createOutput, newProgram, paramsOf, rep
 import { printWarnings } from './layout.js';
 import { connectionOptions } from './oci.js';
 import { LOCAL_ONLY, pipelineSlurmRun, SLURM_ONLY, type SlurmRunFlags } from './pipeline-slurm.js';
-import { passwordOf } from './password.js';
+import { encryptedKeyPassword } from './password.js';
 import { createProgress, seconds } from './progress.js';
 import { temporaryWorkspace } from './workspace.js';
 
@@ -221,7 +221,7 @@ async function keyPasswords(source: PipelineSource, opts: LocalFlags): Promise<R
   if (opts.provenanceKey !== undefined) wanted.push({ name: PROVENANCE, path: opts.provenanceKey, what: 'the provenance signer' });
   const passwords = new Map<string, string>();
   for (const { name, path, what } of wanted) {
-    const password = await passwordOf(path, what, opts.prompt);
+    const password = await encryptedKeyPassword(path, what, opts.prompt);
     if (password !== undefined) passwords.set(name, password);
   }
   return passwords;
